@@ -1,0 +1,27 @@
+//! Certificate Transparency: SCT wire format, precertificate reconstruction, SCT
+//! signatures, log lists and the CT policy.
+
+pub mod sct;
+pub mod signed_data;
+
+pub use sct::{LogId, Sct};
+
+/// SHA-256 with the same crypto provider rustls uses (ring).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Where an SCT was delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SctSource {
+    /// Embedded in the leaf certificate (X.509 extension 1.3.6.1.4.1.11129.2.4.2), signed
+    /// over the precertificate.
+    Embedded,
+    /// In the stapled OCSP response (single-response extension 1.3.6.1.4.1.11129.2.4.5),
+    /// signed over the whole leaf (`x509_entry`).
+    Ocsp,
+}

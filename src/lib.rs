@@ -1,0 +1,23 @@
+//! # ctdns
+//!
+//! A DNS-over-TLS / DNS-over-HTTPS stub resolver and library that refuses to talk to a
+//! resolver whose certificate is not publicly logged in Certificate Transparency.
+//!
+//! Before a single DNS byte is sent on a connection, ctdns checks:
+//! 1. the certificate chain to a trusted root;
+//! 2. that an **IP SAN** equals the IP address it dialed;
+//! 3. valid SCTs from at least two trusted CT logs of distinct operators (Chrome's policy
+//!    by default: embedded SCTs, and SCTs stapled in OCSP);
+//! 4. when configured, that the issuer is pinned, and that the certificate is not denylisted.
+//!
+//! The tree reads as the path a query takes:
+//! [`stub`] (local listeners, cache) → [`upstream`] (pool, DoT/DoH transports) →
+//! [`tls`] (the rustls verifier that decides every refusal) → [`ct`] (SCTs, log list, policy).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ct;
+pub mod pki;
+pub mod stub;
+pub mod tls;
+pub mod upstream;

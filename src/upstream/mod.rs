@@ -1,0 +1,56 @@
+//! Upstream resolvers: one [`Transport`] interface, implemented by DNS-over-TLS and
+//! DNS-over-HTTPS, behind a pool with health tracking and failover.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable future, so that [`Transport`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why an upstream exchange failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    /// TCP connect failed.
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        /// The upstream address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed, including every certificate refusal by the verifier.
+    #[error("TLS handshake with {addr}: {source}")]
+    Tls {
+        /// The upstream address.
+        addr: std::net::SocketAddr,
+        /// The I/O error wrapping the rustls error.
+        source: std::io::Error,
+    },
+    /// No answer within the deadline.
+    #[error("timed out")]
+    Timeout,
+    /// The connection closed or failed while the query was outstanding.
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+    /// The upstream answered something that is not an acceptable DNS response.
+    #[error("bad response: {0}")]
+    BadResponse(String),
+    /// The query could not be sent (malformed or too large).
+    #[error("bad query: {0}")]
+    BadQuery(String),
+    /// An HTTP-level failure (DoH).
+    #[error("HTTP: {0}")]
+    Http(String),
+}
+
+/// One way of reaching one upstream resolver. Implementations own their connections and
+/// must only send DNS bytes on connections whose certificate passed the verifier.
+pub trait Transport: Send + Sync + std::fmt::Debug {
+    /// Send one DNS query (wire format, any message ID) and return the response in wire
+    /// format, with the query's original message ID restored.
+    fn query<'a>(&'a self, query: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, UpstreamError>>;
+
+    /// A short human-readable name, e.g. `dot://1.1.1.1:853`.
+    fn name(&self) -> &str;
+}
