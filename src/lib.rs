@@ -21,3 +21,6 @@ pub mod pki;
 pub mod stub;
 pub mod tls;
 pub mod upstream;
+pub mod config;
+pub mod evidence;
+pub mod cli;

@@ -25,3 +25,4 @@ pub enum SctSource {
     /// signed over the whole leaf (`x509_entry`).
     Ocsp,
 }
+pub mod checker;

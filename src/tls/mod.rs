@@ -1,2 +1,10 @@
 //! TLS verification: the rustls `ServerCertVerifier` that enforces chain, IP SAN, CT policy,
 //! issuer pins and the denylist, and the client configuration built around it.
+
+pub mod config;
+pub mod pins;
+pub mod roots;
+pub mod verifier;
+
+pub use config::client_config;
+pub use verifier::{CtVerifier, Decision, Refusal};

@@ -1,0 +1,154 @@
+//! Pieces shared by the subcommands: reading chains, times, CT options.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
+
+use crate::config::PolicyName;
+use crate::ct::checker::CtChecker;
+use crate::ct::log_list::{LogList, StalenessPolicy};
+use crate::ct::policy::CtPolicy;
+
+/// Exit code: the certificate was refused.
+pub const EXIT_REFUSED: u8 = 1;
+/// Exit code: bad input or usage.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// CT options shared by `verify` and `check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CtArgs {
+    /// A log list (Chrome v3 or Apple schema); default: the list bundled with ctdns.
+    #[arg(long, value_name = "FILE")]
+    pub log_list: Option<PathBuf>,
+    /// Trusted roots (PEM); default: webpki-roots.
+    #[arg(long, value_name = "FILE.pem")]
+    pub roots: Option<PathBuf>,
+    /// CT policy.
+    #[arg(long, value_enum, default_value = "chrome")]
+    pub policy: PolicyArg,
+    /// Maximum log list age in days before warning (or refusing with --refuse-stale-list).
+    #[arg(long, default_value_t = 70)]
+    pub max_list_age_days: u64,
+    /// Refuse when the log list is older than --max-list-age-days.
+    #[arg(long)]
+    pub refuse_stale_list: bool,
+}
+
+/// `--policy` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// Chrome's CT policy.
+    Chrome,
+    /// Apple's CT policy.
+    Apple,
+}
+
+impl From<PolicyArg> for PolicyName {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Chrome => PolicyName::Chrome,
+            PolicyArg::Apple => PolicyName::Apple,
+        }
+    }
+}
+
+/// Load a log list file, or the bundled one.
+pub fn log_list(path: Option<&Path>) -> Result<LogList, String> {
+    match path {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            LogList::from_json(&bytes).map_err(|e| format!("{}: {e}", p.display()))
+        }
+        None => Ok(LogList::bundled()),
+    }
+}
+
+/// The policy for a name, with optional raised minimums.
+pub fn policy(name: PolicyName, min_logs: Option<usize>, min_operators: Option<usize>) -> Result<CtPolicy, String> {
+    let mut policy = match name {
+        PolicyName::Chrome => CtPolicy::chrome(),
+        PolicyName::Apple => CtPolicy::apple(),
+    };
+    if let Some(n) = min_logs {
+        policy = policy.with_min_logs(n).map_err(|e| e.to_string())?;
+    }
+    if let Some(n) = min_operators {
+        policy = policy.with_min_operators(n).map_err(|e| e.to_string())?;
+    }
+    Ok(policy)
+}
+
+/// The checker for CLI options.
+pub fn checker(args: &CtArgs) -> Result<CtChecker, String> {
+    let logs = log_list(args.log_list.as_deref())?;
+    Ok(CtChecker::new(Arc::new(logs), policy(args.policy.into(), None, None)?))
+}
+
+/// The staleness policy for CLI options.
+pub fn staleness(args: &CtArgs) -> StalenessPolicy {
+    StalenessPolicy {
+        max_age: Duration::from_secs(args.max_list_age_days.saturating_mul(86_400)),
+        refuse_when_stale: args.refuse_stale_list,
+    }
+}
+
+/// Trust anchors from a PEM file, or webpki-roots.
+pub fn roots(path: Option<&Path>) -> Result<Vec<TrustAnchor<'static>>, String> {
+    match path {
+        Some(p) => crate::tls::roots::from_pem_file(p).map_err(|e| e.to_string()),
+        None => Ok(crate::tls::roots::webpki_roots()),
+    }
+}
+
+/// Read a chain file: PEM blocks (text around them ignored, as in `openssl x509 -text`
+/// dumps) or a single DER certificate.
+pub fn read_chain(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_chain(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parse PEM or DER chain bytes.
+pub fn parse_chain(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    if bytes.first() == Some(&0x30) {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(bytes)
+        .map(|c| c.map(|c| c.as_ref().to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no CERTIFICATE block and not DER".into());
+    }
+    Ok(certs)
+}
+
+/// Parse an RFC 3339 time.
+pub fn parse_rfc3339(s: &str) -> Result<UnixTime, String> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("--at `{s}`: not an RFC 3339 time ({e})"))?;
+    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| format!("--at `{s}`: before 1970"))?;
+    Ok(UnixTime::since_unix_epoch(Duration::from_secs(secs)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:01:00Z").unwrap().as_secs(), 60);
+        assert!(parse_rfc3339("yesterday").is_err());
+        assert!(parse_rfc3339("1969-12-31T23:59:59Z").is_err());
+    }
+
+    #[test]
+    fn chains() {
+        assert!(parse_chain(b"hello").is_err());
+        assert_eq!(parse_chain(&[0x30, 0x00]).unwrap(), vec![vec![0x30, 0x00]]);
+        let pem = "junk\n-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\nmore junk\n";
+        assert_eq!(parse_chain(pem.as_bytes()).unwrap(), vec![vec![0x30, 0x00]]);
+    }
+}

@@ -1,0 +1,228 @@
+//! Human- and JSON-facing descriptions of certificates and CT reports, shared by
+//! `ctdns verify` and `ctdns check`.
+
+use serde::Serialize;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::ct::policy::CtReport;
+use crate::tls::pins::{CertFingerprint, SpkiPin};
+use crate::tls::verifier::Decision;
+
+/// What `--json` prints for one certificate.
+#[derive(Debug, Serialize)]
+pub struct CertInfo {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial number, hex.
+    pub serial: String,
+    /// notBefore, RFC 3339.
+    pub not_before: String,
+    /// notAfter, RFC 3339.
+    pub not_after: String,
+    /// iPAddress SANs.
+    pub ip_sans: Vec<String>,
+    /// dNSName SANs.
+    pub dns_sans: Vec<String>,
+    /// Base64 SHA-256 of the SubjectPublicKeyInfo (the issuer-pin form).
+    pub spki_sha256: String,
+    /// SHA-256 of the whole certificate, hex (the denylist form).
+    pub sha256: String,
+}
+
+/// Describe a DER certificate; a certificate x509-parser cannot read is described by its
+/// fingerprint alone.
+pub fn cert_info(der: &[u8]) -> CertInfo {
+    let sha256 = CertFingerprint::of_cert(der).to_string();
+    match X509Certificate::from_der(der) {
+        Ok((_, cert)) => {
+            let mut ip_sans = Vec::new();
+            let mut dns_sans = Vec::new();
+            if let Ok(Some(san)) = cert.subject_alternative_name() {
+                for name in &san.value.general_names {
+                    match name {
+                        GeneralName::DNSName(d) => dns_sans.push(d.to_string()),
+                        GeneralName::IPAddress(b) => ip_sans.push(ip_string(b)),
+                        _ => {}
+                    }
+                }
+            }
+            let time = |t: x509_parser::time::ASN1Time| {
+                crate::evidence::format_time(t.timestamp().max(0) as u64)
+            };
+            CertInfo {
+                subject: cert.subject().to_string(),
+                issuer: cert.issuer().to_string(),
+                serial: cert.raw_serial_as_string(),
+                not_before: time(cert.validity().not_before),
+                not_after: time(cert.validity().not_after),
+                ip_sans,
+                dns_sans,
+                spki_sha256: SpkiPin::of_spki(cert.public_key().raw).to_string(),
+                sha256,
+            }
+        }
+        Err(e) => CertInfo {
+            subject: format!("(unparsable: {e})"),
+            issuer: String::new(),
+            serial: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+            ip_sans: Vec::new(),
+            dns_sans: Vec::new(),
+            spki_sha256: String::new(),
+            sha256,
+        },
+    }
+}
+
+fn ip_string(b: &[u8]) -> String {
+    match b.len() {
+        4 => std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string(),
+        16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(b);
+            std::net::Ipv6Addr::from(a).to_string()
+        }
+        _ => format!("(malformed {}-byte address)", b.len()),
+    }
+}
+
+/// The `--json` object of a decision.
+#[derive(Debug, Serialize)]
+pub struct DecisionJson<'a> {
+    /// Whether every rule passed.
+    pub accepted: bool,
+    /// The rule that failed, or null.
+    pub refusal: Option<&'static str>,
+    /// The full refusal message, or null.
+    pub reason: Option<String>,
+    /// Per-SCT verdicts (empty when the CT step did not run).
+    pub scts: serde_json::Value,
+    /// The CT policy outcome, when the CT step ran.
+    pub ct_outcome: Option<String>,
+    /// The presented chain, leaf first.
+    pub chain: Vec<CertInfo>,
+    /// SPKI pins of the CA certificates of the verified path (issuer first).
+    pub path_pins: Vec<String>,
+    /// The log list in force.
+    pub log_list: LogListInfo<'a>,
+}
+
+/// Which log list decided.
+#[derive(Debug, Serialize)]
+pub struct LogListInfo<'a> {
+    /// Its version string.
+    pub version: Option<&'a str>,
+    /// Its timestamp, RFC 3339.
+    pub timestamp: Option<String>,
+    /// Number of logs.
+    pub logs: usize,
+}
+
+/// Build the JSON object.
+pub fn decision_json<'a>(
+    decision: &Decision,
+    chain: &[Vec<u8>],
+    logs: &'a crate::ct::log_list::LogList,
+) -> DecisionJson<'a> {
+    DecisionJson {
+        accepted: decision.accepted(),
+        refusal: decision.refusal.as_ref().map(|r| r.rule()),
+        reason: decision.refusal.as_ref().map(|r| r.to_string()),
+        scts: decision
+            .ct
+            .as_ref()
+            .and_then(|r| serde_json::to_value(&r.scts).ok())
+            .unwrap_or(serde_json::Value::Array(Vec::new())),
+        ct_outcome: decision.ct.as_ref().map(outcome_text),
+        chain: chain.iter().map(|c| cert_info(c)).collect(),
+        path_pins: decision.path_pins.iter().map(|p| p.to_string()).collect(),
+        log_list: LogListInfo {
+            version: logs.version(),
+            timestamp: logs.timestamp_ms().map(|ms| crate::evidence::format_time(ms / 1000)),
+            logs: logs.logs().len(),
+        },
+    }
+}
+
+fn outcome_text(report: &CtReport) -> String {
+    match &report.outcome {
+        Ok(()) => "compliant".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The human-readable report: chain, SCT table, verdict.
+pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    out.push_str("Chain (as presented, leaf first):\n");
+    for (i, der) in chain.iter().enumerate() {
+        let c = cert_info(der);
+        out.push_str(&format!("  [{i}] subject: {}\n      issuer:  {}\n", c.subject, c.issuer));
+        out.push_str(&format!("      valid:   {} .. {}\n", c.not_before, c.not_after));
+        if !c.ip_sans.is_empty() || !c.dns_sans.is_empty() {
+            out.push_str(&format!("      SANs:    IP {:?} DNS {:?}\n", c.ip_sans, c.dns_sans));
+        }
+        out.push_str(&format!("      SPKI pin sha256/{}\n      cert sha256 {}\n", c.spki_sha256, c.sha256));
+    }
+    if !decision.path_pins.is_empty() {
+        let pins: Vec<String> = decision.path_pins.iter().map(|p| p.to_string()).collect();
+        out.push_str(&format!("Verified path CA pins (issuer first): {}\n", pins.join(", ")));
+    }
+    if let Some(report) = &decision.ct {
+        out.push_str("\nSCTs:\n");
+        out.push_str(&format!(
+            "  {:<8} {:<34} {:<14} {:<24} {:<9} {}\n",
+            "source", "log", "operator", "timestamp", "signature", "counted"
+        ));
+        for v in &report.scts {
+            let value = serde_json::to_value(v).unwrap_or_default();
+            let get = |k: &str| match value.get(k) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Null) | None => "-".into(),
+                Some(other) => other.to_string(),
+            };
+            let ts = value
+                .get("timestamp_ms")
+                .and_then(|t| t.as_u64())
+                .map(|ms| crate::evidence::format_time(ms / 1000))
+                .unwrap_or_else(|| "-".into());
+            let counted = if v.counted {
+                "yes".to_string()
+            } else {
+                format!("no: {}", v.reason.as_ref().map(|r| r.to_string()).unwrap_or_default())
+            };
+            let log = match &v.log_description {
+                Some(d) => d.clone(),
+                None => get("log_id"),
+            };
+            let sig = value.get("signature").map(sig_text).unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "  {:<8} {:<34} {:<14} {:<24} {:<9} {}\n",
+                get("source"),
+                log,
+                v.operator.clone().unwrap_or_else(|| "-".into()),
+                ts,
+                sig,
+                counted
+            ));
+        }
+        out.push_str(&format!("CT policy: {}\n", outcome_text(report)));
+    }
+    out.push('\n');
+    match &decision.refusal {
+        None => out.push_str("VERDICT: ACCEPTED\n"),
+        Some(r) => out.push_str(&format!("VERDICT: REFUSED ({}): {r}\n", r.rule())),
+    }
+    out
+}
+
+fn sig_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,34 @@
+//! The `ctdns` command line: one module per subcommand.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod common;
+pub mod describe;
+pub mod verify;
+
+/// ctdns: a DNS-over-TLS / DNS-over-HTTPS stub resolver that refuses resolvers whose
+/// certificates are not Certificate-Transparency logged.
+#[derive(Debug, Parser)]
+#[command(name = "ctdns", version, about)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit a certificate chain file offline (exit 0 accepted, 1 refused, 2 bad input).
+    Verify(verify::VerifyArgs),
+}
+
+/// Parse the command line and run it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Verify(args) => verify::run(args),
+    }
+}

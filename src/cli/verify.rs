@@ -1,0 +1,104 @@
+//! `ctdns verify`: offline audit of a certificate chain file.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::cli::common::{self, CtArgs, EXIT_BAD_INPUT};
+use crate::cli::describe;
+use crate::tls::pins::{CertFingerprint, SpkiPin};
+use crate::tls::verifier::CtVerifier;
+
+/// Arguments of `ctdns verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The chain: PEM (leaf first; text around the blocks is ignored) or DER (leaf only).
+    #[arg(long, value_name = "FILE")]
+    pub chain: PathBuf,
+    /// The IP the certificate must carry as an IP SAN (omit to skip that rule).
+    #[arg(long)]
+    pub ip: Option<IpAddr>,
+    /// A DNS name the certificate must also be valid for.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A stapled OCSP response (DER) whose SCTs count too.
+    #[arg(long, value_name = "FILE")]
+    pub ocsp: Option<PathBuf>,
+    /// Issuer pin (base64 SHA-256 of a CA's SPKI); repeatable.
+    #[arg(long = "pin", value_name = "BASE64")]
+    pub pins: Vec<String>,
+    /// Denylisted certificate SHA-256 (hex); repeatable.
+    #[arg(long = "deny", value_name = "SHA256")]
+    pub deny: Vec<String>,
+    /// Decide as of this time (RFC 3339), e.g. for expired material.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// Print one JSON object instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+    /// CT options.
+    #[command(flatten)]
+    pub ct: CtArgs,
+}
+
+/// Run `ctdns verify`.
+pub fn run(args: VerifyArgs) -> ExitCode {
+    match verify(&args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("ctdns verify: {msg}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
+    let chain = common::read_chain(&args.chain)?;
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Err(format!("{}: no certificate found", args.chain.display()));
+    };
+    let ocsp = match &args.ocsp {
+        Some(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => Vec::new(),
+    };
+    let now = match &args.at {
+        Some(at) => common::parse_rfc3339(at)?,
+        None => UnixTime::now(),
+    };
+    let checker = common::checker(&args.ct)?;
+    let logs = checker.logs().clone();
+    let roots = common::roots(args.ct.roots.as_deref())?;
+    let pins = args
+        .pins
+        .iter()
+        .map(|p| SpkiPin::parse(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deny = args
+        .deny
+        .iter()
+        .map(|p| CertFingerprint::parse(p).map_err(|e| e.to_string()))
+        .collect::<Result<std::collections::HashSet<_>, _>>()?;
+    let name = match &args.name {
+        Some(n) => Some(
+            ServerName::try_from(n.clone()).map_err(|_| format!("--name `{n}` is not a valid DNS name"))?,
+        ),
+        None => None,
+    };
+    let verifier = CtVerifier::new(Arc::new(roots), checker)
+        .with_pins(pins)
+        .with_denylist(Arc::new(deny))
+        .with_staleness(common::staleness(&args.ct));
+    let leaf_der = CertificateDer::from(leaf.as_slice());
+    let inter: Vec<CertificateDer<'_>> = intermediates.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+    let decision = verifier.verify(&leaf_der, &inter, args.ip, name.as_ref(), &ocsp, now);
+    if args.json {
+        let json = describe::decision_json(&decision, &chain, &logs);
+        println!("{}", serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", describe::human(&decision, &chain));
+    }
+    Ok(if decision.accepted() { ExitCode::SUCCESS } else { ExitCode::from(common::EXIT_REFUSED) })
+}

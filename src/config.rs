@@ -1,0 +1,545 @@
+//! The TOML configuration of `ctdns serve`, and its built-in default.
+//!
+//! Unknown keys and bad values are errors that name the key (serde's `deny_unknown_fields`
+//! plus explicit validation in [`Config::validate`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown keys / wrongly typed values (the message names
+    /// the key and its line).
+    #[error("config: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A value is out of range or inconsistent; `key` names it.
+    #[error("config key `{key}`: {reason}")]
+    Invalid {
+        /// Dotted key path, e.g. `upstream[1].url`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Local listen addresses (UDP and TCP on each). Default `127.0.0.1:53`, `[::1]:53`.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// Deadline for answering a client query (answer or SERVFAIL), in milliseconds.
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+    /// Idle timeout of local TCP connections, in milliseconds.
+    #[serde(default = "default_tcp_idle_ms")]
+    pub tcp_idle_timeout_ms: u64,
+    /// Maximum concurrent local TCP connections.
+    #[serde(default = "default_max_tcp")]
+    pub max_tcp_connections: usize,
+    /// Answer cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Certificate Transparency settings.
+    #[serde(default)]
+    pub ct: CtConfig,
+    /// TLS trust settings shared by all upstreams.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Evidence of refused certificates.
+    #[serde(default)]
+    pub evidence: EvidenceConfig,
+    /// Upstream resolvers, tried in order with failover.
+    #[serde(default = "default_upstreams", rename = "upstream")]
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// Answer cache settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Whether to cache answers (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Maximum cached entries.
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: default_cache_entries(),
+        }
+    }
+}
+
+/// The CT policy name.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyName {
+    /// Chrome's CT policy (default).
+    #[default]
+    Chrome,
+    /// Apple's CT policy.
+    Apple,
+}
+
+/// Certificate Transparency settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CtConfig {
+    /// `chrome` (default) or `apple`.
+    #[serde(default)]
+    pub policy: PolicyName,
+    /// A log list file (Chrome v3 or Apple schema); default: the list bundled with ctdns.
+    pub log_list: Option<PathBuf>,
+    /// Maximum age of the log list before ctdns warns (or refuses), in days. Default 70.
+    #[serde(default = "default_max_age_days")]
+    pub max_list_age_days: u64,
+    /// Refuse all connections when the log list is stale (default false: warn and enforce).
+    #[serde(default)]
+    pub refuse_stale_list: bool,
+    /// Raise the number of distinct logs required for embedded SCTs (never below the policy).
+    pub min_logs: Option<usize>,
+    /// Raise the number of distinct operators required (never below 2).
+    pub min_operators: Option<usize>,
+}
+
+impl Default for CtConfig {
+    fn default() -> Self {
+        Self {
+            policy: PolicyName::Chrome,
+            log_list: None,
+            max_list_age_days: default_max_age_days(),
+            refuse_stale_list: false,
+            min_logs: None,
+            min_operators: None,
+        }
+    }
+}
+
+/// TLS trust settings.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// A PEM file of trusted roots; default: webpki-roots (Mozilla's program).
+    pub roots: Option<PathBuf>,
+    /// SHA-256 fingerprints (hex, colons allowed) of certificates always refused.
+    #[serde(default)]
+    pub denylist: Vec<String>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text (default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `ctdns=debug` (overridden by `RUST_LOG`).
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: default_level(),
+        }
+    }
+}
+
+/// Evidence of refused certificates.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Directory for evidence files; none: evidence is only logged.
+    pub dir: Option<PathBuf>,
+    /// Size cap of the directory in bytes; the oldest files are removed beyond it.
+    #[serde(default = "default_evidence_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_bytes: default_evidence_bytes(),
+        }
+    }
+}
+
+/// Upstream transport.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// DNS-over-TLS (RFC 7858), port 853.
+    #[default]
+    Dot,
+    /// DNS-over-HTTPS (RFC 8484) over HTTP/2.
+    Doh,
+}
+
+/// DoH request method.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DohMethod {
+    /// POST `application/dns-message` (default).
+    #[default]
+    Post,
+    /// GET with `?dns=` base64url.
+    Get,
+}
+
+/// One upstream resolver.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `dot` (default) or `doh`.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// The IP to dial (required for DoT, and for DoH URLs with a host name).
+    pub ip: Option<IpAddr>,
+    /// Port (default 853 for DoT; from the URL, default 443, for DoH).
+    pub port: Option<u16>,
+    /// A DNS name the certificate must also be valid for.
+    pub name: Option<String>,
+    /// DoH URL, e.g. `https://1.1.1.1/dns-query`.
+    pub url: Option<String>,
+    /// DoH method (default POST).
+    #[serde(default)]
+    pub method: DohMethod,
+    /// Issuer pins: base64 SHA-256 of the SPKI of any CA certificate in the verified chain.
+    #[serde(default)]
+    pub pins: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_listen() -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::from(([127, 0, 0, 1], 53)),
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 53)),
+    ]
+}
+fn default_query_timeout_ms() -> u64 {
+    3000
+}
+fn default_tcp_idle_ms() -> u64 {
+    10_000
+}
+fn default_max_tcp() -> usize {
+    1024
+}
+fn default_cache_entries() -> usize {
+    10_000
+}
+fn default_max_age_days() -> u64 {
+    70
+}
+fn default_level() -> String {
+    "info".into()
+}
+fn default_evidence_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// Issuer pins for the built-in upstreams: the DigiCert roots that Cloudflare's and Quad9's
+/// resolver certificates chain to (see `certs/README.md` for how they were derived).
+pub const DEFAULT_PINS: &[&str] = crate::config::defaults::DIGICERT_ROOT_PINS;
+
+/// Built-in defaults that are data rather than code.
+pub mod defaults {
+    /// Base64 SHA-256 of the SubjectPublicKeyInfo of DigiCert Global Root CA, Global Root
+    /// G2 and Global Root G3, as shipped in webpki-roots (checked by a test).
+    pub const DIGICERT_ROOT_PINS: &[&str] = &[
+        "r/mIkG3eEpVdm+u/ko/cwxzOMo1bk4TyHIlByibiA5E=",
+        "i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY=",
+        "Fe7TOVlLME+M+Ee0dzcdjW/sYfTbKwGvWJ58U7Ncrkw=",
+    ];
+}
+
+fn default_upstreams() -> Vec<UpstreamConfig> {
+    let dot = |ip: [u8; 4], name: &str| UpstreamConfig {
+        protocol: Protocol::Dot,
+        ip: Some(IpAddr::from(ip)),
+        port: Some(853),
+        name: Some(name.to_string()),
+        url: None,
+        method: DohMethod::Post,
+        pins: DEFAULT_PINS.iter().map(|p| p.to_string()).collect(),
+    };
+    vec![
+        dot([1, 1, 1, 1], "cloudflare-dns.com"),
+        dot([1, 0, 0, 1], "cloudflare-dns.com"),
+        dot([9, 9, 9, 9], "dns.quad9.net"),
+        dot([149, 112, 112, 112], "dns.quad9.net"),
+    ]
+}
+
+/// Cloudflare's DoH endpoint, the built-in alternative to DoT (`protocol = "doh"`).
+pub fn cloudflare_doh() -> UpstreamConfig {
+    UpstreamConfig {
+        protocol: Protocol::Doh,
+        ip: None,
+        port: None,
+        name: None,
+        url: Some("https://1.1.1.1/dns-query".into()),
+        method: DohMethod::Post,
+        pins: DEFAULT_PINS.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // An empty document takes every default; this cannot fail.
+        Self {
+            listen: default_listen(),
+            query_timeout_ms: default_query_timeout_ms(),
+            tcp_idle_timeout_ms: default_tcp_idle_ms(),
+            max_tcp_connections: default_max_tcp(),
+            cache: CacheConfig::default(),
+            ct: CtConfig::default(),
+            tls: TlsConfig::default(),
+            log: LogConfig::default(),
+            evidence: EvidenceConfig::default(),
+            upstreams: default_upstreams(),
+        }
+    }
+}
+
+impl Config {
+    /// Parse and validate a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read, parse and validate a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Check values that serde cannot: ranges, consistency, pins and fingerprints.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_empty() {
+            return Err(invalid("listen", "at least one address is required"));
+        }
+        if self.query_timeout_ms == 0 || self.query_timeout_ms > 60_000 {
+            return Err(invalid("query_timeout_ms", "must be between 1 and 60000"));
+        }
+        if self.tcp_idle_timeout_ms == 0 {
+            return Err(invalid("tcp_idle_timeout_ms", "must be positive"));
+        }
+        if self.max_tcp_connections == 0 {
+            return Err(invalid("max_tcp_connections", "must be positive"));
+        }
+        if self.cache.enabled && self.cache.max_entries == 0 {
+            return Err(invalid("cache.max_entries", "must be positive when the cache is enabled"));
+        }
+        if self.ct.max_list_age_days == 0 {
+            return Err(invalid("ct.max_list_age_days", "must be positive"));
+        }
+        if let Some(n) = self.ct.min_logs {
+            if n < 2 {
+                return Err(invalid("ct.min_logs", "the floor is 2 logs; it can only be raised"));
+            }
+        }
+        if let Some(n) = self.ct.min_operators {
+            if n < 2 {
+                return Err(invalid("ct.min_operators", "the floor is 2 operators; it can only be raised"));
+            }
+        }
+        for (i, fp) in self.tls.denylist.iter().enumerate() {
+            crate::tls::pins::CertFingerprint::parse(fp).map_err(|e| invalid(format!("tls.denylist[{i}]"), e.to_string()))?;
+        }
+        if self.upstreams.is_empty() {
+            return Err(invalid("upstream", "at least one upstream is required"));
+        }
+        for (i, up) in self.upstreams.iter().enumerate() {
+            let key = |k: &str| format!("upstream[{i}].{k}");
+            for (j, pin) in up.pins.iter().enumerate() {
+                crate::tls::pins::SpkiPin::parse(pin).map_err(|e| invalid(key(&format!("pins[{j}]")), e.to_string()))?;
+            }
+            if let Some(name) = &up.name {
+                rustls::pki_types::DnsName::try_from(name.as_str())
+                    .map_err(|_| invalid(key("name"), format!("`{name}` is not a valid DNS name")))?;
+            }
+            match up.protocol {
+                Protocol::Dot => {
+                    if up.ip.is_none() {
+                        return Err(invalid(key("ip"), "required for a DoT upstream"));
+                    }
+                    if up.url.is_some() {
+                        return Err(invalid(key("url"), "only for protocol = \"doh\""));
+                    }
+                }
+                Protocol::Doh => {
+                    let url = up.url.as_deref().ok_or_else(|| invalid(key("url"), "required for a DoH upstream"))?;
+                    let target = DohTarget::parse(url).map_err(|reason| invalid(key("url"), reason))?;
+                    if target.ip.is_none() && up.ip.is_none() {
+                        return Err(invalid(
+                            key("ip"),
+                            "a DoH URL with a host name needs an explicit `ip` (ctdns never bootstraps through plain DNS)",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The parts of a DoH URL that ctdns uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DohTarget {
+    /// The host when it is an IP literal.
+    pub ip: Option<IpAddr>,
+    /// The host when it is a name.
+    pub host_name: Option<String>,
+    /// The port (default 443).
+    pub port: u16,
+    /// Path and query, e.g. `/dns-query`.
+    pub path: String,
+    /// The authority as written (for the HTTP/2 `:authority`).
+    pub authority: String,
+}
+
+impl DohTarget {
+    /// Parse an `https://` URL.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(format!("`{url}`: the scheme must be https"));
+        }
+        let authority = uri.authority().ok_or_else(|| format!("`{url}` has no host"))?;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let ip: Option<IpAddr> = host.parse().ok();
+        let host_name = match ip {
+            Some(_) => None,
+            None => {
+                rustls::pki_types::DnsName::try_from(host).map_err(|_| format!("`{host}` is not a valid host name"))?;
+                Some(host.to_string())
+            }
+        };
+        let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/dns-query".into());
+        Ok(Self {
+            ip,
+            host_name,
+            port: authority.port_u16().unwrap_or(443),
+            path: if path.is_empty() { "/dns-query".into() } else { path },
+            authority: authority.as_str().to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_document_is_the_default() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn default_pins_are_webpki_roots() {
+        let roots: Vec<String> = crate::tls::roots::webpki_roots()
+            .iter()
+            .map(|a| crate::tls::pins::SpkiPin::of_spki(webpki::spki_for_anchor(a).as_ref()).to_string())
+            .collect();
+        for pin in DEFAULT_PINS {
+            assert!(roots.iter().any(|r| r == pin), "{pin} is not a webpki-roots anchor");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("listen = [\"127.0.0.1:5353\"]\nbogus = 1\n").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let err = Config::from_toml("[[upstream]]\nip = \"1.1.1.1\"\nport = 853\ncolour = \"red\"\n").unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            ("query_timeout_ms = 0", "query_timeout_ms"),
+            ("[ct]\nmin_logs = 1", "ct.min_logs"),
+            ("[ct]\nmin_operators = 1", "ct.min_operators"),
+            ("[tls]\ndenylist = [\"abc\"]", "tls.denylist[0]"),
+            ("[[upstream]]\nip = \"1.1.1.1\"\npins = [\"xx\"]", "upstream[0].pins[0]"),
+            ("[[upstream]]\nprotocol = \"dot\"", "upstream[0].ip"),
+            ("[[upstream]]\nprotocol = \"doh\"\nurl = \"http://1.1.1.1/dns-query\"", "upstream[0].url"),
+            ("[[upstream]]\nprotocol = \"doh\"\nurl = \"https://dns.example/dns-query\"", "upstream[0].ip"),
+            ("[[upstream]]\nip = \"1.1.1.1\"\nname = \"not a name\"", "upstream[0].name"),
+        ];
+        for (doc, key) in cases {
+            let err = Config::from_toml(doc).unwrap_err();
+            assert!(err.to_string().contains(key), "{doc:?} -> {err}");
+        }
+        let err = Config::from_toml("[ct]\npolicy = \"firefox\"").unwrap_err();
+        assert!(err.to_string().contains("policy"), "{err}");
+        let err = Config::from_toml("listen = [\"nope\"]").unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn doh_targets() {
+        let t = DohTarget::parse("https://1.1.1.1/dns-query").unwrap();
+        assert_eq!(t.ip, Some("1.1.1.1".parse().unwrap()));
+        assert_eq!(t.port, 443);
+        assert_eq!(t.path, "/dns-query");
+        let t = DohTarget::parse("https://[2606:4700:4700::1111]:8443/q?x=1").unwrap();
+        assert_eq!(t.ip, Some("2606:4700:4700::1111".parse().unwrap()));
+        assert_eq!(t.port, 8443);
+        assert_eq!(t.path, "/q?x=1");
+        let t = DohTarget::parse("https://cloudflare-dns.com/dns-query").unwrap();
+        assert_eq!(t.host_name.as_deref(), Some("cloudflare-dns.com"));
+        assert!(DohTarget::parse("ftp://x/").is_err());
+    }
+}

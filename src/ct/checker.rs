@@ -1,0 +1,133 @@
+//! The whole CT decision for one leaf: extract SCTs (embedded and OCSP-stapled), verify
+//! each signature against its log's key, and apply the policy.
+//!
+//! This is the one place where SCT bytes from a server meet the log list; the policy only
+//! ever sees SCTs with a signature status decided here.
+
+use std::sync::Arc;
+
+use rustls::pki_types::SignatureVerificationAlgorithm;
+
+use crate::ct::cert::{CertError, LeafCert};
+use crate::ct::log_list::LogList;
+use crate::ct::ocsp::{ocsp_sct_list, OcspError};
+use crate::ct::policy::{CtPolicy, CtReport, SctInput, SignatureStatus};
+use crate::ct::sct::{parse_sct_list, SctListError};
+use crate::ct::signature::{default_algorithms, verify_sct_signature};
+use crate::ct::signed_data::SignedEntry;
+use crate::ct::{sha256, SctSource};
+
+/// Why the CT inputs of a certificate could not even be read. Each is a refusal.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CtInputError {
+    /// The leaf certificate could not be parsed far enough to find its SCTs.
+    #[error("leaf certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// The embedded SCT list is malformed.
+    #[error("embedded SCT list: {0}")]
+    EmbeddedList(SctListError),
+    /// The stapled OCSP response is malformed.
+    #[error("stapled OCSP response: {0}")]
+    Ocsp(#[from] OcspError),
+    /// The SCT list inside the stapled OCSP response is malformed.
+    #[error("OCSP SCT list: {0}")]
+    OcspList(SctListError),
+}
+
+/// Checks the CT policy for leaf certificates against one log list.
+///
+/// Cheap to clone; the log list is indexed once, when it is loaded.
+#[derive(Clone, Debug)]
+pub struct CtChecker {
+    logs: Arc<LogList>,
+    policy: CtPolicy,
+    algs: &'static [&'static dyn SignatureVerificationAlgorithm],
+}
+
+impl CtChecker {
+    /// A checker applying `policy` with the logs of `logs`.
+    pub fn new(logs: Arc<LogList>, policy: CtPolicy) -> Self {
+        Self {
+            logs,
+            policy,
+            algs: default_algorithms(),
+        }
+    }
+
+    /// The log list in force.
+    pub fn logs(&self) -> &Arc<LogList> {
+        &self.logs
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &CtPolicy {
+        &self.policy
+    }
+
+    /// Decide the CT policy for `leaf`, issued by the certificate whose DER
+    /// SubjectPublicKeyInfo is `issuer_spki` (taken from the *verified* path), with the
+    /// stapled OCSP response `ocsp` (empty when none), at `now_ms` (Unix milliseconds).
+    pub fn check(
+        &self,
+        leaf: &LeafCert<'_>,
+        issuer_spki: &[u8],
+        ocsp: &[u8],
+        now_ms: u64,
+    ) -> Result<CtReport, CtInputError> {
+        let mut inputs = Vec::new();
+
+        if let Some(list) = leaf.sct_list()? {
+            let list = parse_sct_list(list).map_err(CtInputError::EmbeddedList)?;
+            // Rebuild the precertificate only when there is something to check.
+            let tbs = leaf.precert_tbs()?;
+            let entry = SignedEntry::Precert {
+                issuer_key_hash: sha256(issuer_spki),
+                tbs: &tbs,
+            };
+            for sct in list.scts {
+                let signature = self.signature_status(&sct, entry);
+                inputs.push(SctInput {
+                    sct,
+                    source: SctSource::Embedded,
+                    signature,
+                });
+            }
+        }
+
+        if !ocsp.is_empty() {
+            if let Some(list) = ocsp_sct_list(ocsp, leaf.serial())? {
+                let list = parse_sct_list(&list).map_err(CtInputError::OcspList)?;
+                let entry = SignedEntry::X509 { leaf: leaf.der() };
+                for sct in list.scts {
+                    let signature = self.signature_status(&sct, entry);
+                    inputs.push(SctInput {
+                        sct,
+                        source: SctSource::Ocsp,
+                        signature,
+                    });
+                }
+            }
+        }
+
+        Ok(self.policy.evaluate(
+            &self.logs,
+            &inputs,
+            leaf.not_before(),
+            leaf.not_after(),
+            now_ms,
+        ))
+    }
+
+    fn signature_status(&self, sct: &crate::ct::Sct, entry: SignedEntry<'_>) -> SignatureStatus {
+        match self.logs.get(&sct.log_id) {
+            None => SignatureStatus::NotChecked,
+            Some(log) => match verify_sct_signature(sct, entry, &log.key, self.algs) {
+                Ok(()) => SignatureStatus::Valid,
+                Err(e) => SignatureStatus::Invalid {
+                    reason: e.to_string(),
+                },
+            },
+        }
+    }
+}

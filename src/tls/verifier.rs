@@ -1,0 +1,496 @@
+//! The CT-enforcing rustls `ServerCertVerifier`.
+//!
+//! Rules run in this order, and the first that fails names the refusal:
+//! 1. `chain`: the chain verifies to a trusted root for TLS server authentication (webpki);
+//! 2. `ip-san`: an iPAddress SAN equals the IP address that was dialed (a CN or dNSName
+//!    holding the IP does not count); `dns-name`, when a name is configured, also matches;
+//! 3. `certificate` / `ct-policy` / `log-list-stale`: the CT policy over embedded and
+//!    OCSP-stapled SCTs, with the issuer key hash taken from the verified path;
+//! 4. `issuer-pin`: when pins are configured, a CA certificate of the verified path matches;
+//! 5. `denylist`: no certificate of the presented chain is denylisted.
+//!
+//! Every connection runs all of them: the client configuration built by
+//! [`crate::tls::client_config`] disables session resumption (which would skip
+//! `verify_server_cert`) and 0-RTT (which would send DNS bytes before verification).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
+
+use crate::ct::cert::LeafCert;
+use crate::ct::checker::{CtChecker, CtInputError};
+use crate::ct::log_list::StalenessPolicy;
+use crate::ct::policy::CtReport;
+use crate::tls::pins::{CertFingerprint, SpkiPin};
+
+/// Why a server certificate was refused. [`Refusal::rule`] names the rule that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The chain does not verify to a trusted root (or is expired, or not for serverAuth).
+    #[error("rule chain: {0}")]
+    Chain(webpki::Error),
+    /// The connection was not made to an IP address, and no dialed IP was configured.
+    #[error("rule ip-san: ctdns dials resolvers by IP address, but the server name is `{0}`")]
+    NotDialedByIp(String),
+    /// No iPAddress SAN equals the dialed IP.
+    #[error("rule ip-san: the certificate has no IP address SAN equal to {ip} ({error})")]
+    IpSanMismatch {
+        /// The dialed IP.
+        ip: IpAddr,
+        /// The webpki error.
+        error: webpki::Error,
+    },
+    /// The configured DNS name is not among the certificate's names.
+    #[error("rule dns-name: the certificate is not valid for `{name}` ({error})")]
+    DnsNameMismatch {
+        /// The configured name.
+        name: String,
+        /// The webpki error.
+        error: webpki::Error,
+    },
+    /// The certificate's CT inputs (SCT lists, OCSP response) are malformed.
+    #[error("rule certificate: {0}")]
+    Malformed(#[from] CtInputError),
+    /// The CT policy is not met.
+    #[error("rule ct-policy: {}", ct_failure(.0))]
+    CtPolicy(Box<CtReport>),
+    /// The log list is older than allowed and the configuration refuses stale lists.
+    #[error("rule log-list-stale: the CT log list is {age_days} days old (max {max_days})")]
+    StaleLogList {
+        /// Age of the list in days.
+        age_days: u64,
+        /// Configured maximum age in days.
+        max_days: u64,
+    },
+    /// No CA certificate of the verified path matches a configured issuer pin.
+    #[error("rule issuer-pin: no CA in the verified chain matches a pin (chain CA pins: {}; configured: {})", join(.chain), join(.pins))]
+    IssuerNotPinned {
+        /// SPKI pins of the CA certificates of the verified path, issuer first.
+        chain: Vec<SpkiPin>,
+        /// The configured pins.
+        pins: Vec<SpkiPin>,
+    },
+    /// A certificate of the presented chain is on the denylist.
+    #[error("rule denylist: certificate {fingerprint} is denylisted")]
+    Denylisted {
+        /// SHA-256 fingerprint of the denylisted certificate.
+        fingerprint: CertFingerprint,
+    },
+}
+
+fn ct_failure(report: &CtReport) -> String {
+    match &report.outcome {
+        Err(failure) => failure.to_string(),
+        Ok(()) => "compliant".to_string(),
+    }
+}
+
+fn join<T: fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl Refusal {
+    /// The short name of the rule that failed, e.g. `ct-policy`, `issuer-pin`.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Refusal::Chain(_) => "chain",
+            Refusal::NotDialedByIp(_) | Refusal::IpSanMismatch { .. } => "ip-san",
+            Refusal::DnsNameMismatch { .. } => "dns-name",
+            Refusal::Malformed(_) => "certificate",
+            Refusal::CtPolicy(_) => "ct-policy",
+            Refusal::StaleLogList { .. } => "log-list-stale",
+            Refusal::IssuerNotPinned { .. } => "issuer-pin",
+            Refusal::Denylisted { .. } => "denylist",
+        }
+    }
+
+    /// Find the refusal inside an error returned by a TLS handshake (a `std::io::Error`
+    /// from tokio-rustls wrapping a `rustls::Error`), if the verifier refused.
+    pub fn find_in(err: &(dyn std::error::Error + 'static)) -> Option<&Refusal> {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = cur {
+            if let Some(r) = e.downcast_ref::<Refusal>() {
+                return Some(r);
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if let Some(inner) = io.get_ref() {
+                    if let Some(r) = Self::find_in(inner) {
+                        return Some(r);
+                    }
+                }
+            }
+            if let Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) =
+                e.downcast_ref::<rustls::Error>()
+            {
+                if let Some(r) = other.0.downcast_ref::<Refusal>() {
+                    return Some(r);
+                }
+            }
+            cur = e.source();
+        }
+        None
+    }
+}
+
+/// The outcome of one verification: the refusal, if any, and what was learned on the way.
+#[derive(Debug)]
+pub struct Decision {
+    /// The CT report, when verification got as far as the CT step.
+    pub ct: Option<CtReport>,
+    /// SPKI pins of the CA certificates of the verified path (issuer first, anchor last),
+    /// when the chain verified.
+    pub path_pins: Vec<SpkiPin>,
+    /// `None` when every rule passed.
+    pub refusal: Option<Refusal>,
+}
+
+impl Decision {
+    /// Whether every rule passed.
+    pub fn accepted(&self) -> bool {
+        self.refusal.is_none()
+    }
+}
+
+/// What a refusal observer is told: enough to keep evidence of the refused certificate.
+#[derive(Debug)]
+pub struct RefusalEvent<'a> {
+    /// The label of the verifier (e.g. the upstream it guards).
+    pub label: &'a str,
+    /// The server name the client used.
+    pub server_name: String,
+    /// The presented chain, leaf first, as received.
+    pub chain: Vec<CertificateDer<'a>>,
+    /// The stapled OCSP response (empty when none).
+    pub ocsp: &'a [u8],
+    /// When it happened.
+    pub now: UnixTime,
+    /// The decision, with its refusal.
+    pub decision: &'a Decision,
+}
+
+/// Told about every refusal (for evidence capture and logging).
+pub trait RefusalObserver: Send + Sync + fmt::Debug {
+    /// Called once per refused certificate, before the handshake is aborted.
+    fn refused(&self, event: &RefusalEvent<'_>);
+}
+
+/// The CT-enforcing certificate verifier. Build one per upstream (cheap: the log list and
+/// roots are shared behind `Arc`s), and use it with [`crate::tls::client_config`].
+#[derive(Clone)]
+pub struct CtVerifier {
+    roots: Arc<Vec<TrustAnchor<'static>>>,
+    checker: CtChecker,
+    staleness: StalenessPolicy,
+    pins: Vec<SpkiPin>,
+    denylist: Arc<HashSet<CertFingerprint>>,
+    dns_name: Option<ServerName<'static>>,
+    dialed_ip: Option<IpAddr>,
+    observer: Option<Arc<dyn RefusalObserver>>,
+    label: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl fmt::Debug for CtVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CtVerifier")
+            .field("label", &self.label)
+            .field("roots", &self.roots.len())
+            .field("policy", self.checker.policy())
+            .field("pins", &self.pins)
+            .field("denylist", &self.denylist.len())
+            .field("dns_name", &self.dns_name)
+            .finish()
+    }
+}
+
+impl CtVerifier {
+    /// A verifier trusting `roots` and enforcing CT with `checker`; no pins, no denylist.
+    pub fn new(roots: Arc<Vec<TrustAnchor<'static>>>, checker: CtChecker) -> Self {
+        Self {
+            roots,
+            checker,
+            staleness: StalenessPolicy::default(),
+            pins: Vec::new(),
+            denylist: Arc::new(HashSet::new()),
+            dns_name: None,
+            dialed_ip: None,
+            observer: None,
+            label: String::new(),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+        }
+    }
+
+    /// Require a CA certificate of the verified path to match one of `pins`.
+    pub fn with_pins(mut self, pins: Vec<SpkiPin>) -> Self {
+        self.pins = pins;
+        self
+    }
+
+    /// Refuse chains containing any certificate with one of these fingerprints.
+    pub fn with_denylist(mut self, denylist: Arc<HashSet<CertFingerprint>>) -> Self {
+        self.denylist = denylist;
+        self
+    }
+
+    /// Also require the certificate to be valid for this DNS name.
+    pub fn with_dns_name(mut self, name: ServerName<'static>) -> Self {
+        self.dns_name = Some(name);
+        self
+    }
+
+    /// The IP actually dialed, for connections whose TLS server name (SNI) is a DNS name
+    /// (DoH URLs with a host name): the IP SAN is checked against it, and the server name
+    /// as a DNS name.
+    pub fn with_dialed_ip(mut self, ip: IpAddr) -> Self {
+        self.dialed_ip = Some(ip);
+        self
+    }
+
+    /// How to treat a log list past its maximum age.
+    pub fn with_staleness(mut self, staleness: StalenessPolicy) -> Self {
+        self.staleness = staleness;
+        self
+    }
+
+    /// Tell `observer` about every refusal.
+    pub fn with_observer(mut self, observer: Arc<dyn RefusalObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// A label for logs and evidence, e.g. `dot://1.1.1.1:853`.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// The crypto provider (ring) used for chains, handshakes and SCTs alike.
+    pub fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.provider
+    }
+
+    /// The CT checker.
+    pub fn checker(&self) -> &CtChecker {
+        &self.checker
+    }
+
+    /// Run every rule on a presented chain for a connection to `ip`, at `now`.
+    /// This is what the TLS handshake runs (always with the dialed IP), and what
+    /// `ctdns verify` runs offline (where `ip: None` skips only the IP SAN rule).
+    pub fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        ip: Option<IpAddr>,
+        dns_name: Option<&ServerName<'_>>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Decision {
+        let mut decision = Decision {
+            ct: None,
+            path_pins: Vec::new(),
+            refusal: None,
+        };
+        if let Err(refusal) = self.run_rules(end_entity, intermediates, ip, dns_name, ocsp, now, &mut decision) {
+            decision.refusal = Some(refusal);
+        }
+        decision
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_rules(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        ip: Option<IpAddr>,
+        dns_name: Option<&ServerName<'_>>,
+        ocsp: &[u8],
+        now: UnixTime,
+        decision: &mut Decision,
+    ) -> Result<(), Refusal> {
+        // 1. chain
+        let ee = webpki::EndEntityCert::try_from(end_entity).map_err(Refusal::Chain)?;
+        let path = ee
+            .verify_for_usage(
+                self.provider.signature_verification_algorithms.all,
+                &self.roots,
+                intermediates,
+                now,
+                webpki::KeyUsage::server_auth(),
+                None,
+                None,
+            )
+            .map_err(Refusal::Chain)?;
+        decision.path_pins = path
+            .intermediate_certificates()
+            .map(|c| SpkiPin::of_spki(c.subject_public_key_info().as_ref()))
+            .chain(std::iter::once(SpkiPin::of_spki(
+                webpki::spki_for_anchor(path.anchor()).as_ref(),
+            )))
+            .collect();
+
+        // 2. names
+        if let Some(ip) = ip {
+            ee.verify_is_valid_for_subject_name(&ServerName::IpAddress(ip.into()))
+                .map_err(|error| Refusal::IpSanMismatch { ip, error })?;
+        }
+        for name in dns_name.into_iter().chain(self.dns_name.as_ref()) {
+            ee.verify_is_valid_for_subject_name(name)
+                .map_err(|error| Refusal::DnsNameMismatch {
+                    name: name.to_str().into_owned(),
+                    error,
+                })?;
+        }
+
+        // 3. CT
+        let now_ms = now.as_secs().saturating_mul(1000);
+        self.check_staleness(now_ms)?;
+        let leaf = LeafCert::parse(end_entity.as_ref()).map_err(|e| Refusal::Malformed(e.into()))?;
+        let report = self
+            .checker
+            .check(&leaf, path.issuer_spki().as_ref(), ocsp, now_ms)?;
+        let compliant = report.outcome.is_ok();
+        decision.ct = Some(report.clone());
+        if !compliant {
+            return Err(Refusal::CtPolicy(Box::new(report)));
+        }
+
+        // 4. issuer pins
+        if !self.pins.is_empty() && !decision.path_pins.iter().any(|p| self.pins.contains(p)) {
+            return Err(Refusal::IssuerNotPinned {
+                chain: decision.path_pins.clone(),
+                pins: self.pins.clone(),
+            });
+        }
+
+        // 5. denylist
+        if !self.denylist.is_empty() {
+            for cert in std::iter::once(end_entity).chain(intermediates) {
+                let fingerprint = CertFingerprint::of_cert(cert.as_ref());
+                if self.denylist.contains(&fingerprint) {
+                    return Err(Refusal::Denylisted { fingerprint });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_staleness(&self, now_ms: u64) -> Result<(), Refusal> {
+        let Some(age) = self.checker.logs().age(now_ms) else {
+            return Ok(());
+        };
+        if age <= self.staleness.max_age {
+            return Ok(());
+        }
+        let age_days = age.as_secs() / 86_400;
+        let max_days = self.staleness.max_age.as_secs() / 86_400;
+        if self.staleness.refuse_when_stale {
+            return Err(Refusal::StaleLogList { age_days, max_days });
+        }
+        tracing::warn!(
+            age_days,
+            max_days,
+            "the CT log list is stale: logs may have been added, retired or distrusted since; \
+             update ctdns or its log list. Enforcing with the stale list."
+        );
+        Ok(())
+    }
+}
+
+/// Seconds in a day, for staleness arithmetic.
+pub const DAY: Duration = Duration::from_secs(86_400);
+
+impl ServerCertVerifier for CtVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let (ip, sni_name) = match (server_name, self.dialed_ip) {
+            (ServerName::IpAddress(ip), _) => (IpAddr::from(*ip), None),
+            (name @ ServerName::DnsName(_), Some(ip)) => (ip, Some(name)),
+            (name, None) => {
+                let refusal = Refusal::NotDialedByIp(name.to_str().into_owned());
+                return Err(self.refuse(end_entity, intermediates, server_name, ocsp_response, now, Decision {
+                    ct: None,
+                    path_pins: Vec::new(),
+                    refusal: Some(refusal),
+                }));
+            }
+        };
+        let decision = self.verify(end_entity, intermediates, Some(ip), sni_name, ocsp_response, now);
+        if decision.accepted() {
+            return Ok(ServerCertVerified::assertion());
+        }
+        Err(self.refuse(end_entity, intermediates, server_name, ocsp_response, now, decision))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+impl CtVerifier {
+    fn refuse(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+        mut decision: Decision,
+    ) -> rustls::Error {
+        if let Some(observer) = &self.observer {
+            let chain = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| CertificateDer::from(c.as_ref()))
+                .collect();
+            observer.refused(&RefusalEvent {
+                label: &self.label,
+                server_name: server_name.to_str().into_owned(),
+                chain,
+                ocsp,
+                now,
+                decision: &decision,
+            });
+        }
+        let refusal = decision
+            .refusal
+            .take()
+            .unwrap_or(Refusal::NotDialedByIp(String::new()));
+        tracing::warn!(upstream = %self.label, rule = refusal.rule(), "refused certificate: {refusal}");
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(refusal))))
+    }
+}
