@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole ctdns test suite, on a fresh Debian machine (run as root, or with sudo for
+# apt-get). Installs the real DNS software the interop tests talk to, then runs the
+# formatting and lint gates and every test. Loopback only; nothing needs the internet
+# beyond the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in unbound:unbound dig:bind9-dnsutils kdig:knot-dnsutils dnsperf:dnsperf openssl:openssl; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The Debian unbound package starts a system resolver on port 53; the tests run their own
+# instances on high loopback ports and do not need it.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop unbound 2>/dev/null || true; fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --all-targets -- --test-threads=2
+echo "== doc tests"
+cargo test --doc
