@@ -4,6 +4,7 @@
 pub mod cert;
 pub mod der;
 pub mod sct;
+pub mod signature;
 pub mod signed_data;
 
 pub use sct::{LogId, Sct};
