@@ -65,12 +65,14 @@ pub enum CertError {
 
 /// One extension, located inside the extensions `SEQUENCE` contents.
 #[derive(Clone, Copy, Debug)]
-struct Extension<'a> {
-    oid: &'a [u8],
-    value: &'a [u8],
+pub(crate) struct Extension<'a> {
+    /// `extnID` contents.
+    pub(crate) oid: &'a [u8],
+    /// `extnValue` OCTET STRING contents.
+    pub(crate) value: &'a [u8],
     /// Byte range of the whole `Extension` element within the extensions contents.
-    start: usize,
-    end: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// A parsed X.509 certificate, borrowing from its DER.
@@ -151,7 +153,9 @@ impl<'a> LeafCert<'a> {
             Some(w) => {
                 let seq =
                     der::parse_single(w.value, tag::SEQUENCE).map_err(malformed("extensions"))?;
-                (seq.value, parse_extensions(seq.value)?)
+                let exts = parse_extensions(seq.value)
+                    .map_err(|(field, cause)| CertError::Malformed { field, cause })?;
+                (seq.value, exts)
             }
         };
 
@@ -220,9 +224,9 @@ impl<'a> LeafCert<'a> {
         else {
             return Ok(None);
         };
-        der::parse_single(ext.value, tag::OCTET_STRING)
-            .map(|inner| Some(inner.value))
-            .map_err(|_| CertError::SctExtensionNotOctetString)
+        inner_octet_string(ext.value)
+            .map(Some)
+            .ok_or(CertError::SctExtensionNotOctetString)
     }
 
     /// The TBSCertificate a log signed for this certificate's embedded SCTs: this TBS
@@ -255,14 +259,7 @@ impl<'a> LeafCert<'a> {
         oid: &[u8],
         duplicate: CertError,
     ) -> Result<Option<&Extension<'a>>, CertError> {
-        let mut found = None;
-        for ext in self.extensions.iter().filter(|e| e.oid == oid) {
-            if found.is_some() {
-                return Err(duplicate);
-            }
-            found = Some(ext);
-        }
-        Ok(found)
+        find_unique(&self.extensions, oid).map_err(|()| duplicate)
     }
 
     /// Re-encode the TBS without `ext`, splicing bytes.
@@ -294,29 +291,23 @@ pub fn spki_of_cert(der: &[u8]) -> Result<&[u8], CertError> {
 }
 
 /// Parse the `Extensions` contents: `SEQUENCE { extnID OID, critical BOOLEAN DEFAULT
-/// FALSE, extnValue OCTET STRING }*`.
-fn parse_extensions(contents: &[u8]) -> Result<Vec<Extension<'_>>, CertError> {
+/// FALSE, extnValue OCTET STRING }*`. Shared with the OCSP single-extension walk; the
+/// error names the part of the `Extension` that did not parse.
+pub(crate) fn parse_extensions(
+    contents: &[u8],
+) -> Result<Vec<Extension<'_>>, (&'static str, DerError)> {
     let mut out = Vec::new();
     let mut r = Reader::new(contents);
     while !r.is_empty() {
-        let ext: Tlv<'_> = r.read(tag::SEQUENCE).map_err(malformed("extension"))?;
+        let ext: Tlv<'_> = r.read(tag::SEQUENCE).map_err(|e| ("extension", e))?;
         let mut e = Reader::new(ext.value);
-        let oid = e.read(tag::OID).map_err(malformed("extension.extnID"))?;
-        if let Some(b) = e
-            .read_optional(tag::BOOLEAN)
-            .map_err(malformed("extension.critical"))?
-        {
-            if b.value.len() != 1 {
-                return Err(CertError::Malformed {
-                    field: "extension.critical",
-                    cause: DerError::TrailingData(b.value.len().saturating_sub(1)),
-                });
-            }
-        }
+        let oid = e.read(tag::OID).map_err(|e| ("extension.extnID", e))?;
+        e.read_optional(tag::BOOLEAN)
+            .map_err(|e| ("extension.critical", e))?;
         let value = e
             .read(tag::OCTET_STRING)
-            .map_err(malformed("extension.extnValue"))?;
-        e.finish().map_err(malformed("extension"))?;
+            .map_err(|e| ("extension.extnValue", e))?;
+        e.finish().map_err(|e| ("extension", e))?;
         out.push(Extension {
             oid: oid.value,
             value: value.value,
@@ -325,6 +316,29 @@ fn parse_extensions(contents: &[u8]) -> Result<Vec<Extension<'_>>, CertError> {
         });
     }
     Ok(out)
+}
+
+/// The extension with `oid` among `exts`; `Err(())` if it occurs more than once.
+pub(crate) fn find_unique<'e, 'a>(
+    exts: &'e [Extension<'a>],
+    oid: &[u8],
+) -> Result<Option<&'e Extension<'a>>, ()> {
+    let mut found = None;
+    for ext in exts.iter().filter(|e| e.oid == oid) {
+        if found.is_some() {
+            return Err(());
+        }
+        found = Some(ext);
+    }
+    Ok(found)
+}
+
+/// The SCT list inside an SCT-list extension value: `extnValue` is an OCTET STRING
+/// whose contents are exactly one more OCTET STRING holding the TLS-encoded list.
+pub(crate) fn inner_octet_string(extn_value: &[u8]) -> Option<&[u8]> {
+    der::parse_single(extn_value, tag::OCTET_STRING)
+        .ok()
+        .map(|t| t.value)
 }
 
 fn parse_validity(contents: &[u8]) -> Result<(u64, u64), CertError> {

@@ -3,6 +3,7 @@
 
 pub mod cert;
 pub mod der;
+pub mod ocsp;
 pub mod sct;
 pub mod signature;
 pub mod signed_data;
