@@ -376,7 +376,10 @@ mod tests {
             Err(OcspError::BadResponseStatus)
         );
         assert_eq!(
-            ocsp_sct_list(&response_with(0, &[0x2a, 0x03], std::slice::from_ref(&ok)), &[5]),
+            ocsp_sct_list(
+                &response_with(0, &[0x2a, 0x03], std::slice::from_ref(&ok)),
+                &[5]
+            ),
             Err(OcspError::UnsupportedResponseType)
         );
         let dup = single(
@@ -437,6 +440,42 @@ mod tests {
             ocsp_sct_list(&[], &[5]),
             Err(OcspError::Malformed { .. })
         ));
+    }
+
+    /// A response encoded by OpenSSL (see `testdata/README.md`): two SingleResponses,
+    /// a nonce in `responseExtensions`, `certs`; no SCTs.
+    const OPENSSL_RESPONSE: &[u8] = include_bytes!("testdata/openssl-ocsp-response.der");
+
+    #[test]
+    fn walks_a_real_openssl_response() {
+        assert_eq!(ocsp_sct_list(OPENSSL_RESPONSE, &[1, 2, 3, 4]), Ok(None));
+        assert_eq!(ocsp_sct_list(OPENSSL_RESPONSE, &[0x0a, 0x0b]), Ok(None));
+        assert_eq!(ocsp_sct_list(OPENSSL_RESPONSE, &[0x0c]), Ok(None));
+        // Damage the second SingleResponse's serial tag: the walk must reach it.
+        let pos = OPENSSL_RESPONSE
+            .windows(4)
+            .position(|w| w == [0x02, 0x02, 0x0a, 0x0b])
+            .unwrap();
+        let mut bad = OPENSSL_RESPONSE.to_vec();
+        bad[pos] = tag::OCTET_STRING;
+        assert!(matches!(
+            ocsp_sct_list(&bad, &[1, 2, 3, 4]),
+            Err(OcspError::Malformed {
+                field: "certID.serialNumber",
+                ..
+            })
+        ));
+        // Change the last byte of the responseType OID (basic → nonce).
+        let pos = OPENSSL_RESPONSE
+            .windows(OID_OCSP_BASIC.len())
+            .position(|w| w == OID_OCSP_BASIC)
+            .unwrap();
+        let mut other = OPENSSL_RESPONSE.to_vec();
+        other[pos + OID_OCSP_BASIC.len() - 1] = 2;
+        assert_eq!(
+            ocsp_sct_list(&other, &[1, 2, 3, 4]),
+            Err(OcspError::UnsupportedResponseType)
+        );
     }
 
     #[test]
