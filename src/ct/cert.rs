@@ -1,7 +1,7 @@
 //! The leaf certificate as Certificate Transparency sees it.
 //!
 //! [`LeafCert::parse`] walks `Certificate → TBSCertificate` with the hand-written
-//! [`der`](crate::ct::der) reader and keeps borrowed slices of the fields CT needs: the
+//! [`der`] reader and keeps borrowed slices of the fields CT needs: the
 //! whole TBS, the serial, the validity, the SPKI, the names and the extensions. It
 //! validates structure only; signatures and path building are rustls-webpki's job.
 //!
@@ -235,6 +235,12 @@ impl<'a> LeafCert<'a> {
     /// was the only extension, the `[3]` wrapper is dropped entirely (RFC 5280 forbids
     /// an empty `Extensions`; this is what a precertificate whose only extension was the
     /// poison becomes once a log strips the poison).
+    ///
+    /// Implementations disagree on that last corner: static-ct's (Tessera)
+    /// `BuildPrecertTBS` omits the empty field as done here, while Chromium's
+    /// `GetPrecertSignedEntry` and certificate-transparency-go's `x509.RemoveSCTList`
+    /// emit an empty `[3] { SEQUENCE {} }`. No publicly trusted certificate has the SCT
+    /// list as its only extension (a subjectAltName is always present).
     pub fn precert_tbs(&self) -> Result<Vec<u8>, CertError> {
         match self.unique_extension(OID_SCT_LIST, CertError::DuplicateSctExtension)? {
             Some(ext) => Ok(self.tbs_without(ext)),
@@ -369,7 +375,7 @@ fn read_time(r: &mut Reader<'_>, field: &'static str) -> Result<u64, CertError> 
 /// RFC 5280 §4.1.2.5: `UTCTime` is `YYMMDDHHMMSSZ` (YY ≥ 50 → 19YY, else 20YY);
 /// `GeneralizedTime` is `YYYYMMDDHHMMSSZ` without fractional seconds. Returns Unix
 /// seconds; `None` for any other form, an impossible date, or a time before 1970.
-pub(crate) fn parse_time(tag_byte: u8, s: &[u8]) -> Option<u64> {
+fn parse_time(tag_byte: u8, s: &[u8]) -> Option<u64> {
     let (year, rest) = match (tag_byte, s.len()) {
         (tag::UTC_TIME, 13) => {
             let yy = digits(s.get(..2)?)?;
