@@ -1,7 +1,11 @@
 //! Certificate Transparency: SCT wire format, precertificate reconstruction, SCT
 //! signatures, log lists and the CT policy.
 
+pub mod cert;
+pub mod der;
+pub mod ocsp;
 pub mod sct;
+pub mod signature;
 pub mod signed_data;
 
 pub use sct::{LogId, Sct};
