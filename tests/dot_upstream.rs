@@ -684,6 +684,56 @@ async fn stalled_upstream_times_out_within_the_deadline() -> TestResult {
 }
 
 #[tokio::test]
+async fn stalled_connection_is_replaced_but_a_merely_slow_one_is_kept() -> TestResult {
+    init_tracing();
+    let pki = make_pki("ctdns test CA")?;
+    let config = client_config(&pki.root)?;
+    let stalled = start_server(
+        &pki,
+        Behavior {
+            stall: true,
+            ..Behavior::default()
+        },
+    )
+    .await?;
+    let query_timeout = Duration::from_millis(300);
+
+    // Abandoned after the stall timeout with nothing received: the connection is replaced.
+    let t = dot(
+        &stalled,
+        &config,
+        DotOptions {
+            query_timeout,
+            stall_timeout: Duration::from_millis(100),
+            ..DotOptions::default()
+        },
+    );
+    for i in 1..=2u8 {
+        let result = t.query(&query_msg(&format!("q{i}.test."), 1, false)?).await;
+        assert!(matches!(result, Err(UpstreamError::Timeout)), "{result:?}");
+    }
+    assert_eq!(Stats::get(&stalled.stats.tcp_accepted), 2);
+
+    // Abandoned before the stall timeout: the connection stays.
+    let t = dot(
+        &stalled,
+        &config,
+        DotOptions {
+            query_timeout,
+            stall_timeout: Duration::from_secs(30),
+            ..DotOptions::default()
+        },
+    );
+    for i in 1..=2u8 {
+        let result = t.query(&query_msg(&format!("q{i}.test."), 1, false)?).await;
+        assert!(matches!(result, Err(UpstreamError::Timeout)), "{result:?}");
+    }
+    assert_eq!(Stats::get(&stalled.stats.tcp_accepted), 3);
+    assert_eq!(stalled.stats.queries().len(), 4);
+    Ok(())
+}
+
+#[tokio::test]
 async fn slow_upstream_is_abandoned_for_the_next_within_the_deadline() -> TestResult {
     init_tracing();
     let pki = make_pki("ctdns test CA")?;

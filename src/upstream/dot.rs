@@ -171,8 +171,16 @@ impl DotTransport {
             .await
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(|_| UpstreamError::ConnectionLost("transport shut down".into()))?;
-        let conn = self.connection(&deadline).await?;
-        let (id, reply) = conn.register(&self.ids, question)?;
+        let mut conn = self.connection(&deadline).await?;
+        let (id, reply) = match conn.register(&self.ids, question.clone()) {
+            Ok(registered) => registered,
+            // The connection closed (e.g. idle timeout) between lookup and registration.
+            // Nothing was sent, so opening a new one is safe.
+            Err(_) => {
+                conn = self.connection(&deadline).await?;
+                conn.register(&self.ids, question)?
+            }
+        };
         // From here on, dropping `in_flight` (timeout, cancellation, error) deregisters `id`.
         let in_flight = InFlight {
             conn: &conn,

@@ -2,7 +2,7 @@
 //!
 //! Each query gets one overall deadline (`query_timeout`). Upstreams are tried one after the
 //! other, each attempt limited to `per_attempt_timeout` (and to what is left of the overall
-//! deadline): healthy upstreams first, in configuration order, then those currently marked
+//! deadline; the last candidate gets all that is left): healthy upstreams first, in configuration order, then those currently marked
 //! down, soonest-to-recover first, so a query is never refused while time is left.
 //!
 //! An attempt fails over to the next upstream on anything that blames the upstream: connect
@@ -174,7 +174,12 @@ impl Pool {
                 continue;
             };
             let name = member.transport.name();
-            let attempt = deadline.min_after(self.opts.per_attempt_timeout);
+            // The last candidate gets all the time left.
+            let attempt = if queue.is_empty() {
+                deadline
+            } else {
+                deadline.min_after(self.opts.per_attempt_timeout)
+            };
             let error = match attempt.run(member.transport.query(query)).await {
                 Ok(Ok(response)) => {
                     self.record_success(member);
@@ -242,6 +247,7 @@ mod tests {
         calls: AtomicUsize,
         results: Mutex<VecDeque<Result<Vec<u8>, UpstreamError>>>,
         hang: bool,
+        delay: Duration,
     }
 
     impl Scripted {
@@ -251,6 +257,7 @@ mod tests {
                 calls: AtomicUsize::new(0),
                 results: Mutex::new(results.into()),
                 hang: false,
+                delay: Duration::ZERO,
             })
         }
 
@@ -260,6 +267,17 @@ mod tests {
                 calls: AtomicUsize::new(0),
                 results: Mutex::new(VecDeque::new()),
                 hang: true,
+                delay: Duration::ZERO,
+            })
+        }
+
+        fn slow(name: &str, delay: Duration, result: Vec<u8>) -> Arc<Self> {
+            Arc::new(Scripted {
+                name: name.into(),
+                calls: AtomicUsize::new(0),
+                results: Mutex::new(VecDeque::from([Ok(result)])),
+                hang: false,
+                delay,
             })
         }
 
@@ -273,10 +291,12 @@ mod tests {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let next = self.results.lock().unwrap().pop_front();
             let hang = self.hang;
+            let delay = self.delay;
             Box::pin(async move {
                 if hang {
                     std::future::pending::<()>().await;
                 }
+                tokio::time::sleep(delay).await;
                 next.unwrap_or(Err(UpstreamError::ConnectionLost("script ended".into())))
             })
         }
@@ -380,6 +400,19 @@ mod tests {
         assert_eq!(p.query(b"q").await.unwrap(), vec![3]);
         let h = p.health();
         assert_eq!(h[0].last_error.as_deref(), Some("timed out"));
+    }
+
+    #[tokio::test]
+    async fn last_candidate_gets_the_remaining_time() {
+        let a = Scripted::slow("a", Duration::from_millis(100), vec![4]);
+        let opts = PoolOptions {
+            per_attempt_timeout: Duration::from_millis(10),
+            query_timeout: Duration::from_secs(5),
+            ..PoolOptions::default()
+        };
+        let p = pool(&[Arc::clone(&a)], opts);
+        assert_eq!(p.query(b"q").await.unwrap(), vec![4]);
+        assert_eq!(a.calls(), 1);
     }
 
     #[tokio::test]
