@@ -465,10 +465,15 @@ impl Connection {
     fn idle_check(&self, idle_timeout: Duration) -> (bool, Instant) {
         let state = self.lock();
         let now = Instant::now();
+        // An idle timeout too large to add means "never": look again in a day.
+        let later = |from: Instant| {
+            from.checked_add(idle_timeout)
+                .unwrap_or_else(|| now + Duration::from_secs(86_400))
+        };
         if !state.inflight.is_empty() {
-            return (false, now + idle_timeout);
+            return (false, later(now));
         }
-        let due = state.last_activity + idle_timeout;
+        let due = later(state.last_activity);
         (due <= now, due)
     }
 
