@@ -4,6 +4,13 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod deadline;
+pub mod dot;
+pub mod msgid;
+pub mod padding;
+pub mod pool;
+pub mod wire;
+
 /// A boxed, sendable future, so that [`Transport`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -42,6 +49,21 @@ pub enum UpstreamError {
     /// An HTTP-level failure (DoH).
     #[error("HTTP: {0}")]
     Http(String),
+    /// TCP connect plus TLS handshake did not finish within the connect timeout.
+    #[error("connect to {addr}: no TLS session within the connect timeout")]
+    ConnectTimeout {
+        /// The upstream address.
+        addr: std::net::SocketAddr,
+    },
+    /// The query is not a DNS message that can be sent (see the wire rule that failed).
+    #[error("malformed query: {0}")]
+    MalformedQuery(#[source] wire::WireError),
+    /// The upstream's response matched a query but is not a well-formed DNS message.
+    #[error("malformed response: {0}")]
+    MalformedResponse(#[source] wire::WireError),
+    /// The pool has no upstream to ask.
+    #[error("no upstream configured")]
+    NoUpstreams,
 }
 
 /// One way of reaching one upstream resolver. Implementations own their connections and

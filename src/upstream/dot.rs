@@ -1,0 +1,628 @@
+//! DNS over TLS (RFC 7858) with the TCP usage rules of RFC 7766: one persistent connection
+//! per upstream, shared by all queries, pipelined, with responses matched out of order.
+//!
+//! # How a query travels
+//! 1. The query is checked (one question, well-formed) and padded ([`super::padding`]).
+//! 2. It waits for one of `max_in_flight` slots.
+//! 3. It takes the live connection, or opens one: TCP connect, then the TLS handshake with
+//!    the given [`rustls::ClientConfig`]. The certificate verifier runs **inside** the
+//!    handshake, and nothing is written to the connection until
+//!    [`tokio_rustls::TlsConnector::connect`] has returned a finished session, so a refused
+//!    certificate means no DNS byte ever left this host.
+//! 4. It is registered under a fresh message ID unique among the connection's outstanding
+//!    queries ([`super::msgid`]), and handed to the connection's writer task.
+//! 5. The reader task reads length-prefixed responses, drops any with an unknown ID or a
+//!    question that differs from the query's, and hands the rest to their callers.
+//! 6. The caller restores its original ID and, if an OPT record was added for padding,
+//!    strips the OPT record from the response.
+//!
+//! Connections are opened lazily and closed when idle (`idle_timeout`), when the upstream
+//! closes them or an I/O error occurs, or when they stall (a query was abandoned after
+//! `stall_timeout` with no byte received since it was sent). Closing fails every query still
+//! outstanding on that connection with [`UpstreamError::ConnectionLost`], so the pool can
+//! retry it elsewhere; the next query opens a new connection.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tracing::{debug, warn};
+
+use super::deadline::Deadline;
+use super::msgid::{self, IdAllocator};
+use super::padding::{self, PadOutcome};
+use super::wire::{self, Header, Question, WireError};
+use super::{BoxFuture, Transport, UpstreamError};
+
+type Stream = TlsStream<TcpStream>;
+
+/// How long the writer waits to send TLS close_notify when a connection is closed.
+const CLOSE_NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Tuning of a [`DotTransport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DotOptions {
+    /// Limit on TCP connect plus TLS handshake.
+    pub connect_timeout: Duration,
+    /// Limit on one query, from the call to the answer, including any connect it needs.
+    pub query_timeout: Duration,
+    /// A connection with no outstanding query and no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// A query abandoned (timed out or cancelled) after waiting at least this long, with no
+    /// byte received on its connection since it was sent, marks the connection as stalled:
+    /// it is closed and the next query opens a new one.
+    pub stall_timeout: Duration,
+    /// Most queries outstanding at once on this upstream; further queries wait for a slot
+    /// (within their timeout). Clamped to 1..=65535.
+    pub max_in_flight: usize,
+    /// Pad queries with EDNS(0) Padding to 128-byte blocks (RFC 8467).
+    pub padding: bool,
+}
+
+impl Default for DotOptions {
+    fn default() -> Self {
+        DotOptions {
+            connect_timeout: Duration::from_secs(2),
+            query_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(1),
+            max_in_flight: 128,
+            padding: true,
+        }
+    }
+}
+
+/// A DNS-over-TLS upstream: one persistent, pipelined connection to one resolver address.
+pub struct DotTransport {
+    addr: SocketAddr,
+    server_name: ServerName<'static>,
+    connector: TlsConnector,
+    opts: DotOptions,
+    name: String,
+    ids: IdAllocator,
+    slots: Semaphore,
+    current: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    generations: AtomicU64,
+}
+
+impl fmt::Debug for DotTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DotTransport")
+            .field("addr", &self.addr)
+            .field("server_name", &self.server_name)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DotTransport {
+    /// A transport to `addr`, authenticating it as `server_name` (for ctdns, the dialed IP
+    /// address) with `tls`, which carries the certificate verifier.
+    ///
+    /// Whatever `tls` says, session resumption and 0-RTT early data are turned off on the
+    /// copy used here: a resumed session would skip the verifier, and early data would send
+    /// DNS bytes before the certificate is checked.
+    pub fn new(
+        addr: SocketAddr,
+        server_name: ServerName<'static>,
+        tls: Arc<rustls::ClientConfig>,
+        opts: DotOptions,
+    ) -> Self {
+        let mut config = (*tls).clone();
+        config.resumption = rustls::client::Resumption::disabled();
+        config.enable_early_data = false;
+        let max_in_flight = opts.max_in_flight.clamp(1, usize::from(u16::MAX));
+        DotTransport {
+            addr,
+            server_name,
+            connector: TlsConnector::from(Arc::new(config)),
+            name: format!("dot://{addr}"),
+            ids: IdAllocator::new(),
+            slots: Semaphore::new(max_in_flight),
+            current: tokio::sync::Mutex::new(None),
+            generations: AtomicU64::new(0),
+            opts: DotOptions {
+                max_in_flight,
+                ..opts
+            },
+        }
+    }
+
+    /// The upstream address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn exchange(&self, query: &[u8]) -> Result<Vec<u8>, UpstreamError> {
+        let deadline = Deadline::after(self.opts.query_timeout);
+        let question = wire::question(query).map_err(UpstreamError::MalformedQuery)?;
+        let original_id = msgid::message_id(query).ok_or(UpstreamError::MalformedQuery(
+            WireError::ShortHeader { len: query.len() },
+        ))?;
+        let (mut message, added_opt) = if self.opts.padding {
+            let padded = padding::pad_query(query).map_err(UpstreamError::MalformedQuery)?;
+            if !matches!(
+                padded.outcome,
+                PadOutcome::AddedOpt | PadOutcome::PaddedExistingOpt
+            ) {
+                debug!(upstream = %self.name, outcome = ?padded.outcome, "query sent unpadded");
+            }
+            (padded.bytes, padded.outcome == PadOutcome::AddedOpt)
+        } else {
+            wire::layout(query).map_err(UpstreamError::MalformedQuery)?;
+            (query.to_vec(), false)
+        };
+        let frame_len = u16::try_from(message.len()).map_err(|_| {
+            UpstreamError::MalformedQuery(WireError::TooLong { len: message.len() })
+        })?;
+
+        let _slot = deadline
+            .run(self.slots.acquire())
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(|_| UpstreamError::ConnectionLost("transport shut down".into()))?;
+        let mut conn = self.connection(&deadline).await?;
+        let (id, reply) = match conn.register(&self.ids, question.clone()) {
+            Ok(registered) => registered,
+            // The connection closed (e.g. idle timeout) between lookup and registration.
+            // Nothing was sent, so opening a new one is safe.
+            Err(_) => {
+                conn = self.connection(&deadline).await?;
+                conn.register(&self.ids, question)?
+            }
+        };
+        // From here on, dropping `in_flight` (timeout, cancellation, error) deregisters `id`.
+        let in_flight = InFlight {
+            conn: &conn,
+            id,
+            sent_at: Instant::now(),
+            stall_timeout: self.opts.stall_timeout,
+        };
+        msgid::set_message_id(&mut message, id);
+        let mut frame = Vec::with_capacity(message.len() + 2);
+        frame.extend_from_slice(&frame_len.to_be_bytes());
+        frame.extend_from_slice(&message);
+        match deadline.run(conn.outgoing.send(frame)).await {
+            Err(_) => return Err(UpstreamError::Timeout),
+            Ok(Err(_)) => return Err(conn.lost()),
+            Ok(Ok(())) => {}
+        }
+        let answer = match deadline.run(reply).await {
+            Err(_) => return Err(UpstreamError::Timeout),
+            Ok(Err(_)) => return Err(conn.lost()),
+            Ok(Ok(answer)) => answer?,
+        };
+        drop(in_flight);
+
+        let mut response = answer;
+        msgid::set_message_id(&mut response, original_id);
+        if added_opt {
+            response = padding::strip_opt(&response).map_err(UpstreamError::MalformedResponse)?;
+        } else {
+            wire::layout(&response).map_err(UpstreamError::MalformedResponse)?;
+        }
+        Ok(response)
+    }
+
+    /// The live connection, or a new one.
+    async fn connection(&self, deadline: &Deadline) -> Result<Arc<Connection>, UpstreamError> {
+        let mut current = deadline
+            .run(self.current.lock())
+            .await
+            .map_err(|_| UpstreamError::Timeout)?;
+        if let Some(conn) = current.as_ref().filter(|c| c.is_open()) {
+            return Ok(Arc::clone(conn));
+        }
+        *current = None;
+        let conn = self.connect(deadline).await?;
+        *current = Some(Arc::clone(&conn));
+        Ok(conn)
+    }
+
+    /// TCP connect and TLS handshake, then start the reader and writer tasks.
+    async fn connect(&self, deadline: &Deadline) -> Result<Arc<Connection>, UpstreamError> {
+        let addr = self.addr;
+        let limit = deadline.min_after(self.opts.connect_timeout);
+        let handshake = async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|source| UpstreamError::Connect { addr, source })?;
+            if let Err(e) = tcp.set_nodelay(true) {
+                debug!(upstream = %self.name, error = %e, "could not set TCP_NODELAY");
+            }
+            // The certificate verifier runs inside this handshake. It has to complete before
+            // the stream is handed to the writer: no DNS byte is written before that.
+            self.connector
+                .connect(self.server_name.clone(), tcp)
+                .await
+                .map_err(|source| UpstreamError::Tls { addr, source })
+        };
+        let stream = match limit.run(handshake).await {
+            Ok(result) => result?,
+            Err(_) if deadline.is_expired() => return Err(UpstreamError::Timeout),
+            Err(_) => return Err(UpstreamError::ConnectTimeout { addr }),
+        };
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        debug!(upstream = %self.name, generation, "TLS session established");
+        Ok(Connection::start(
+            stream,
+            addr,
+            generation,
+            self.opts.max_in_flight,
+            self.opts.idle_timeout,
+        ))
+    }
+}
+
+impl Drop for DotTransport {
+    fn drop(&mut self) {
+        if let Ok(mut current) = self.current.try_lock() {
+            if let Some(conn) = current.take() {
+                conn.close("transport dropped".into());
+            }
+        }
+    }
+}
+
+impl Transport for DotTransport {
+    fn query<'a>(&'a self, query: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, UpstreamError>> {
+        Box::pin(self.exchange(query))
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Deregisters a query from its connection when the caller stops waiting for any reason.
+struct InFlight<'a> {
+    conn: &'a Connection,
+    id: u16,
+    sent_at: Instant,
+    stall_timeout: Duration,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.conn.abandon(self.id, self.sent_at, self.stall_timeout);
+    }
+}
+
+/// What a caller receives: the raw response (ID still the connection's), or why not.
+type Reply = Result<Vec<u8>, UpstreamError>;
+
+/// A query waiting for its response.
+struct Pending {
+    question: Question,
+    reply: oneshot::Sender<Reply>,
+}
+
+struct ConnState {
+    inflight: HashMap<u16, Pending>,
+    /// Why the connection closed; `None` while open.
+    closed: Option<String>,
+    /// When bytes last arrived.
+    last_rx: Instant,
+    /// When bytes last went either way.
+    last_activity: Instant,
+}
+
+/// One TLS session and its reader and writer tasks.
+struct Connection {
+    peer: SocketAddr,
+    generation: u64,
+    outgoing: mpsc::Sender<Vec<u8>>,
+    state: Mutex<ConnState>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Connection {
+    fn start(
+        stream: Stream,
+        peer: SocketAddr,
+        generation: u64,
+        capacity: usize,
+        idle_timeout: Duration,
+    ) -> Arc<Connection> {
+        let (outgoing, frames) = mpsc::channel(capacity.max(1));
+        let (shutdown, _) = watch::channel(false);
+        let now = Instant::now();
+        let conn = Arc::new(Connection {
+            peer,
+            generation,
+            outgoing,
+            state: Mutex::new(ConnState {
+                inflight: HashMap::new(),
+                closed: None,
+                last_rx: now,
+                last_activity: now,
+            }),
+            shutdown,
+        });
+        let (reader, writer) = tokio::io::split(stream);
+        tokio::spawn(read_loop(
+            Arc::clone(&conn),
+            reader,
+            idle_timeout,
+            conn.shutdown.subscribe(),
+        ));
+        tokio::spawn(write_loop(
+            Arc::clone(&conn),
+            writer,
+            frames,
+            conn.shutdown.subscribe(),
+        ));
+        conn
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_open(&self) -> bool {
+        self.lock().closed.is_none()
+    }
+
+    /// The error for a query that lost this connection.
+    fn lost(&self) -> UpstreamError {
+        let reason = self
+            .lock()
+            .closed
+            .clone()
+            .unwrap_or_else(|| "connection tasks ended".into());
+        UpstreamError::ConnectionLost(format!("{}: {reason}", self.peer))
+    }
+
+    /// Register a query under a fresh message ID.
+    fn register(
+        &self,
+        ids: &IdAllocator,
+        question: Question,
+    ) -> Result<(u16, oneshot::Receiver<Reply>), UpstreamError> {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            drop(state);
+            return Err(self.lost());
+        }
+        let id = ids
+            .allocate(|id| state.inflight.contains_key(&id))
+            .ok_or_else(|| UpstreamError::ConnectionLost("all 65536 message IDs in use".into()))?;
+        let (reply, receiver) = oneshot::channel();
+        state.inflight.insert(id, Pending { question, reply });
+        state.last_activity = Instant::now();
+        Ok((id, receiver))
+    }
+
+    /// The caller of `id` stopped waiting. If it had no answer, nothing arrived since it was
+    /// sent, and it waited at least `stall_timeout`, the connection is declared stalled.
+    fn abandon(&self, id: u16, sent_at: Instant, stall_timeout: Duration) {
+        let stalled = {
+            let mut state = self.lock();
+            if state.inflight.remove(&id).is_none() {
+                return;
+            }
+            state.last_rx < sent_at && sent_at.elapsed() >= stall_timeout
+        };
+        if stalled {
+            self.close(format!(
+                "nothing received for {stall_timeout:?} with a query outstanding (stalled)"
+            ));
+        }
+    }
+
+    /// Hand a response frame to the query it answers, or drop it.
+    fn deliver(&self, frame: Vec<u8>) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.last_rx = now;
+        state.last_activity = now;
+        let header = match Header::parse(&frame) {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(upstream = %self.peer, error = %e, "dropping unreadable DNS message");
+                return;
+            }
+        };
+        if !header.is_response() {
+            warn!(upstream = %self.peer, id = header.id, "dropping message without the QR bit");
+            return;
+        }
+        let Some(pending) = state.inflight.get(&header.id) else {
+            warn!(upstream = %self.peer, id = header.id, "dropping response with an unknown message ID");
+            return;
+        };
+        match wire::question(&frame) {
+            Ok(q) if q == pending.question => {}
+            Ok(_) => {
+                warn!(upstream = %self.peer, id = header.id,
+                    "dropping response whose question differs from the query's");
+                return;
+            }
+            Err(e) => {
+                warn!(upstream = %self.peer, id = header.id, error = %e,
+                    "dropping response with an unreadable question");
+                return;
+            }
+        }
+        if let Some(pending) = state.inflight.remove(&header.id) {
+            drop(state);
+            // The caller may have given up in the meantime; nothing to do then.
+            let _ = pending.reply.send(Ok(frame));
+        }
+    }
+
+    /// Whether the connection has been idle for `idle_timeout`, and when to look again.
+    fn idle_check(&self, idle_timeout: Duration) -> (bool, Instant) {
+        let state = self.lock();
+        let now = Instant::now();
+        // An idle timeout too large to add means "never": look again in a day.
+        let later = |from: Instant| {
+            from.checked_add(idle_timeout)
+                .unwrap_or_else(|| now + Duration::from_secs(86_400))
+        };
+        if !state.inflight.is_empty() {
+            return (false, later(now));
+        }
+        let due = later(state.last_activity);
+        (due <= now, due)
+    }
+
+    fn touch(&self) {
+        self.lock().last_activity = Instant::now();
+    }
+
+    /// Close the connection: fail every outstanding query and stop both tasks.
+    fn close(&self, reason: String) {
+        let pending = {
+            let mut state = self.lock();
+            if state.closed.is_some() {
+                return;
+            }
+            state.closed = Some(reason.clone());
+            std::mem::take(&mut state.inflight)
+        };
+        debug!(upstream = %self.peer, generation = self.generation, %reason,
+            failed = pending.len(), "DoT connection closed");
+        for (_, p) in pending {
+            let _ = p.reply.send(Err(UpstreamError::ConnectionLost(format!(
+                "{}: {reason}",
+                self.peer
+            ))));
+        }
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// Split complete length-prefixed frames off the front of `buf`.
+fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let len = usize::from(wire::read_u16(buf, 0)?);
+    let end = 2 + len;
+    let frame = buf.get(2..end)?.to_vec();
+    buf.drain(..end);
+    Some(frame)
+}
+
+async fn read_loop(
+    conn: Arc<Connection>,
+    mut reader: ReadHalf<Stream>,
+    idle_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        while let Some(frame) = take_frame(&mut buf) {
+            conn.deliver(frame);
+        }
+        let (_, next_check) = conn.idle_check(idle_timeout);
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) if buf.is_empty() => {
+                    conn.close("upstream closed the connection".into());
+                    return;
+                }
+                Ok(0) => {
+                    conn.close("upstream closed the connection mid-message".into());
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    conn.close(format!("read failed: {e}"));
+                    return;
+                }
+            },
+            _ = tokio::time::sleep_until(next_check) => {
+                if conn.idle_check(idle_timeout).0 {
+                    conn.close("idle timeout".into());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn write_loop(
+    conn: Arc<Connection>,
+    mut writer: WriteHalf<Stream>,
+    mut frames: mpsc::Receiver<Vec<u8>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            frame = frames.recv() => frame,
+        };
+        let Some(frame) = frame else { break };
+        let write = async {
+            writer.write_all(&frame).await?;
+            writer.flush().await
+        };
+        let written = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            written = write => written,
+        };
+        match written {
+            Ok(()) => conn.touch(),
+            Err(e) => {
+                conn.close(format!("write failed: {e}"));
+                break;
+            }
+        }
+    }
+    // Best effort: send close_notify and FIN.
+    let _ = tokio::time::timeout(CLOSE_NOTIFY_TIMEOUT, writer.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_split_only_when_complete() {
+        let mut buf = vec![0, 3, 1, 2];
+        assert_eq!(take_frame(&mut buf), None);
+        buf.extend_from_slice(&[3, 0, 0, 0, 1, 9]);
+        assert_eq!(take_frame(&mut buf), Some(vec![1, 2, 3]));
+        assert_eq!(take_frame(&mut buf), Some(vec![]));
+        assert_eq!(buf, vec![0, 1, 9]);
+        assert_eq!(take_frame(&mut buf), Some(vec![9]));
+        assert_eq!(take_frame(&mut buf), None);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn options_are_clamped() {
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let t = DotTransport::new(
+            "127.0.0.1:853".parse().unwrap(),
+            ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+            Arc::new(config),
+            DotOptions {
+                max_in_flight: 0,
+                ..DotOptions::default()
+            },
+        );
+        assert_eq!(t.opts.max_in_flight, 1);
+        assert_eq!(t.name(), "dot://127.0.0.1:853");
+        assert!(!t.connector.config().enable_early_data);
+    }
+}

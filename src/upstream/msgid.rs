@@ -1,0 +1,99 @@
+//! DNS message IDs on shared connections: reading and rewriting the ID of a wire-format
+//! message, and picking fresh per-connection IDs.
+//!
+//! Many clients' queries share one upstream connection (RFC 7766 §6.2.1.1), and their IDs may
+//! collide, so each query is sent under an ID that is unique among the connection's
+//! outstanding queries, and the client's own ID is put back on the response.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// Random draws tried before scanning for a free ID.
+const RANDOM_TRIES: usize = 16;
+
+/// The message ID of `msg`, or `None` if it is shorter than two bytes.
+pub fn message_id(msg: &[u8]) -> Option<u16> {
+    super::wire::read_u16(msg, 0)
+}
+
+/// Set the message ID of `msg`; `false` (and `msg` untouched) if it is shorter than two
+/// bytes.
+pub fn set_message_id(msg: &mut [u8], id: u16) -> bool {
+    super::wire::write_u16(msg, 0, id)
+}
+
+/// Picks message IDs that are unpredictable and not in use.
+#[derive(Debug)]
+pub struct IdAllocator {
+    rng: SystemRandom,
+    /// Fallback source if the system RNG fails (it does not in practice).
+    counter: AtomicU16,
+}
+
+impl Default for IdAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IdAllocator {
+    /// A new allocator.
+    pub fn new() -> Self {
+        IdAllocator {
+            rng: SystemRandom::new(),
+            counter: AtomicU16::new(0),
+        }
+    }
+
+    /// A fresh ID for which `in_use` is false, or `None` if all 65536 IDs are in use.
+    pub fn allocate(&self, in_use: impl Fn(u16) -> bool) -> Option<u16> {
+        for _ in 0..RANDOM_TRIES {
+            let id = self.draw();
+            if !in_use(id) {
+                return Some(id);
+            }
+        }
+        let start = self.draw();
+        (0..=u16::MAX)
+            .map(|offset| start.wrapping_add(offset))
+            .find(|&id| !in_use(id))
+    }
+
+    fn draw(&self) -> u16 {
+        let mut bytes = [0u8; 2];
+        match self.rng.fill(&mut bytes) {
+            Ok(()) => u16::from_be_bytes(bytes),
+            Err(_) => self.counter.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn reads_and_rewrites_ids() {
+        let mut msg = vec![0xAB, 0xCD, 1, 0];
+        assert_eq!(message_id(&msg), Some(0xABCD));
+        assert!(set_message_id(&mut msg, 0x0102));
+        assert_eq!(msg, vec![1, 2, 1, 0]);
+        let mut short = vec![7];
+        assert!(!set_message_id(&mut short, 1));
+        assert_eq!(short, vec![7]);
+        assert_eq!(message_id(&short), None);
+    }
+
+    #[test]
+    fn allocates_unused_ids_until_exhausted() {
+        let alloc = IdAllocator::new();
+        let mut used = HashSet::new();
+        for _ in 0..=u16::MAX {
+            let id = alloc.allocate(|id| used.contains(&id)).unwrap();
+            assert!(used.insert(id));
+        }
+        assert_eq!(alloc.allocate(|id| used.contains(&id)), None);
+    }
+}

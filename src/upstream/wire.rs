@@ -1,0 +1,488 @@
+//! A minimal, non-panicking reader of the DNS wire format (RFC 1035 §4), with just what the
+//! transports need: the header, the question, and where the EDNS(0) OPT record sits.
+//!
+//! The transports edit messages at the byte level (message ID, OPT padding) instead of
+//! decoding and re-encoding them, so the resolver's answer reaches the client byte for byte.
+//! Every read from the message is bounds-checked and returns a [`WireError`].
+
+use std::fmt;
+
+/// Length of the fixed DNS header.
+pub const HEADER_LEN: usize = 12;
+/// The largest DNS message that fits a two-byte TCP/TLS length prefix (RFC 1035 §4.2.2).
+pub const MAX_MESSAGE_LEN: usize = u16::MAX as usize;
+/// RR type of the EDNS(0) OPT pseudo-record (RFC 6891).
+pub const TYPE_OPT: u16 = 41;
+/// RR type of SIG(0) signatures (RFC 2931), which must stay last in a message.
+pub const TYPE_SIG: u16 = 24;
+/// RR type of TSIG signatures (RFC 8945), which must stay last in a message.
+pub const TYPE_TSIG: u16 = 250;
+
+/// Longest encoded domain name (RFC 1035 §2.3.4).
+const MAX_NAME_LEN: usize = 255;
+/// QR bit of the header flags: set on responses.
+const FLAG_QR: u16 = 0x8000;
+
+/// A section of a DNS message, to say where a message was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// The question section.
+    Question,
+    /// The answer section.
+    Answer,
+    /// The authority section.
+    Authority,
+    /// The additional section.
+    Additional,
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Section::Question => "question",
+            Section::Answer => "answer",
+            Section::Authority => "authority",
+            Section::Additional => "additional",
+        })
+    }
+}
+
+/// Why a DNS message could not be read or edited.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The message is shorter than the 12-byte header.
+    #[error("message is {len} bytes, shorter than the 12-byte header")]
+    ShortHeader {
+        /// The message length.
+        len: usize,
+    },
+    /// The message does not fit a two-byte length prefix (65535 bytes).
+    #[error("message would be {len} bytes, above the 65535-byte limit")]
+    TooLong {
+        /// The (would-be) message length.
+        len: usize,
+    },
+    /// A record or question runs past the end of the message.
+    #[error("{section} section runs past the end of the message")]
+    Truncated {
+        /// The section being read.
+        section: Section,
+    },
+    /// A domain name uses a reserved label type (0x40 or 0x80 prefix).
+    #[error("domain name uses reserved label type {0:#04x}")]
+    ReservedLabelType(u8),
+    /// A domain name is longer than 255 bytes.
+    #[error("domain name is longer than 255 bytes")]
+    NameTooLong,
+    /// A compression pointer does not point strictly backwards (which could loop).
+    #[error("domain name compression pointer at offset {at} does not point backwards")]
+    ForwardPointer {
+        /// Offset of the pointer.
+        at: usize,
+    },
+    /// The message must carry exactly one question.
+    #[error("expected exactly one question, found {0}")]
+    QuestionCount(u16),
+    /// Bytes remain after the last record the header announced.
+    #[error("{0} trailing bytes after the last record")]
+    TrailingBytes(usize),
+    /// More than one OPT record (RFC 6891 §6.1.1).
+    #[error("more than one OPT record")]
+    MultipleOpt,
+    /// The OPT record's RDATA is not a well-formed list of options.
+    #[error("OPT record options are malformed")]
+    BadOptOptions,
+    /// A header count would overflow.
+    #[error("additional record count would overflow")]
+    CountOverflow,
+    /// The message had to be re-encoded (OPT not last) and hickory-proto could not do it.
+    #[error("re-encoding the message failed: {0}")]
+    Reencode(String),
+}
+
+/// The fixed DNS header (RFC 1035 §4.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Message ID.
+    pub id: u16,
+    /// The flags word (QR, opcode, AA, TC, RD, RA, Z, AD, CD, RCODE).
+    pub flags: u16,
+    /// Number of questions.
+    pub qdcount: u16,
+    /// Number of answer records.
+    pub ancount: u16,
+    /// Number of authority records.
+    pub nscount: u16,
+    /// Number of additional records.
+    pub arcount: u16,
+}
+
+impl Header {
+    /// Read the header of `msg`.
+    pub fn parse(msg: &[u8]) -> Result<Header, WireError> {
+        let short = WireError::ShortHeader { len: msg.len() };
+        let word = |at: usize| read_u16(msg, at).ok_or_else(|| short.clone());
+        Ok(Header {
+            id: word(0)?,
+            flags: word(2)?,
+            qdcount: word(4)?,
+            ancount: word(6)?,
+            nscount: word(8)?,
+            arcount: word(10)?,
+        })
+    }
+
+    /// Whether the QR bit marks this message as a response.
+    pub fn is_response(&self) -> bool {
+        self.flags & FLAG_QR != 0
+    }
+}
+
+/// The question of a message: what a response must echo to answer a query.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Question {
+    /// The name in uncompressed wire form, ASCII-lowercased (length bytes are all below
+    /// `b'A'`, so lowercasing the whole encoding is lossless), so that `==` compares names
+    /// case-insensitively as RFC 4343 requires.
+    pub name: Vec<u8>,
+    /// QTYPE.
+    pub qtype: u16,
+    /// QCLASS.
+    pub qclass: u16,
+}
+
+/// Read the single question of `msg` (QDCOUNT must be 1). Only the header and the question
+/// are read, so this works on messages whose later sections are damaged.
+pub fn question(msg: &[u8]) -> Result<Question, WireError> {
+    let header = Header::parse(msg)?;
+    if header.qdcount != 1 {
+        return Err(WireError::QuestionCount(header.qdcount));
+    }
+    let mut name = Vec::new();
+    let end = read_name(msg, HEADER_LEN, Some(&mut name), Section::Question)?;
+    let truncated = WireError::Truncated {
+        section: Section::Question,
+    };
+    let qtype = read_u16(msg, end).ok_or_else(|| truncated.clone())?;
+    let qclass = read_u16(msg, end + 2).ok_or(truncated)?;
+    Ok(Question {
+        name,
+        qtype,
+        qclass,
+    })
+}
+
+/// Where the OPT pseudo-record sits in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptRecord {
+    /// Offset of the record's owner name (its first byte).
+    pub start: usize,
+    /// Offset of the RDLENGTH field.
+    pub rdlength_at: usize,
+    /// Offset just past the RDATA.
+    pub end: usize,
+    /// Whether no record follows the OPT record.
+    pub is_last: bool,
+}
+
+/// The shape of a whole message: its header and where the OPT record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// The header.
+    pub header: Header,
+    /// The OPT record, if any.
+    pub opt: Option<OptRecord>,
+    /// Whether the last record is a TSIG or SIG(0) signature, which covers the bytes before
+    /// it: such a message must not be edited.
+    pub signed: bool,
+}
+
+/// Walk the whole of `msg`: every question and record must lie within it, no bytes may
+/// follow the last record, and at most one OPT record may appear.
+pub fn layout(msg: &[u8]) -> Result<Layout, WireError> {
+    if msg.len() > MAX_MESSAGE_LEN {
+        return Err(WireError::TooLong { len: msg.len() });
+    }
+    let header = Header::parse(msg)?;
+    let mut pos = HEADER_LEN;
+    for _ in 0..header.qdcount {
+        pos = read_name(msg, pos, None, Section::Question)?;
+        pos = pos
+            .checked_add(4)
+            .filter(|&p| p <= msg.len())
+            .ok_or(WireError::Truncated {
+                section: Section::Question,
+            })?;
+    }
+    let sections = [
+        (Section::Answer, header.ancount),
+        (Section::Authority, header.nscount),
+        (Section::Additional, header.arcount),
+    ];
+    let mut opt: Option<OptRecord> = None;
+    let mut last_type = None;
+    for (section, count) in sections {
+        for _ in 0..count {
+            let start = pos;
+            let fixed = read_name(msg, pos, None, section)?;
+            let truncated = WireError::Truncated { section };
+            let rtype = read_u16(msg, fixed).ok_or_else(|| truncated.clone())?;
+            let rdlength_at = fixed + 8;
+            let rdlength = read_u16(msg, rdlength_at).ok_or_else(|| truncated.clone())?;
+            let end = (rdlength_at + 2)
+                .checked_add(usize::from(rdlength))
+                .filter(|&e| e <= msg.len())
+                .ok_or(truncated)?;
+            if rtype == TYPE_OPT {
+                if opt.is_some() {
+                    return Err(WireError::MultipleOpt);
+                }
+                opt = Some(OptRecord {
+                    start,
+                    rdlength_at,
+                    end,
+                    is_last: false,
+                });
+            }
+            last_type = Some(rtype);
+            pos = end;
+        }
+    }
+    if pos != msg.len() {
+        return Err(WireError::TrailingBytes(msg.len() - pos));
+    }
+    if let Some(o) = opt.as_mut() {
+        o.is_last = o.end == msg.len();
+    }
+    let signed = header.arcount > 0 && matches!(last_type, Some(TYPE_TSIG | TYPE_SIG));
+    Ok(Layout {
+        header,
+        opt,
+        signed,
+    })
+}
+
+/// Read a big-endian u16 at `at`, or `None` past the end.
+pub fn read_u16(msg: &[u8], at: usize) -> Option<u16> {
+    let bytes = msg.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
+}
+
+/// Write a big-endian u16 at `at`; `false` (and nothing written) past the end.
+pub fn write_u16(msg: &mut [u8], at: usize, value: u16) -> bool {
+    match at.checked_add(2).and_then(|end| msg.get_mut(at..end)) {
+        Some(slot) => {
+            slot.copy_from_slice(&value.to_be_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
+/// Read the domain name at `pos`, following compression pointers (which must point strictly
+/// backwards, so the walk always ends). Returns the offset just past the name as it sits at
+/// `pos`. When `out` is given, the uncompressed, lowercased name is appended to it.
+fn read_name(
+    msg: &[u8],
+    pos: usize,
+    mut out: Option<&mut Vec<u8>>,
+    section: Section,
+) -> Result<usize, WireError> {
+    let truncated = WireError::Truncated { section };
+    let mut cursor = pos;
+    // Offset just past the name in place: set at the first pointer or the root label.
+    let mut end_in_place = None;
+    let mut name_len = 0usize;
+    // Every jump must land strictly below the previous jump target (or below the name's
+    // own start), so the walk cannot loop; real compression chains always do.
+    let mut floor = pos;
+    loop {
+        let len_byte = *msg.get(cursor).ok_or_else(|| truncated.clone())?;
+        match len_byte & 0xC0 {
+            0x00 => {
+                let len = usize::from(len_byte);
+                name_len += len + 1;
+                if name_len > MAX_NAME_LEN {
+                    return Err(WireError::NameTooLong);
+                }
+                let label_end = cursor + 1 + len;
+                let label = msg
+                    .get(cursor..label_end)
+                    .ok_or_else(|| truncated.clone())?;
+                if let Some(out) = out.as_deref_mut() {
+                    out.extend(label.iter().map(u8::to_ascii_lowercase));
+                }
+                if len == 0 {
+                    return Ok(end_in_place.unwrap_or(label_end));
+                }
+                cursor = label_end;
+            }
+            0xC0 => {
+                let low = *msg.get(cursor + 1).ok_or_else(|| truncated.clone())?;
+                let target = (usize::from(len_byte & 0x3F) << 8) | usize::from(low);
+                if target >= floor {
+                    return Err(WireError::ForwardPointer { at: cursor });
+                }
+                if end_in_place.is_none() {
+                    end_in_place = Some(cursor + 2);
+                }
+                floor = target;
+                cursor = target;
+            }
+            other => return Err(WireError::ReservedLabelType(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for `www.Example.com. A IN` with ID 0x1234, no additional records.
+    fn query() -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03www\x07Example\x03com\x00");
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        m
+    }
+
+    /// A response to [`query`] with one compressed A answer and an OPT record.
+    fn response() -> Vec<u8> {
+        let mut m = query();
+        m[2] = 0x81;
+        m[3] = 0x80;
+        m[7] = 1; // ancount
+        m[11] = 1; // arcount
+        m.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+        m.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]);
+        m
+    }
+
+    #[test]
+    fn reads_header_and_question() {
+        let q = query();
+        let h = Header::parse(&q).unwrap();
+        assert_eq!(h.id, 0x1234);
+        assert!(!h.is_response());
+        let question = question(&q).unwrap();
+        assert_eq!(question.name, b"\x03www\x07example\x03com\x00".to_vec());
+        assert_eq!((question.qtype, question.qclass), (1, 1));
+    }
+
+    #[test]
+    fn question_compares_case_insensitively() {
+        let mut upper = query();
+        upper[13..16].copy_from_slice(b"WWW");
+        assert_eq!(question(&upper).unwrap(), question(&query()).unwrap());
+        let mut other = query();
+        other[13] = b'x';
+        assert_ne!(question(&other).unwrap(), question(&query()).unwrap());
+    }
+
+    #[test]
+    fn layout_finds_last_opt() {
+        let r = response();
+        let l = layout(&r).unwrap();
+        let opt = l.opt.unwrap();
+        assert!(opt.is_last);
+        assert_eq!(opt.end, r.len());
+        assert_eq!(opt.start, r.len() - 11);
+        assert!(!l.signed);
+        assert!(l.header.is_response());
+    }
+
+    #[test]
+    fn layout_rejects_trailing_bytes_and_truncation() {
+        let mut r = response();
+        r.push(0);
+        assert_eq!(layout(&r), Err(WireError::TrailingBytes(1)));
+        let r = response();
+        for cut in 0..r.len() {
+            assert!(layout(&r[..cut]).is_err(), "cut at {cut} accepted");
+        }
+    }
+
+    #[test]
+    fn rejects_two_opts() {
+        let mut r = response();
+        r[11] = 2;
+        r.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(layout(&r), Err(WireError::MultipleOpt));
+    }
+
+    #[test]
+    fn rejects_pointer_loops_and_forward_pointers() {
+        // Question name is a pointer to itself.
+        let mut m = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 0x0C, 0, 1, 0, 1];
+        assert_eq!(question(&m), Err(WireError::ForwardPointer { at: 12 }));
+        // Forward pointer.
+        m[13] = 0x20;
+        assert_eq!(question(&m), Err(WireError::ForwardPointer { at: 12 }));
+        // Answer name pointing to a pointer pointing to itself.
+        let mut r = query();
+        r[7] = 1;
+        let self_ptr = r.len() as u8;
+        r.extend_from_slice(&[0xC0, self_ptr, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            layout(&r),
+            Err(WireError::ForwardPointer {
+                at: usize::from(self_ptr)
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_reserved_labels_and_long_names() {
+        let mut m = query();
+        m[12] = 0x43;
+        assert_eq!(question(&m), Err(WireError::ReservedLabelType(0x40)));
+        let mut long = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for _ in 0..5 {
+            long.push(63);
+            long.extend_from_slice(&[b'a'; 63]);
+        }
+        long.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert_eq!(question(&long), Err(WireError::NameTooLong));
+    }
+
+    #[test]
+    fn question_count_must_be_one() {
+        let mut m = query();
+        m[5] = 2;
+        assert_eq!(question(&m), Err(WireError::QuestionCount(2)));
+        assert_eq!(question(&m[..5]), Err(WireError::ShortHeader { len: 5 }));
+    }
+
+    #[test]
+    fn detects_signed_messages() {
+        let mut m = query();
+        m[11] = 1;
+        // A TSIG-typed record with empty RDATA is enough for the layout walk.
+        m.extend_from_slice(&[0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
+        assert!(layout(&m).unwrap().signed);
+    }
+
+    #[test]
+    fn never_panics_on_arbitrary_prefixes_and_mutations() {
+        let base = response();
+        for i in 0..base.len() {
+            for v in [0x00, 0x3F, 0x40, 0xC0, 0xFF] {
+                let mut m = base.clone();
+                m[i] = v;
+                let _ = layout(&m);
+                let _ = question(&m);
+            }
+        }
+    }
+
+    #[test]
+    fn u16_helpers_are_bounds_checked() {
+        let mut b = [0u8; 3];
+        assert!(write_u16(&mut b, 1, 0xABCD));
+        assert_eq!(read_u16(&b, 1), Some(0xABCD));
+        assert!(!write_u16(&mut b, 2, 1));
+        assert_eq!(read_u16(&b, 2), None);
+        assert_eq!(read_u16(&b, usize::MAX), None);
+    }
+}
