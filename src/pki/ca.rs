@@ -4,8 +4,8 @@ use std::fmt;
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
 };
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
@@ -54,7 +54,12 @@ impl fmt::Debug for TestCa {
 
 impl TestCa {
     /// A self-signed root CA named `cn` (ECDSA P-256).
-    pub(crate) fn root(cn: &str, org: &str, nb: OffsetDateTime, na: OffsetDateTime) -> Result<Self, PkiError> {
+    pub(crate) fn root(
+        cn: &str,
+        org: &str,
+        nb: OffsetDateTime,
+        na: OffsetDateTime,
+    ) -> Result<Self, PkiError> {
         let params = ca_params(cn, org, nb, na, BasicConstraints::Unconstrained);
         let key = KeyPair::generate().map_err(PkiError::cert("root CA key"))?;
         let cert = params
@@ -256,10 +261,8 @@ impl TestPki {
             let logs = [
                 TestLog::generate_ecdsa(ALPHA, OPERATOR_A)?
                     .with_state(LogStateKind::Usable, usable),
-                TestLog::generate_ecdsa(BETA, OPERATOR_B)?
-                    .with_state(LogStateKind::Usable, usable),
-                TestLog::rsa_test_key(GAMMA, OPERATOR_C)?
-                    .with_state(LogStateKind::Usable, usable),
+                TestLog::generate_ecdsa(BETA, OPERATOR_B)?.with_state(LogStateKind::Usable, usable),
+                TestLog::rsa_test_key(GAMMA, OPERATOR_C)?.with_state(LogStateKind::Usable, usable),
                 TestLog::generate_ecdsa(DELTA, OPERATOR_A)?
                     .with_state(LogStateKind::Retired, now - Duration::days(30)),
                 TestLog::generate_ecdsa(PENDING, OPERATOR_B)?

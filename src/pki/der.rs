@@ -103,9 +103,20 @@ pub(crate) fn generalized_time(t: OffsetDateTime, what: &'static str) -> Result<
     Ok(tlv(TAG_GENERALIZED_TIME, s.as_bytes()))
 }
 
-/// Reads one TLV at the start of `input`: returns `(tag, whole TLV, content, rest)`.
+/// One DER element as read by [`read_tlv`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tlv<'a> {
+    /// The identifier octet.
+    pub tag: u8,
+    /// The whole element: header and content.
+    pub whole: &'a [u8],
+    /// The content octets.
+    pub content: &'a [u8],
+}
+
+/// Reads one TLV at the start of `input`: returns it and the bytes after it.
 /// Only definite lengths up to 4 length bytes; `None` on anything malformed or truncated.
-pub(crate) fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+pub(crate) fn read_tlv(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
     let tag = *input.first()?;
     let first_len = *input.get(1)?;
     let (len, header) = if first_len < 0x80 {
@@ -125,17 +136,36 @@ pub(crate) fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
     let whole = input.get(..end)?;
     let content = input.get(header..end)?;
     let rest = input.get(end..)?;
-    Some((tag, whole, content, rest))
+    Some((
+        Tlv {
+            tag,
+            whole,
+            content,
+        },
+        rest,
+    ))
+}
+
+/// The elements of a constructed value's content, in order; `None` if any is malformed.
+#[cfg(test)]
+pub(crate) fn children(mut input: &[u8]) -> Option<Vec<Tlv<'_>>> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let (tlv, rest) = read_tlv(input)?;
+        out.push(tlv);
+        input = rest;
+    }
+    Some(out)
 }
 
 /// The DER `TBSCertificate` (whole TLV) of a DER certificate.
 pub(crate) fn tbs_of(cert: &[u8]) -> Option<&[u8]> {
-    let (tag, _, content, _) = read_tlv(cert)?;
-    if tag != TAG_SEQUENCE {
+    let (cert, _) = read_tlv(cert)?;
+    if cert.tag != TAG_SEQUENCE {
         return None;
     }
-    let (tag, tbs, _, _) = read_tlv(content)?;
-    (tag == TAG_SEQUENCE).then_some(tbs)
+    let (tbs, _) = read_tlv(cert.content)?;
+    (tbs.tag == TAG_SEQUENCE).then_some(tbs.whole)
 }
 
 /// PEM-encode `der` under `label`, 64 base64 characters per line.
@@ -181,10 +211,10 @@ mod tests {
         for n in [0usize, 1, 127, 128, 255, 256, 65_535, 70_000] {
             let content = vec![0xab; n];
             let enc = tlv(TAG_OCTET_STRING, &content);
-            let (tag, whole, got, rest) = read_tlv(&enc).unwrap();
-            assert_eq!(tag, TAG_OCTET_STRING);
-            assert_eq!(whole.len(), enc.len());
-            assert_eq!(got, content.as_slice());
+            let (got, rest) = read_tlv(&enc).unwrap();
+            assert_eq!(got.tag, TAG_OCTET_STRING);
+            assert_eq!(got.whole.len(), enc.len());
+            assert_eq!(got.content, content.as_slice());
             assert!(rest.is_empty());
         }
     }
@@ -195,7 +225,10 @@ mod tests {
         for n in 0..enc.len() {
             assert!(read_tlv(&enc[..n]).is_none(), "prefix {n} accepted");
         }
-        assert!(read_tlv(&[0x30, 0x80]).is_none(), "indefinite length accepted");
+        assert!(
+            read_tlv(&[0x30, 0x80]).is_none(),
+            "indefinite length accepted"
+        );
     }
 
     #[test]

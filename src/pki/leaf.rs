@@ -12,8 +12,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use rcgen::{
-    CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::SecureRandom;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -359,7 +359,12 @@ struct Build<'a> {
 }
 
 impl Build<'_> {
-    fn sign(&self, params: &CertificateParams, by: &TestCa, what: &'static str) -> Result<CertificateDer<'static>, PkiError> {
+    fn sign(
+        &self,
+        params: &CertificateParams,
+        by: &TestCa,
+        what: &'static str,
+    ) -> Result<CertificateDer<'static>, PkiError> {
         Ok(params
             .signed_by(&self.key, &by.issuer())
             .map_err(PkiError::cert(what))?
@@ -384,11 +389,15 @@ impl Build<'_> {
 
     fn key_hash_of(&self, ca: CaCert, signer: Option<&TestCa>) -> Result<[u8; 32], PkiError> {
         match ca {
-            CaCert::PrecertSigner => signer.map(TestCa::key_hash).ok_or(PkiError::KnobNotApplicable {
-                knob: "issuer_key_hash_of",
-                delivery: SctSource::Embedded,
-                detail: ": PrecertSigner needs PrecertIssuance::PrecertSigningCert",
-            }),
+            CaCert::PrecertSigner => {
+                signer
+                    .map(TestCa::key_hash)
+                    .ok_or(PkiError::KnobNotApplicable {
+                        knob: "issuer_key_hash_of",
+                        delivery: SctSource::Embedded,
+                        detail: ": PrecertSigner needs PrecertIssuance::PrecertSigningCert",
+                    })
+            }
             other => self
                 .pki
                 .ca(other)
@@ -431,8 +440,12 @@ fn random_serial() -> Result<Vec<u8>, PkiError> {
 fn leaf_key(kind: LeafKeyType) -> Result<KeyPair, PkiError> {
     let err = PkiError::cert("leaf key");
     match kind {
-        LeafKeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err),
-        LeafKeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(err),
+        LeafKeyType::EcdsaP256 => {
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)
+        }
+        LeafKeyType::EcdsaP384 => {
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(err)
+        }
         LeafKeyType::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(err),
         LeafKeyType::Rsa2048 => {
             let pkcs8 = pkcs8_from_pem(RSA_TEST_LEAF_KEY_PEM, "rsa_test_leaf_key.pem")?;
@@ -591,10 +604,12 @@ impl TestPki {
         } else {
             let list = sct_list(&embedded_scts)?;
             let mut params = b.base.clone();
-            params.custom_extensions.push(CustomExtension::from_oid_content(
-                OID_SCT_LIST,
-                der::octet_string(&list),
-            ));
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    OID_SCT_LIST,
+                    der::octet_string(&list),
+                ));
             b.sign(&params, issuer, "leaf")?
         };
 
@@ -623,8 +638,11 @@ impl TestPki {
             } else {
                 &leaf
             };
-            let mut sct =
-                log.sign_sct(s.timestamp_ms, SignedEntry::X509 { leaf: signed_leaf }, &s.extensions)?;
+            let mut sct = log.sign_sct(
+                s.timestamp_ms,
+                SignedEntry::X509 { leaf: signed_leaf },
+                &s.extensions,
+            )?;
             if s.corrupt_signature {
                 corrupt(&mut sct.signature);
             }
@@ -682,7 +700,7 @@ pub(crate) fn sct_list(scts: &[Sct]) -> Result<Vec<u8>, PkiError> {
 mod tests {
     use super::*;
     use crate::ct::sct::parse_sct_list;
-    use crate::pki::der::{read_tlv, tlv, TAG_SEQUENCE};
+    use crate::pki::der::{children, read_tlv, tlv, TAG_SEQUENCE};
     use crate::pki::log::tests::verify_sct;
     use crate::pki::{default_logs, PkiOptions};
     use x509_parser::extensions::GeneralName;
@@ -698,36 +716,27 @@ mod tests {
         unix_ms(pki.now()) - 60_000
     }
 
-    fn children(mut input: &[u8]) -> Vec<(u8, &[u8], &[u8])> {
-        let mut out = Vec::new();
-        while let Some((tag, whole, content, rest)) = read_tlv(input) {
-            out.push((tag, whole, content));
-            input = rest;
-        }
-        assert!(input.is_empty(), "trailing garbage in DER");
-        out
-    }
-
     /// Rebuild `cert`'s TBSCertificate without the extension `oid` (splicing the DER and
     /// re-encoding the enclosing lengths), independently of how the generator built it.
     fn tbs_without_extension(cert: &[u8], oid: &[u64]) -> (Vec<u8>, bool) {
-        let (_, _, cert_body, _) = read_tlv(cert).unwrap();
-        let (_, _, tbs_body, _) = read_tlv(cert_body).unwrap();
+        let (cert, _) = read_tlv(cert).unwrap();
+        let (tbs, _) = read_tlv(cert.content).unwrap();
         let want_oid = der::oid(oid);
         let mut removed = false;
         let mut out = Vec::new();
-        for (tag, whole, content) in children(tbs_body) {
-            if tag != 0xa3 {
-                out.extend_from_slice(whole);
+        for field in children(tbs.content).unwrap() {
+            if field.tag != 0xa3 {
+                out.extend_from_slice(field.whole);
                 continue;
             }
-            let (_, _, exts, _) = read_tlv(content).unwrap();
+            let (exts, _) = read_tlv(field.content).unwrap();
             let mut kept = Vec::new();
-            for (_, ext_whole, ext_body) in children(exts) {
-                if children(ext_body).first().map(|c| c.1) == Some(want_oid.as_slice()) {
+            for ext in children(exts.content).unwrap() {
+                let ext_oid = children(ext.content).unwrap().first().unwrap().whole;
+                if ext_oid == want_oid.as_slice() {
                     removed = true;
                 } else {
-                    kept.extend_from_slice(ext_whole);
+                    kept.extend_from_slice(ext.whole);
                 }
             }
             out.extend(tlv(0xa3, &tlv(TAG_SEQUENCE, &kept)));
@@ -747,10 +756,10 @@ mod tests {
         assert_eq!(pos, exts.len() - 1, "SCT list is the last extension");
         assert!(!exts[pos].critical);
         // extnValue = OCTET STRING { TLS list }
-        let (tag, _, inner, rest) = read_tlv(exts[pos].value).unwrap();
-        assert_eq!(tag, der::TAG_OCTET_STRING);
+        let (inner, rest) = read_tlv(exts[pos].value).unwrap();
+        assert_eq!(inner.tag, der::TAG_OCTET_STRING);
         assert!(rest.is_empty());
-        parse_sct_list(inner).unwrap().scts
+        parse_sct_list(inner.content).unwrap().scts
     }
 
     fn oid_arcs(oid: &x509_parser::der_parser::oid::Oid<'_>) -> Vec<u64> {
@@ -806,7 +815,13 @@ mod tests {
     fn verify_ocsp(pki: &TestPki, leaf: &IssuedLeaf) -> Vec<bool> {
         ocsp_scts(leaf)
             .iter()
-            .map(|sct| verify_sct(log_spki(pki, sct), sct, SignedEntry::X509 { leaf: leaf.leaf() }))
+            .map(|sct| {
+                verify_sct(
+                    log_spki(pki, sct),
+                    sct,
+                    SignedEntry::X509 { leaf: leaf.leaf() },
+                )
+            })
             .collect()
     }
 
@@ -829,7 +844,10 @@ mod tests {
         assert!(!x.is_ca());
         assert_eq!(leaf.chain.len(), 2);
         assert_eq!(&leaf.chain[1], pki.intermediate().der());
-        assert_eq!(x.issuer(), parse_x509_certificate(&leaf.chain[1]).unwrap().1.subject());
+        assert_eq!(
+            x.issuer(),
+            parse_x509_certificate(&leaf.chain[1]).unwrap().1.subject()
+        );
         assert_eq!(verify_embedded(&pki, &leaf), vec![true, true, true]);
         let scts = embedded_scts(leaf.leaf());
         assert_eq!(scts, leaf.embedded_scts);
@@ -848,7 +866,10 @@ mod tests {
         let leaf = pki.issue_leaf(&spec).unwrap();
         let (spliced, removed) = tbs_without_extension(leaf.leaf(), OID_SCT_LIST);
         assert!(removed);
-        assert_eq!(spliced, leaf.signed_tbs, "final TBS minus SCT ext == signed TBS");
+        assert_eq!(
+            spliced, leaf.signed_tbs,
+            "final TBS minus SCT ext == signed TBS"
+        );
         // The precertificate's TBS minus the poison is the same bytes (direct issuance).
         let precert = leaf.precertificate.as_ref().unwrap();
         let (pre, removed) = tbs_without_extension(precert, OID_PRECERT_POISON);
@@ -991,11 +1012,12 @@ mod tests {
         assert_eq!(ocsp_scts(&leaf), leaf.ocsp_scts);
         assert_eq!(verify_ocsp(&pki, &leaf), vec![true, true, false, false]);
         // The response is about this leaf and signed by its issuer.
-        let parsed = crate::pki::ocsp::tests::parse_ocsp(leaf.ocsp_response.as_ref().unwrap())
-            .unwrap();
+        let parsed =
+            crate::pki::ocsp::tests::parse_ocsp(leaf.ocsp_response.as_ref().unwrap()).unwrap();
         let (_, x) = parse_x509_certificate(leaf.leaf()).unwrap();
         assert_eq!(parsed.serial, x.raw_serial());
-        let key_bits = crate::pki::log::tests::spki_key_bits(pki.intermediate().spki_der()).unwrap();
+        let key_bits =
+            crate::pki::log::tests::spki_key_bits(pki.intermediate().spki_der()).unwrap();
         ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key_bits)
             .verify(parsed.tbs_response_data, parsed.signature)
             .unwrap();
@@ -1095,7 +1117,11 @@ mod tests {
             let kp = KeyPair::try_from(leaf.key.secret_pkcs8_der()).unwrap();
             let (_, x) = parse_x509_certificate(leaf.leaf()).unwrap();
             use rcgen::PublicKeyData;
-            assert_eq!(kp.subject_public_key_info(), x.public_key().raw, "{key_type:?}");
+            assert_eq!(
+                kp.subject_public_key_info(),
+                x.public_key().raw,
+                "{key_type:?}"
+            );
         }
 
         // "IP only in the CN": no SAN extension at all.
@@ -1144,14 +1170,19 @@ mod tests {
         let spec = pki
             .leaf_spec(IP4.parse().unwrap())
             .staple(SctSpec::new("Nope", 1));
-        assert!(matches!(pki.issue_leaf(&spec), Err(PkiError::UnknownLog(_))));
+        assert!(matches!(
+            pki.issue_leaf(&spec),
+            Err(PkiError::UnknownLog(_))
+        ));
     }
 
     #[test]
     fn pem_accessors_round_trip() {
         use rustls_pki_types::pem::PemObject;
         let pki = pki();
-        let leaf = pki.issue_leaf(&pki.leaf_spec(IP4.parse().unwrap())).unwrap();
+        let leaf = pki
+            .issue_leaf(&pki.leaf_spec(IP4.parse().unwrap()))
+            .unwrap();
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(leaf.chain_pem().as_bytes())
                 .collect::<Result<_, _>>()

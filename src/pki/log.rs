@@ -150,11 +150,7 @@ pub enum LogKeyAlgorithm {
 
 impl TestLog {
     fn new(name: String, operator: String, spki: Vec<u8>, key: LogKey) -> Self {
-        let url = format!(
-            "https://ct.{}.test/{}/",
-            slug(&operator),
-            slug(&name)
-        );
+        let url = format!("https://ct.{}.test/{}/", slug(&operator), slug(&name));
         Self {
             log_id: LogId::from_spki(&spki),
             name,
@@ -179,14 +175,12 @@ impl TestLog {
         operator: impl Into<String>,
     ) -> Result<Self, PkiError> {
         let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &rng,
-        )
-        .map_err(|_| PkiError::Key {
-            what: "ECDSA log key",
-            reason: "generation failed".into(),
-        })?;
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                .map_err(|_| PkiError::Key {
+                    what: "ECDSA log key",
+                    reason: "generation failed".into(),
+                })?;
         Self::from_ecdsa_pkcs8(name, operator, pkcs8.as_ref())
     }
 
@@ -206,7 +200,12 @@ impl TestLog {
             &der::seq(&[&der::oid(OID_EC_PUBLIC_KEY), &der::oid(OID_PRIME256V1)]),
             &der::bit_string(key.public_key().as_ref()),
         ]);
-        Ok(Self::new(name.into(), operator.into(), spki, LogKey::Ecdsa(key)))
+        Ok(Self::new(
+            name.into(),
+            operator.into(),
+            spki,
+            LogKey::Ecdsa(key),
+        ))
     }
 
     /// A log whose RSA key is the PKCS#8 DER `pkcs8` (2048 to 8192 bits).
@@ -220,7 +219,12 @@ impl TestLog {
             &der::seq(&[&der::oid(OID_RSA_ENCRYPTION), &der::null()]),
             &der::bit_string(key.public().as_ref()),
         ]);
-        Ok(Self::new(name.into(), operator.into(), spki, LogKey::Rsa(key)))
+        Ok(Self::new(
+            name.into(),
+            operator.into(),
+            spki,
+            LogKey::Rsa(key),
+        ))
     }
 
     /// A log using the fixed RSA-2048 test key [`RSA_TEST_LOG_KEY_PEM`]. Every log built this
@@ -403,19 +407,21 @@ pub(crate) mod tests {
 
     /// The contents of the SPKI's subjectPublicKey BIT STRING (without the unused-bits byte).
     pub(crate) fn spki_key_bits(spki: &[u8]) -> Option<&[u8]> {
-        let (_, _, body, _) = der::read_tlv(spki)?;
-        let (_, _, _, rest) = der::read_tlv(body)?; // AlgorithmIdentifier
-        let (tag, _, bits, _) = der::read_tlv(rest)?;
-        if tag != der::TAG_BIT_STRING || bits.first() != Some(&0) {
+        let (spki, _) = der::read_tlv(spki)?;
+        let (_alg_id, rest) = der::read_tlv(spki.content)?;
+        let (bits, _) = der::read_tlv(rest)?;
+        if bits.tag != der::TAG_BIT_STRING || bits.content.first() != Some(&0) {
             return None;
         }
-        bits.get(1..)
+        bits.content.get(1..)
     }
 
     #[test]
     fn ecdsa_log_signs_verifiable_scts() {
         let log = TestLog::generate_ecdsa("Alpha", "Operator A").unwrap();
-        let entry = SignedEntry::X509 { leaf: b"\x30\x03\x02\x01\x01" };
+        let entry = SignedEntry::X509 {
+            leaf: b"\x30\x03\x02\x01\x01",
+        };
         let sct = log.sign_sct(1_700_000_000_000, entry, &[]).unwrap();
         assert_eq!(sct.sig_alg, SIG_ECDSA);
         assert_eq!(sct.log_id, LogId::from_spki(log.spki_der()));
@@ -454,11 +460,9 @@ pub(crate) mod tests {
     fn spki_matches_rcgen_and_openssl_encodings() {
         // rcgen serializes the SPKI independently; both must agree byte for byte.
         let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &rng,
-        )
-        .unwrap();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                .unwrap();
         let log = TestLog::from_ecdsa_pkcs8("x", "y", pkcs8.as_ref()).unwrap();
         let kp = rcgen::KeyPair::try_from(pkcs8.as_ref()).unwrap();
         use rcgen::PublicKeyData;
@@ -466,8 +470,8 @@ pub(crate) mod tests {
 
         let rsa = TestLog::rsa_test_key("r", "o").unwrap();
         let pkcs8 = pkcs8_from_pem(RSA_TEST_LOG_KEY_PEM, "rsa").unwrap();
-        let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256)
-            .unwrap();
+        let kp =
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).unwrap();
         assert_eq!(rsa.spki_der(), kp.subject_public_key_info().as_slice());
     }
 
@@ -485,7 +489,10 @@ pub(crate) mod tests {
 
     #[test]
     fn leaf_index_limits() {
-        assert_eq!(leaf_index_extension(0).unwrap(), vec![0, 0, 5, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            leaf_index_extension(0).unwrap(),
+            vec![0, 0, 5, 0, 0, 0, 0, 0]
+        );
         assert!(leaf_index_extension((1 << 40) - 1).is_ok());
         assert!(matches!(
             leaf_index_extension(1 << 40),

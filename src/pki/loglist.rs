@@ -170,8 +170,11 @@ mod tests {
     use time::macros::datetime;
 
     fn parsed(pki: &TestPki) -> Value {
-        serde_json::from_str(&pki.log_list_json(datetime!(2026-06-23 13:36:44.5 UTC)).unwrap())
-            .unwrap()
+        serde_json::from_str(
+            &pki.log_list_json(datetime!(2026-06-23 13:36:44.5 UTC))
+                .unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -210,7 +213,9 @@ mod tests {
                 assert!(l["url"].as_str().unwrap().starts_with("https://"));
                 let state = l["state"].as_object().unwrap();
                 assert_eq!(state.len(), 1);
-                let ts = state[log.state.kind.as_str()]["timestamp"].as_str().unwrap();
+                let ts = state[log.state.kind.as_str()]["timestamp"]
+                    .as_str()
+                    .unwrap();
                 let back = OffsetDateTime::parse(ts, &Rfc3339).unwrap();
                 assert_eq!(back.unix_timestamp(), log.state.since.unix_timestamp());
                 seen += 1;
@@ -238,19 +243,24 @@ mod tests {
                 .with_previous_operator("Old Op", t0),
         )
         .unwrap();
-        pki.add_log(
-            TestLog::generate_ecdsa("Tiles", "New Op")
-                .unwrap()
-                .tiled(),
-        )
-        .unwrap();
+        pki.add_log(TestLog::generate_ecdsa("Tiles", "New Op").unwrap().tiled())
+            .unwrap();
         let v = parsed(&pki);
         let op = &v["operators"][0];
         let l = &op["logs"][0];
-        assert_eq!(l["temporal_interval"]["start_inclusive"], "2026-01-01T00:00:00Z");
-        assert_eq!(l["temporal_interval"]["end_exclusive"], "2026-07-01T00:00:00Z");
+        assert_eq!(
+            l["temporal_interval"]["start_inclusive"],
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            l["temporal_interval"]["end_exclusive"],
+            "2026-07-01T00:00:00Z"
+        );
         assert_eq!(l["previous_operators"][0]["name"], "Old Op");
-        assert_eq!(l["previous_operators"][0]["end_time"], "2026-01-01T00:00:00Z");
+        assert_eq!(
+            l["previous_operators"][0]["end_time"],
+            "2026-01-01T00:00:00Z"
+        );
         assert_eq!(l["state"]["readonly"]["final_tree_head"]["tree_size"], 0);
         let t = &op["tiled_logs"][0];
         assert_eq!(t["description"], "Tiles");

@@ -39,10 +39,9 @@ pub fn build_ocsp_response(
     let (_, leaf_cert) = parse_x509_certificate(leaf).map_err(|_| PkiError::Parse {
         what: "leaf certificate (for OCSP)",
     })?;
-    let (_, issuer_cert) =
-        parse_x509_certificate(issuer.der()).map_err(|_| PkiError::Parse {
-            what: "issuer certificate (for OCSP)",
-        })?;
+    let (_, issuer_cert) = parse_x509_certificate(issuer.der()).map_err(|_| PkiError::Parse {
+        what: "issuer certificate (for OCSP)",
+    })?;
     let issuer_key_bits = issuer_cert.public_key().subject_public_key.data.as_ref();
     let issuer_key_sha1 = sha1(issuer_key_bits);
 
@@ -95,7 +94,7 @@ pub fn build_ocsp_response(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::pki::der::read_tlv;
+    use crate::pki::der::{children, read_tlv};
 
     /// The parts of an OCSP response a test needs, found by walking the DER.
     #[derive(Debug)]
@@ -109,57 +108,46 @@ pub(crate) mod tests {
         pub sct_list: Option<&'a [u8]>,
     }
 
-    fn children(mut input: &[u8]) -> Vec<(u8, &[u8], &[u8])> {
-        let mut out = Vec::new();
-        while let Some((tag, whole, content, rest)) = read_tlv(input) {
-            out.push((tag, whole, content));
-            input = rest;
-        }
-        out
+    /// The content of the single element in `input`.
+    fn content(input: &[u8]) -> Option<&[u8]> {
+        Some(read_tlv(input)?.0.content)
     }
 
     pub(crate) fn parse_ocsp(resp: &[u8]) -> Option<ParsedOcsp<'_>> {
-        let (_, _, top, _) = read_tlv(resp)?;
-        let top = children(top);
-        if top.first()?.0 != der::TAG_ENUMERATED || top.first()?.2 != [0] {
+        let top = children(content(resp)?)?;
+        let status = top.first()?;
+        if status.tag != der::TAG_ENUMERATED || status.content != [0] {
             return None;
         }
-        let (_, _, rb) = *top.get(1)?; // [0] EXPLICIT ResponseBytes
-        let (_, _, rb, _) = read_tlv(rb)?;
-        let rb = children(rb);
-        if rb.first()?.1 != der::oid(OID_OCSP_BASIC).as_slice() {
+        // [0] EXPLICIT ResponseBytes
+        let rb = children(content(top.get(1)?.content)?)?;
+        if rb.first()?.whole != der::oid(OID_OCSP_BASIC).as_slice() {
             return None;
         }
-        let (_, _, basic, _) = read_tlv(rb.get(1)?.2)?;
-        let basic = children(basic);
-        let tbs_response_data = basic.first()?.1;
-        let sig_bits = basic.get(2)?.2;
-        let signature = sig_bits.get(1..)?;
-        let rd = children(basic.first()?.2);
-        // responderID, producedAt, responses
-        let responses = children(rd.get(2)?.2);
-        let single = children(responses.first()?.2);
-        let cert_id = children(single.first()?.2);
-        let cert_status_tag = single.get(1)?.0;
+        let basic = children(content(rb.get(1)?.content)?)?;
+        let tbs = basic.first()?;
+        let signature = basic.get(2)?.content.get(1..)?;
+        // ResponseData: responderID, producedAt, responses
+        let rd = children(tbs.content)?;
+        let responses = children(rd.get(2)?.content)?;
+        let single = children(responses.first()?.content)?;
+        let cert_id = children(single.first()?.content)?;
+        let cert_status_tag = single.get(1)?.tag;
         let mut sct_list = None;
-        for (tag, _, content) in single.iter().skip(2) {
-            if *tag == 0xa1 {
-                let (_, _, exts, _) = read_tlv(content)?;
-                for (_, _, ext) in children(exts) {
-                    let parts = children(ext);
-                    if parts.first()?.1 == der::oid(OID_OCSP_SCT_LIST).as_slice() {
-                        let (_, _, inner, _) = read_tlv(parts.last()?.2)?;
-                        sct_list = Some(inner);
-                    }
+        for field in single.iter().skip(2).filter(|f| f.tag == 0xa1) {
+            for ext in children(content(field.content)?)? {
+                let parts = children(ext.content)?;
+                if parts.first()?.whole == der::oid(OID_OCSP_SCT_LIST).as_slice() {
+                    sct_list = Some(content(parts.last()?.content)?);
                 }
             }
         }
         Some(ParsedOcsp {
-            tbs_response_data,
+            tbs_response_data: tbs.whole,
             signature,
-            issuer_name_hash: cert_id.get(1)?.2,
-            issuer_key_hash: cert_id.get(2)?.2,
-            serial: cert_id.get(3)?.2,
+            issuer_name_hash: cert_id.get(1)?.content,
+            issuer_key_hash: cert_id.get(2)?.content,
+            serial: cert_id.get(3)?.content,
             cert_status_tag,
             sct_list,
         })
