@@ -51,8 +51,8 @@ pub(crate) fn explicit(n: u8, content: &[u8]) -> Vec<u8> {
 pub(crate) fn oid(arcs: &[u64]) -> Vec<u8> {
     let mut body = Vec::new();
     let (first, rest) = match arcs {
-        [a, b, rest @ ..] => (a * 40 + b, rest),
-        [a] => (a * 40, &[][..]),
+        [a, b, rest @ ..] => (a.saturating_mul(40).saturating_add(*b), rest),
+        [a] => (a.saturating_mul(40), &[][..]),
         [] => (0, &[][..]),
     };
     for arc in std::iter::once(first).chain(rest.iter().copied()) {

@@ -17,13 +17,19 @@ pub enum PkiError {
         /// The rcgen error.
         source: rcgen::Error,
     },
-    /// A key could not be generated or loaded; `what` names the key.
-    #[error("test PKI: the {what} key was rejected: {reason}")]
-    Key {
-        /// Which key (e.g. "RSA test log key", "leaf key").
+    /// The crypto provider rejected a key; `what` names the key.
+    #[error("test PKI: the {what} was rejected: {reason}")]
+    KeyRejected {
+        /// Which key (e.g. "RSA log key").
         what: &'static str,
-        /// Why the crypto provider rejected it.
-        reason: String,
+        /// Why ring rejected it.
+        reason: ring::error::KeyRejected,
+    },
+    /// The system random generator failed while making `what`.
+    #[error("test PKI: random generation of the {what} failed")]
+    Random {
+        /// What was being generated (e.g. "ECDSA log key", "serial number").
+        what: &'static str,
     },
     /// A signature could not be produced; `what` names the signed object.
     #[error("test PKI: signing the {what} failed")]
@@ -96,9 +102,6 @@ impl PkiError {
     }
 
     pub(crate) fn key(what: &'static str) -> impl FnOnce(ring::error::KeyRejected) -> Self {
-        move |e| Self::Key {
-            what,
-            reason: e.to_string(),
-        }
+        move |reason| Self::KeyRejected { what, reason }
     }
 }

@@ -119,5 +119,26 @@ mod tests {
             serde_json::from_slice(&std::fs::read(&files.log_list).unwrap()).unwrap();
         assert!(list["operators"].as_array().unwrap().len() >= 2);
         assert!(files.ocsp.is_none());
+
+        // With a stapled response, ocsp.der is written too.
+        let ts = pki.now() - Duration::minutes(1);
+        let stapled = pki
+            .issue_leaf(
+                &pki.leaf_spec("::1".parse().unwrap())
+                    .staple(SctSpec::at(default_logs::ALPHA, ts))
+                    .staple(SctSpec::at(default_logs::BETA, ts)),
+            )
+            .unwrap();
+        let files = write_files(&dir.path().join("sub"), &pki, &stapled).unwrap();
+        let ocsp = std::fs::read(files.ocsp.unwrap()).unwrap();
+        assert_eq!(Some(ocsp), stapled.ocsp_response);
+    }
+
+    #[test]
+    fn pki_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<TestPki>();
+        check::<IssuedLeaf>();
+        check::<PkiError>();
     }
 }

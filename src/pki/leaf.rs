@@ -427,9 +427,8 @@ fn random_serial() -> Result<Vec<u8>, PkiError> {
     let mut serial = vec![0u8; 16];
     ring::rand::SystemRandom::new()
         .fill(&mut serial)
-        .map_err(|_| PkiError::Key {
+        .map_err(|_| PkiError::Random {
             what: "serial number",
-            reason: "random generator failed".into(),
         })?;
     if let Some(first) = serial.first_mut() {
         *first = (*first & 0x7f) | 0x10;

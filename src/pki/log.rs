@@ -177,9 +177,8 @@ impl TestLog {
         let rng = SystemRandom::new();
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-                .map_err(|_| PkiError::Key {
+                .map_err(|_| PkiError::Random {
                     what: "ECDSA log key",
-                    reason: "generation failed".into(),
                 })?;
         Self::from_ecdsa_pkcs8(name, operator, pkcs8.as_ref())
     }
