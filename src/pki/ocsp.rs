@@ -1,0 +1,208 @@
+//! Stapled OCSP responses (RFC 6960) carrying SCTs (RFC 6962 §3.3).
+//!
+//! rcgen has no OCSP support, so the response is written with the small DER writer in
+//! [`super::der`]: one `SingleResponse` (status good) for the leaf, the SCT list in the
+//! single-response extension 1.3.6.1.4.1.11129.2.4.5, signed by the issuing CA's ECDSA key.
+
+use rcgen::SigningKey;
+use time::OffsetDateTime;
+use x509_parser::parse_x509_certificate;
+
+use super::ca::TestCa;
+use super::der;
+use super::PkiError;
+
+/// OID of the OCSP single-response extension that carries an SCT list.
+pub const OID_OCSP_SCT_LIST: &[u64] = &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 5];
+const OID_OCSP_BASIC: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 1];
+const OID_SHA1: &[u64] = &[1, 3, 14, 3, 2, 26];
+const OID_ECDSA_WITH_SHA256: &[u64] = &[1, 2, 840, 10045, 4, 3, 2];
+
+fn sha1(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+        .as_ref()
+        .to_vec()
+}
+
+/// Build a DER `OCSPResponse` (status successful, `id-pkix-ocsp-basic`) saying `leaf` is
+/// good, from `this_update` to `next_update`, signed by `issuer` (which must have issued
+/// `leaf`). With `sct_list` (a TLS-encoded `SignedCertificateTimestampList`) the single
+/// response carries it in extension 1.3.6.1.4.1.11129.2.4.5, whose `extnValue` is
+/// `OCTET STRING { OCTET STRING { sct_list } }` exactly as in a certificate.
+pub fn build_ocsp_response(
+    issuer: &TestCa,
+    leaf: &[u8],
+    sct_list: Option<&[u8]>,
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+) -> Result<Vec<u8>, PkiError> {
+    let (_, leaf_cert) = parse_x509_certificate(leaf).map_err(|_| PkiError::Parse {
+        what: "leaf certificate (for OCSP)",
+    })?;
+    let (_, issuer_cert) = parse_x509_certificate(issuer.der()).map_err(|_| PkiError::Parse {
+        what: "issuer certificate (for OCSP)",
+    })?;
+    let issuer_key_bits = issuer_cert.public_key().subject_public_key.data.as_ref();
+    let issuer_key_sha1 = sha1(issuer_key_bits);
+
+    // CertID: issuer name hash over the DER Name as it appears in the leaf's issuer field.
+    let cert_id = der::seq(&[
+        &der::seq(&[&der::oid(OID_SHA1), &der::null()]),
+        &der::octet_string(&sha1(leaf_cert.issuer().as_raw())),
+        &der::octet_string(&issuer_key_sha1),
+        &der::tlv(der::TAG_INTEGER, leaf_cert.raw_serial()),
+    ]);
+    let good = [0x80u8, 0x00]; // [0] IMPLICIT NULL
+    let mut single_parts: Vec<Vec<u8>> = vec![
+        cert_id,
+        good.to_vec(),
+        der::generalized_time(this_update, "OCSP thisUpdate")?,
+        der::explicit(0, &der::generalized_time(next_update, "OCSP nextUpdate")?),
+    ];
+    if let Some(list) = sct_list {
+        let ext = der::seq(&[
+            &der::oid(OID_OCSP_SCT_LIST),
+            &der::octet_string(&der::octet_string(list)),
+        ]);
+        single_parts.push(der::explicit(1, &der::seq(&[&ext])));
+    }
+    let single = der::seq(&single_parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
+
+    let responder_id = der::explicit(2, &der::octet_string(&issuer_key_sha1)); // byKey
+    let produced_at = der::generalized_time(this_update, "OCSP producedAt")?;
+    let tbs_response_data = der::seq(&[&responder_id, &produced_at, &der::seq(&[&single])]);
+
+    let signature = issuer
+        .key_pair()
+        .sign(&tbs_response_data)
+        .map_err(|_| PkiError::Signing {
+            what: "OCSP response",
+        })?;
+    let basic = der::seq(&[
+        &tbs_response_data,
+        &der::seq(&[&der::oid(OID_ECDSA_WITH_SHA256)]),
+        &der::bit_string(&signature),
+    ]);
+    let response_bytes = der::seq(&[&der::oid(OID_OCSP_BASIC), &der::octet_string(&basic)]);
+    let status_successful = der::tlv(der::TAG_ENUMERATED, &[0]);
+    Ok(der::seq(&[
+        &status_successful,
+        &der::explicit(0, &response_bytes),
+    ]))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::pki::der::{children, read_tlv};
+
+    /// The parts of an OCSP response a test needs, found by walking the DER.
+    #[derive(Debug)]
+    pub(crate) struct ParsedOcsp<'a> {
+        pub tbs_response_data: &'a [u8],
+        pub signature: &'a [u8],
+        pub issuer_name_hash: &'a [u8],
+        pub issuer_key_hash: &'a [u8],
+        pub serial: &'a [u8],
+        pub cert_status_tag: u8,
+        pub sct_list: Option<&'a [u8]>,
+    }
+
+    /// The content of the single element in `input`.
+    fn content(input: &[u8]) -> Option<&[u8]> {
+        Some(read_tlv(input)?.0.content)
+    }
+
+    pub(crate) fn parse_ocsp(resp: &[u8]) -> Option<ParsedOcsp<'_>> {
+        let top = children(content(resp)?)?;
+        let status = top.first()?;
+        if status.tag != der::TAG_ENUMERATED || status.content != [0] {
+            return None;
+        }
+        // [0] EXPLICIT ResponseBytes
+        let rb = children(content(top.get(1)?.content)?)?;
+        if rb.first()?.whole != der::oid(OID_OCSP_BASIC).as_slice() {
+            return None;
+        }
+        let basic = children(content(rb.get(1)?.content)?)?;
+        let tbs = basic.first()?;
+        let signature = basic.get(2)?.content.get(1..)?;
+        // ResponseData: responderID, producedAt, responses
+        let rd = children(tbs.content)?;
+        let responses = children(rd.get(2)?.content)?;
+        let single = children(responses.first()?.content)?;
+        let cert_id = children(single.first()?.content)?;
+        let cert_status_tag = single.get(1)?.tag;
+        let mut sct_list = None;
+        for field in single.iter().skip(2).filter(|f| f.tag == 0xa1) {
+            for ext in children(content(field.content)?)? {
+                let parts = children(ext.content)?;
+                if parts.first()?.whole == der::oid(OID_OCSP_SCT_LIST).as_slice() {
+                    sct_list = Some(content(parts.last()?.content)?);
+                }
+            }
+        }
+        Some(ParsedOcsp {
+            tbs_response_data: tbs.whole,
+            signature,
+            issuer_name_hash: cert_id.get(1)?.content,
+            issuer_key_hash: cert_id.get(2)?.content,
+            serial: cert_id.get(3)?.content,
+            cert_status_tag,
+            sct_list,
+        })
+    }
+
+    #[test]
+    fn ocsp_response_is_well_formed_and_signed() {
+        use crate::pki::{PkiOptions, TestPki};
+        let pki = TestPki::generate(&PkiOptions {
+            default_logs: false,
+            ..PkiOptions::default()
+        })
+        .unwrap();
+        // Any certificate issued by the root will do: the intermediate.
+        let leaf = pki.intermediate().der();
+        let now = pki.now();
+        let list = crate::ct::sct::encode_sct_list([[1u8, 2, 3].as_slice()]);
+        let resp = build_ocsp_response(
+            pki.root(),
+            leaf,
+            Some(&list),
+            now,
+            now + time::Duration::days(7),
+        )
+        .unwrap();
+        let parsed = parse_ocsp(&resp).expect("OCSP response parses");
+        let (_, leaf_x) = parse_x509_certificate(leaf).unwrap();
+        let (_, root_x) = parse_x509_certificate(pki.root().der()).unwrap();
+        assert_eq!(parsed.serial, leaf_x.raw_serial());
+        assert_eq!(parsed.issuer_name_hash, sha1(root_x.subject().as_raw()));
+        assert_eq!(
+            parsed.issuer_key_hash,
+            sha1(&root_x.public_key().subject_public_key.data)
+        );
+        assert_eq!(parsed.cert_status_tag, 0x80, "status good");
+        assert_eq!(parsed.sct_list, Some(list.as_slice()));
+        let key = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            root_x.public_key().subject_public_key.data.as_ref(),
+        );
+        key.verify(parsed.tbs_response_data, parsed.signature)
+            .expect("OCSP signature verifies with the issuer key");
+        // Signed by the wrong CA: verification must fail.
+        let (_, rogue) = parse_x509_certificate(pki.rogue_root().der()).unwrap();
+        let wrong = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            rogue.public_key().subject_public_key.data.as_ref(),
+        );
+        assert!(wrong
+            .verify(parsed.tbs_response_data, parsed.signature)
+            .is_err());
+
+        let no_scts =
+            build_ocsp_response(pki.root(), leaf, None, now, now + time::Duration::days(1))
+                .unwrap();
+        assert_eq!(parse_ocsp(&no_scts).unwrap().sct_list, None);
+    }
+}

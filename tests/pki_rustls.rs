@@ -1,0 +1,235 @@
+//! The test PKI's chains and keys work in real rustls handshakes on loopback: a server
+//! loads chain + key + stapled OCSP, a client trusting the test root connects to 127.0.0.1
+//! by IP, receives the stapled response, and refuses what it must refuse.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+
+use ctdns::ct::sct::parse_sct_list;
+use ctdns::pki::{default_logs, IssuedLeaf, LeafIssuer, LeafKeyType, PkiOptions, SctSpec, TestPki};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// webpki's verifier, recording the stapled OCSP response it was handed.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<WebPkiServerVerifier>,
+    ocsp: Mutex<Option<Vec<u8>>>,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut slot) = self.ocsp.lock() {
+            *slot = Some(ocsp_response.to_vec());
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+struct Outcome {
+    result: Result<(), std::io::Error>,
+    ocsp_seen: Option<Vec<u8>>,
+}
+
+/// Serve `leaf` on 127.0.0.1:0, connect with a client trusting `roots` that dials `dial`,
+/// exchange a ping, and report what happened. The server task is always awaited.
+async fn handshake(leaf: &IssuedLeaf, roots: RootCertStore, dial: IpAddr) -> Outcome {
+    let server_cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert_with_ocsp(
+            leaf.chain.clone(),
+            leaf.key_der(),
+            leaf.ocsp_response.clone().unwrap_or_default(),
+        )
+        .expect("rustls loads the chain and key");
+    let listener = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(server_cfg));
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        let mut tls = acceptor.accept(tcp).await?;
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await?;
+        tls.write_all(b"pong").await?;
+        tls.shutdown().await?;
+        Ok::<_, std::io::Error>(buf)
+    });
+
+    let recording = Arc::new(Recording {
+        inner: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .unwrap(),
+        ocsp: Mutex::new(None),
+    });
+    let mut client_cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(recording.clone())
+        .with_no_client_auth();
+    client_cfg.resumption = Resumption::disabled();
+    let connector = TlsConnector::from(Arc::new(client_cfg));
+
+    let client = async {
+        let tcp = TcpStream::connect(addr).await?;
+        let mut tls = connector
+            .connect(ServerName::IpAddress(dial.into()), tcp)
+            .await?;
+        tls.write_all(b"ping").await?;
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await?;
+        assert_eq!(&buf, b"pong");
+        Ok::<_, std::io::Error>(())
+    }
+    .await;
+    // On a client failure the server sees an alert or EOF; either way it finishes.
+    let served = server.await.expect("server task did not panic");
+    if client.is_ok() {
+        assert_eq!(&served.expect("server side completed"), b"ping");
+    }
+    let ocsp_seen = recording.ocsp.lock().ok().and_then(|s| s.clone());
+    Outcome {
+        result: client,
+        ocsp_seen,
+    }
+}
+
+fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+fn pki() -> TestPki {
+    TestPki::generate(&PkiOptions::default()).unwrap()
+}
+
+fn honest_spec(pki: &TestPki, ip: IpAddr) -> ctdns::pki::LeafSpec {
+    let ts = pki.now() - time::Duration::minutes(1);
+    pki.leaf_spec(ip)
+        .embed(SctSpec::at(default_logs::ALPHA, ts))
+        .embed(SctSpec::at(default_logs::BETA, ts))
+        .staple(SctSpec::at(default_logs::GAMMA, ts))
+}
+
+#[tokio::test]
+async fn client_trusting_test_root_completes_handshake_and_sees_ocsp() {
+    let pki = pki();
+    for key_type in [
+        LeafKeyType::EcdsaP256,
+        LeafKeyType::EcdsaP384,
+        LeafKeyType::Ed25519,
+        LeafKeyType::Rsa2048,
+    ] {
+        let mut spec = honest_spec(&pki, LOOPBACK);
+        spec.key_type = key_type;
+        let leaf = pki.issue_leaf(&spec).unwrap();
+        let out = handshake(&leaf, pki.root_store(false).unwrap(), LOOPBACK).await;
+        out.result
+            .unwrap_or_else(|e| panic!("{key_type:?}: handshake failed: {e}"));
+        let seen = out.ocsp_seen.expect("verifier was called");
+        assert_eq!(Some(&seen), leaf.ocsp_response.as_ref(), "{key_type:?}");
+        // The stapled response carries the SCT list we asked for (found by its bytes).
+        let scts = ctdns::ct::sct::encode_sct_list(
+            leaf.ocsp_scts
+                .iter()
+                .map(|s| s.encode())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(Vec::as_slice),
+        );
+        assert!(seen.windows(scts.len()).any(|w| w == scts.as_slice()));
+        assert_eq!(parse_sct_list(&scts).unwrap().scts, leaf.ocsp_scts);
+    }
+}
+
+#[tokio::test]
+async fn rogue_chain_is_valid_only_where_the_rogue_root_is_trusted() {
+    let pki = pki();
+    let leaf = pki
+        .issue_leaf(&honest_spec(&pki, LOOPBACK).issued_by(LeafIssuer::RogueIntermediate))
+        .unwrap();
+    let out = handshake(&leaf, pki.root_store(false).unwrap(), LOOPBACK).await;
+    let err = out
+        .result
+        .expect_err("rogue chain must not verify to the honest root");
+    assert!(matches!(
+        rustls_error(&err),
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer
+        ))
+    ));
+    let out = handshake(&leaf, pki.root_store(true).unwrap(), LOOPBACK).await;
+    out.result
+        .expect("rogue chain verifies once its root is trusted");
+}
+
+#[tokio::test]
+async fn leaf_for_another_ip_is_refused() {
+    let pki = pki();
+    let other: IpAddr = "192.0.2.1".parse().unwrap();
+    let leaf = pki.issue_leaf(&honest_spec(&pki, other)).unwrap();
+    let out = handshake(&leaf, pki.root_store(false).unwrap(), LOOPBACK).await;
+    let err = out.result.expect_err("IP SAN mismatch must fail");
+    assert!(matches!(
+        rustls_error(&err),
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+        ))
+    ));
+}
+
+#[tokio::test]
+async fn ip_only_in_common_name_is_refused() {
+    let pki = pki();
+    let mut spec = honest_spec(&pki, LOOPBACK);
+    spec.ip_sans.clear();
+    spec.common_name = Some(LOOPBACK.to_string());
+    let leaf = pki.issue_leaf(&spec).unwrap();
+    let out = handshake(&leaf, pki.root_store(false).unwrap(), LOOPBACK).await;
+    assert!(
+        out.result.is_err(),
+        "an IP in the CN alone is not an IP SAN"
+    );
+}
