@@ -170,7 +170,11 @@ impl Answer {
     pub fn render(&self, q: &ClientQuery<'_>, age: u32, limit: usize) -> Rendered {
         let wire = &self.wire[..];
         let body_end = if q.edns { wire.len() } else { self.opt_start };
-        let opt = if q.edns { wire.get(self.opt_start..) } else { None };
+        let opt = if q.edns {
+            wire.get(self.opt_start..)
+        } else {
+            None
+        };
         let full = wire.get(..body_end).unwrap_or_default();
         let mut truncated = false;
         let mut out = if full.len() <= limit {
@@ -349,7 +353,12 @@ pub(crate) mod tests {
     fn render_decrements_ttls_and_uses_client_id_rd_and_case() {
         let qb = query_bytes(1, "www.example.", RecordType::A, Some((1232, false)));
         let q = client(&qb);
-        let resp = response(&qb, ResponseCode::NoError, vec![a("www.example.", 300, 1)], vec![]);
+        let resp = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 300, 1)],
+            vec![],
+        );
         let ans = Answer::from_upstream(&resp, &q, &opts()).unwrap();
 
         let mut other = query_bytes(0x4242, "WWW.Example.", RecordType::A, Some((1232, false)));
@@ -382,9 +391,24 @@ pub(crate) mod tests {
             max_ttl: std::time::Duration::from_secs(60),
             ..opts()
         };
-        assert_eq!(Answer::from_upstream(&resp, &q, &o).unwrap().cache_lifetime(), 30);
-        let resp = response(&qb, ResponseCode::NoError, vec![a("www.example.", 90_000, 1)], vec![]);
-        assert_eq!(Answer::from_upstream(&resp, &q, &o).unwrap().cache_lifetime(), 60);
+        assert_eq!(
+            Answer::from_upstream(&resp, &q, &o)
+                .unwrap()
+                .cache_lifetime(),
+            30
+        );
+        let resp = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 90_000, 1)],
+            vec![],
+        );
+        assert_eq!(
+            Answer::from_upstream(&resp, &q, &o)
+                .unwrap()
+                .cache_lifetime(),
+            60
+        );
     }
 
     #[test]
@@ -400,17 +424,37 @@ pub(crate) mod tests {
             assert_eq!(m.authorities[0].ttl, 300);
 
             let resp = response(&qb, rcode, vec![], vec![soa("example.", 60, 300)]);
-            assert_eq!(Answer::from_upstream(&resp, &q, &opts()).unwrap().cache_lifetime(), 60);
+            assert_eq!(
+                Answer::from_upstream(&resp, &q, &opts())
+                    .unwrap()
+                    .cache_lifetime(),
+                60
+            );
 
             let resp = response(&qb, rcode, vec![], vec![]);
-            assert_eq!(Answer::from_upstream(&resp, &q, &opts()).unwrap().cache_lifetime(), 0);
+            assert_eq!(
+                Answer::from_upstream(&resp, &q, &opts())
+                    .unwrap()
+                    .cache_lifetime(),
+                0
+            );
         }
         let capped = CacheOptions {
             negative_max_ttl: std::time::Duration::from_secs(10),
             ..opts()
         };
-        let resp = response(&qb, ResponseCode::NXDomain, vec![], vec![soa("example.", 3600, 300)]);
-        assert_eq!(Answer::from_upstream(&resp, &q, &capped).unwrap().cache_lifetime(), 10);
+        let resp = response(
+            &qb,
+            ResponseCode::NXDomain,
+            vec![],
+            vec![soa("example.", 3600, 300)],
+        );
+        assert_eq!(
+            Answer::from_upstream(&resp, &q, &capped)
+                .unwrap()
+                .cache_lifetime(),
+            10
+        );
     }
 
     #[test]
@@ -439,7 +483,10 @@ pub(crate) mod tests {
         let resp = response(&wrong_id, ResponseCode::NoError, vec![], vec![]);
         assert!(matches!(
             Answer::from_upstream(&resp, &q, &opts()),
-            Err(AnswerError::IdMismatch { expected: 1, got: 2 })
+            Err(AnswerError::IdMismatch {
+                expected: 1,
+                got: 2
+            })
         ));
         assert!(matches!(
             Answer::from_upstream(&qb, &q, &opts()),
@@ -509,7 +556,12 @@ pub(crate) mod tests {
     fn upstream_edns_options_and_payload_are_replaced() {
         let qb = query_bytes(1, "www.example.", RecordType::A, Some((1232, true)));
         let q = client(&qb);
-        let resp = response(&qb, ResponseCode::NoError, vec![a("www.example.", 60, 1)], vec![]);
+        let resp = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 60, 1)],
+            vec![],
+        );
         let ans = Answer::from_upstream(&resp, &q, &opts()).unwrap();
         let m = Message::from_vec(&ans.render(&q, 0, 65535).bytes).unwrap();
         let e = m.edns.unwrap();

@@ -179,7 +179,12 @@ mod tests {
 
     fn answer_for(qb: &[u8], ttl: u32) -> (CacheKey, Arc<Answer>) {
         let q = client(qb);
-        let resp = response(qb, ResponseCode::NoError, vec![a("www.example.", ttl, 1)], vec![]);
+        let resp = response(
+            qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", ttl, 1)],
+            vec![],
+        );
         let ans = Answer::from_upstream(&resp, &q, &CacheOptions::default()).unwrap();
         (q.key().clone(), Arc::new(ans))
     }
@@ -222,7 +227,12 @@ mod tests {
         let cache = Cache::new(&CacheOptions::default());
         let qb = query_bytes(1, "nx.example.", RecordType::A, None);
         let q = client(&qb);
-        let resp = response(&qb, ResponseCode::NXDomain, vec![], vec![soa("example.", 900, 120)]);
+        let resp = response(
+            &qb,
+            ResponseCode::NXDomain,
+            vec![],
+            vec![soa("example.", 900, 120)],
+        );
         let ans = Arc::new(Answer::from_upstream(&resp, &q, &CacheOptions::default()).unwrap());
         let t0 = Instant::now();
         assert!(cache.insert(q.key().clone(), ans, t0));
@@ -262,7 +272,12 @@ mod tests {
         let mut keys = Vec::new();
         for (qb, ttl) in queries.iter().zip(ttls) {
             let q = client(qb);
-            let resp = response(qb, ResponseCode::NoError, vec![a(&q.query.name().to_ascii(), ttl, 1)], vec![]);
+            let resp = response(
+                qb,
+                ResponseCode::NoError,
+                vec![a(&q.query.name().to_ascii(), ttl, 1)],
+                vec![],
+            );
             let ans = Answer::from_upstream(&resp, &q, &CacheOptions::default()).unwrap();
             keys.push(q.key().clone());
             assert!(cache.insert(q.key().clone(), Arc::new(ans), t0));

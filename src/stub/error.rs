@@ -130,8 +130,18 @@ mod tests {
     #[test]
     fn other_errors_keep_their_kind() {
         let addr: SocketAddr = "[::1]:53".parse().unwrap();
-        let e = StubError::from_bind(addr, Protocol::Tcp, io::Error::from(io::ErrorKind::AddrInUse));
-        assert!(matches!(e, StubError::BindAddressInUse { proto: Protocol::Tcp, .. }));
+        let e = StubError::from_bind(
+            addr,
+            Protocol::Tcp,
+            io::Error::from(io::ErrorKind::AddrInUse),
+        );
+        assert!(matches!(
+            e,
+            StubError::BindAddressInUse {
+                proto: Protocol::Tcp,
+                ..
+            }
+        ));
         let e = StubError::from_bind(
             addr,
             Protocol::Tcp,

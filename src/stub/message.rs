@@ -133,7 +133,10 @@ pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
     let Some(question) = bytes.get(HEADER_LEN..qname_end + 4) else {
         return refuse(Refusal::BadQuestion);
     };
-    let (qtype, qclass) = match (wire::u16_at(bytes, qname_end), wire::u16_at(bytes, qname_end + 2)) {
+    let (qtype, qclass) = match (
+        wire::u16_at(bytes, qname_end),
+        wire::u16_at(bytes, qname_end + 2),
+    ) {
         (Some(t), Some(c)) => (t, c),
         _ => return refuse(Refusal::BadQuestion),
     };
@@ -166,7 +169,13 @@ pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
         udp_limit: usize::from(udp_limit),
         question,
         query,
-        key: CacheKey::new(qname.into_boxed_slice(), qtype, qclass, dnssec_ok, checking_disabled),
+        key: CacheKey::new(
+            qname.into_boxed_slice(),
+            qtype,
+            qclass,
+            dnssec_ok,
+            checking_disabled,
+        ),
     }))
 }
 
@@ -205,7 +214,12 @@ pub fn servfail(q: &ClientQuery<'_>) -> Vec<u8> {
         m.set_edns(stub_edns(q.dnssec_ok));
     }
     m.to_vec().unwrap_or_else(|_| {
-        header_only_response(q.id, OpCode::Query, q.recursion_desired, ResponseCode::ServFail)
+        header_only_response(
+            q.id,
+            OpCode::Query,
+            q.recursion_desired,
+            ResponseCode::ServFail,
+        )
     })
 }
 
@@ -242,7 +256,12 @@ pub(crate) mod tests {
     use hickory_proto::rr::{Name, RecordType};
 
     /// A query for `name`/`qtype` with the given ID and, optionally, EDNS payload and DO.
-    pub(crate) fn query_bytes(id: u16, name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
+    pub(crate) fn query_bytes(
+        id: u16,
+        name: &str,
+        qtype: RecordType,
+        edns: Option<(u16, bool)>,
+    ) -> Vec<u8> {
         let mut m = Message::new(id, MessageType::Query, OpCode::Query);
         m.metadata.recursion_desired = true;
         m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
@@ -257,7 +276,9 @@ pub(crate) mod tests {
 
     fn refusal(bytes: &[u8], proto: Protocol) -> (Message, Refusal) {
         match classify(bytes, proto) {
-            Classified::Refuse { response, reason } => (Message::from_vec(&response).unwrap(), reason),
+            Classified::Refuse { response, reason } => {
+                (Message::from_vec(&response).unwrap(), reason)
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
@@ -297,8 +318,14 @@ pub(crate) mod tests {
     #[test]
     fn two_questions_or_none_get_formerr() {
         let mut m = Message::new(9, MessageType::Query, OpCode::Query);
-        m.add_query(Query::query(Name::from_ascii("a.example.").unwrap(), RecordType::A));
-        m.add_query(Query::query(Name::from_ascii("b.example.").unwrap(), RecordType::A));
+        m.add_query(Query::query(
+            Name::from_ascii("a.example.").unwrap(),
+            RecordType::A,
+        ));
+        m.add_query(Query::query(
+            Name::from_ascii("b.example.").unwrap(),
+            RecordType::A,
+        ));
         let (r, reason) = refusal(&m.to_vec().unwrap(), Protocol::Tcp);
         assert_eq!(reason, Refusal::QuestionCount);
         assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
@@ -336,7 +363,10 @@ pub(crate) mod tests {
     #[test]
     fn edns_version_1_gets_badvers_with_opt() {
         let mut m = Message::new(13, MessageType::Query, OpCode::Query);
-        m.add_query(Query::query(Name::from_ascii("example.com.").unwrap(), RecordType::A));
+        m.add_query(Query::query(
+            Name::from_ascii("example.com.").unwrap(),
+            RecordType::A,
+        ));
         let mut e = Edns::new();
         e.set_version(1);
         m.set_edns(e);
@@ -381,8 +411,18 @@ pub(crate) mod tests {
 
     #[test]
     fn udp_limit_is_clamped() {
-        for (advertised, expected) in [(None, 512), (Some(100), 512), (Some(1232), 1232), (Some(65000), 4096)] {
-            let b = query_bytes(1, "example.com.", RecordType::A, advertised.map(|p| (p, false)));
+        for (advertised, expected) in [
+            (None, 512),
+            (Some(100), 512),
+            (Some(1232), 1232),
+            (Some(65000), 4096),
+        ] {
+            let b = query_bytes(
+                1,
+                "example.com.",
+                RecordType::A,
+                advertised.map(|p| (p, false)),
+            );
             let Classified::Query(q) = classify(&b, Protocol::Udp) else {
                 panic!("expected a query");
             };

@@ -59,9 +59,8 @@ impl StubOptions {
     /// Checks that the settings can be served: at least one listen address, non-zero
     /// timeouts and limits.
     pub fn validate(&self) -> Result<(), StubError> {
-        let invalid = |field: &'static str, rule: &'static str| {
-            Err(StubError::InvalidOption { field, rule })
-        };
+        let invalid =
+            |field: &'static str, rule: &'static str| Err(StubError::InvalidOption { field, rule });
         if self.listen.is_empty() {
             return invalid("listen", "at least one address is needed");
         }
@@ -193,7 +192,10 @@ mod tests {
         };
         assert!(matches!(
             o.validate(),
-            Err(StubError::InvalidOption { field: "listen", .. })
+            Err(StubError::InvalidOption {
+                field: "listen",
+                ..
+            })
         ));
     }
 

@@ -229,7 +229,8 @@ pub(crate) fn layout(b: &[u8]) -> Result<Layout, WireError> {
             opt_start = Some(rr_start);
         } else {
             // Lossless: the message is at most 65535 bytes long (checked above).
-            ttl_offsets.push(u16::try_from(ttl_at).map_err(|_| WireError::TooLarge { len: b.len() })?);
+            ttl_offsets
+                .push(u16::try_from(ttl_at).map_err(|_| WireError::TooLarge { len: b.len() })?);
         }
         pos = end;
     }
