@@ -27,6 +27,8 @@ enum Entry {
     NxDomain,
     /// The exchange fails.
     Fail,
+    /// NOERROR with one A record, after this delay.
+    Slow(Duration),
 }
 
 /// An upstream answering from a table, counting every query it receives.
@@ -49,6 +51,10 @@ impl TableUpstream {
         );
         table.insert("nx.example.".into(), Entry::NxDomain);
         table.insert("fail.example.".into(), Entry::Fail);
+        table.insert(
+            "slow.example.".into(),
+            Entry::Slow(Duration::from_millis(400)),
+        );
         for i in 0..100u8 {
             table.insert(
                 format!("n{i}.example."),
@@ -95,6 +101,10 @@ impl TableUpstream {
             }
             Some(Entry::Fail) => return Err(UpstreamError::ConnectionLost("test upstream".into())),
             Some(Entry::A(_)) => {}
+            Some(Entry::Slow(_)) => {
+                let rdata = RData::A(A(Ipv4Addr::new(192, 0, 2, 99)));
+                r.add_answer(Record::from_rdata(question.name().clone(), 300, rdata));
+            }
             Some(Entry::NxDomain) | None => {
                 r.metadata.response_code = ResponseCode::NXDomain;
                 r.add_authority(Record::from_rdata(
@@ -123,7 +133,17 @@ impl TableUpstream {
 impl Transport for TableUpstream {
     fn query<'a>(&'a self, query: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, UpstreamError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move { self.answer(query) })
+        Box::pin(async move {
+            let name = Message::from_vec(query).ok().and_then(|m| {
+                m.queries
+                    .first()
+                    .map(|q| q.name().to_lowercase().to_ascii())
+            });
+            if let Some(Entry::Slow(delay)) = name.and_then(|n| self.table.get(&n)) {
+                tokio::time::sleep(*delay).await;
+            }
+            self.answer(query)
+        })
     }
 
     fn name(&self) -> &str {
@@ -131,12 +151,15 @@ impl Transport for TableUpstream {
     }
 }
 
-/// An upstream that never answers.
+/// An upstream that never answers, counting the queries it receives.
 #[derive(Debug, Default)]
-struct StallUpstream;
+struct StallUpstream {
+    calls: AtomicUsize,
+}
 
 impl Transport for StallUpstream {
     fn query<'a>(&'a self, _query: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, UpstreamError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         Box::pin(std::future::pending())
     }
 
@@ -344,6 +367,82 @@ async fn tcp_pipelines_100_queries_on_one_connection() {
 }
 
 #[tokio::test]
+async fn slow_queries_do_not_hold_up_others() {
+    // No cache, so that the TCP part reaches the slow upstream again.
+    let opts = StubOptions {
+        cache: CacheOptions::disabled(),
+        ..loopback_opts()
+    };
+    let h = start(opts, Arc::new(TableUpstream::new())).await;
+
+    // UDP: from one client socket, a slow query then a fast one; the fast one comes back first.
+    let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let udp = h.udp_addrs()[0];
+    sock.send_to(&query(1, "slow.example.", RecordType::A, None), udp)
+        .await
+        .unwrap();
+    sock.send_to(&query(2, "www.example.", RecordType::A, None), udp)
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    let mut buf = vec![0u8; 512];
+    for _ in 0..2 {
+        let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        order.push(Message::from_vec(&buf[..n]).unwrap().metadata.id);
+    }
+    assert_eq!(order, vec![2, 1]);
+
+    // TCP: pipelined on one connection, answered as they complete (out of order).
+    let mut s = TcpStream::connect(h.tcp_addrs()[0]).await.unwrap();
+    tcp_send(&mut s, &query(3, "slow.example.", RecordType::A, None)).await;
+    tcp_send(&mut s, &query(4, "n1.example.", RecordType::A, None)).await;
+    let first = tcp_recv(&mut s).await;
+    let second = tcp_recv(&mut s).await;
+    assert_eq!((first.metadata.id, second.metadata.id), (4, 3));
+    assert_eq!(a_records(&second), vec![Ipv4Addr::new(192, 0, 2, 99)]);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn tcp_in_flight_per_connection_is_capped() {
+    let upstream = Arc::new(StallUpstream::default());
+    let opts = StubOptions {
+        query_timeout: Duration::from_millis(800),
+        max_in_flight_per_tcp_connection: 2,
+        ..loopback_opts()
+    };
+    let h = start(opts, upstream.clone()).await;
+    let mut s = TcpStream::connect(h.tcp_addrs()[0]).await.unwrap();
+    for id in 0..3 {
+        let name = format!("n{id}.example.");
+        tcp_send(&mut s, &query(id, &name, RecordType::A, None)).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    while upstream.calls.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        upstream.calls.load(Ordering::SeqCst),
+        2,
+        "third query waits for a free slot"
+    );
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let m = tcp_recv(&mut s).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        ids.push(m.metadata.id);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, vec![0, 1, 2]);
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn garbage_does_not_stop_service_for_others() {
     let upstream = Arc::new(TableUpstream::new());
     let h = start(loopback_opts(), upstream.clone()).await;
@@ -410,7 +509,7 @@ async fn stalled_upstream_gets_servfail_within_the_timeout() {
         query_timeout: timeout,
         ..loopback_opts()
     };
-    let h = start(opts, Arc::new(StallUpstream)).await;
+    let h = start(opts, Arc::new(StallUpstream::default())).await;
 
     let started = Instant::now();
     let m = udp_query(
@@ -455,7 +554,7 @@ async fn shutdown_still_answers_queries_in_flight() {
         query_timeout: Duration::from_millis(300),
         ..loopback_opts()
     };
-    let h = start(opts, Arc::new(StallUpstream)).await;
+    let h = start(opts, Arc::new(StallUpstream::default())).await;
     let udp = h.udp_addrs()[0];
     let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     sock.send_to(&query(5, "www.example.", RecordType::A, None), udp)

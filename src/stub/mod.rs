@@ -1,6 +1,6 @@
 //! The local stub server: UDP and TCP listeners for local clients, and the answer cache.
 //!
-//! A query takes this path: [`udp`]/[`tcp`] listener → [`handler::QueryHandler`]
+//! A query takes this path: UDP or TCP listener → [`handler::QueryHandler`]
 //! ([`message::classify`]: FORMERR, NOTIMP or drop for malformed messages) → [`cache::Cache`]
 //! → upstream [`Transport`](crate::upstream::Transport) → [`answer::Answer`] (checked,
 //! normalized, cached) → response, truncated for UDP clients when too large.
