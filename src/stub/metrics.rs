@@ -29,7 +29,8 @@ pub struct MetricsSnapshot {
     pub answered: u64,
     /// SERVFAIL responses made by the stub (upstream failed, timed out or answered badly).
     pub servfail: u64,
-    /// FORMERR responses made by the stub (malformed query).
+    /// FORMERR responses made by the stub (malformed query), and BADVERS (EDNS version
+    /// other than 0).
     pub formerr: u64,
     /// NOTIMP responses made by the stub (opcode other than QUERY, zone transfers).
     pub notimp: u64,
