@@ -1,0 +1,571 @@
+//! An upstream response made ready to serve: checked against the query, normalized once
+//! (RRset TTLs, clamps, negative TTL, a clean OPT record), encoded once, and then served to
+//! any number of clients by copying bytes and patching the ID, RD bit, question case and
+//! TTLs. The same form serves fresh answers and cached ones.
+
+use std::collections::HashMap;
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::message::{stub_edns, ClientQuery};
+use super::options::CacheOptions;
+use super::wire::{self, header, Layout, WireError, HEADER_LEN};
+
+/// Why an upstream response was not served (the client gets SERVFAIL instead).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The response does not decode.
+    #[error("response does not decode: {0}")]
+    Decode(#[from] hickory_proto::serialize::binary::DecodeError),
+    /// QR is not set.
+    #[error("upstream sent a query, not a response")]
+    NotAResponse,
+    /// The response's ID is not the query's.
+    #[error("response ID {got} does not match query ID {expected}")]
+    IdMismatch {
+        /// The query's ID.
+        expected: u16,
+        /// The response's ID.
+        got: u16,
+    },
+    /// The response's opcode is not QUERY.
+    #[error("response opcode {0} is not QUERY")]
+    OpcodeMismatch(OpCode),
+    /// The response's question is not the query's.
+    #[error("response question does not match the query")]
+    QuestionMismatch,
+    /// TC set on a response that came over a stream transport.
+    #[error("upstream response is truncated")]
+    Truncated,
+    /// An extended RCODE (above 15), which the stub does not relay.
+    #[error("upstream sent extended RCODE {0}")]
+    ExtendedRcode(u16),
+    /// The normalized response could not be encoded.
+    #[error("response does not encode: {0}")]
+    Encode(#[from] hickory_proto::ProtoError),
+    /// The encoded response could not be walked (a bug, or over 65535 bytes).
+    #[error("response layout: {0}")]
+    Layout(#[from] WireError),
+}
+
+/// A response ready to be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The normalized response; it always ends with an OPT record.
+    wire: Box<[u8]>,
+    question_end: usize,
+    opt_start: usize,
+    ttl_offsets: Box<[u16]>,
+    /// Seconds the answer may be cached; 0 when it must not be.
+    lifetime: u32,
+    rcode: ResponseCode,
+}
+
+/// One response to one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The message bytes.
+    pub bytes: Vec<u8>,
+    /// Whether it was cut to the header, question and OPT because it exceeded the limit.
+    pub truncated: bool,
+}
+
+impl Answer {
+    /// Checks `response` against the query `q` and normalizes it:
+    /// - every RRset's TTLs are set to the RRset's smallest (RFC 2181 §5.2) and clamped to
+    ///   `[min_ttl, max_ttl]` (the lower bound only for positive answers);
+    /// - in a negative answer (NXDOMAIN, or NOERROR with an empty answer section), the first
+    ///   SOA of the authority section gets the negative TTL `min(SOA TTL, SOA MINIMUM,
+    ///   negative_max_ttl)` (RFC 2308 §5); without such an SOA the answer is not cacheable;
+    /// - the OPT record is replaced by the stub's own (no upstream EDNS options such as
+    ///   padding; DO as the client asked); TSIG is dropped.
+    ///
+    /// The answer is cacheable for the smallest TTL left when the RCODE is NOERROR or
+    /// NXDOMAIN; SERVFAIL and every other RCODE are served but never cached.
+    pub fn from_upstream(
+        response: &[u8],
+        q: &ClientQuery<'_>,
+        opts: &CacheOptions,
+    ) -> Result<Self, AnswerError> {
+        let msg = Message::from_vec(response)?;
+        check_matches(&msg, q)?;
+        let rcode = msg.metadata.response_code;
+        if rcode.high() != 0 {
+            return Err(AnswerError::ExtendedRcode(u16::from(rcode)));
+        }
+        let negative = rcode == ResponseCode::NXDomain
+            || (rcode == ResponseCode::NoError && msg.answers.is_empty());
+        let cacheable_rcode = matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain);
+
+        let mut out = Message::new(q.id, MessageType::Response, OpCode::Query);
+        out.metadata = msg.metadata;
+        out.metadata.id = q.id;
+        out.add_query(q.query.clone());
+        out.answers = msg.answers;
+        out.authorities = msg.authorities;
+        out.additionals = msg.additionals;
+        out.set_edns(stub_edns(q.dnssec_ok));
+
+        let (min_ttl, max_ttl, negative_max_ttl) = opts.ttl_bounds();
+        for section in [&mut out.answers, &mut out.authorities, &mut out.additionals] {
+            normalize_rrsets(section, if negative { 0 } else { min_ttl }, max_ttl);
+        }
+        let mut negative_ok = false;
+        if negative {
+            if let Some(soa) = out
+                .authorities
+                .iter_mut()
+                .find(|r| r.record_type() == RecordType::SOA)
+            {
+                if let RData::SOA(data) = &soa.data {
+                    soa.ttl = soa.ttl.min(data.minimum).min(negative_max_ttl);
+                    negative_ok = true;
+                }
+            }
+        }
+        let lifetime = if cacheable_rcode && (!negative || negative_ok) {
+            out.all_sections().map(|r| r.ttl).min().unwrap_or(0)
+        } else {
+            0
+        };
+
+        let wire = out.to_vec()?;
+        let Layout {
+            question_end,
+            ttl_offsets,
+            opt_start,
+        } = wire::layout(&wire)?;
+        let Some(opt_start) = opt_start else {
+            return Err(AnswerError::Layout(WireError::OptNotLast));
+        };
+        if question_end.checked_sub(HEADER_LEN) != Some(q.question.len()) {
+            return Err(AnswerError::QuestionMismatch);
+        }
+        Ok(Self {
+            wire: wire.into_boxed_slice(),
+            question_end,
+            opt_start,
+            ttl_offsets: ttl_offsets.into_boxed_slice(),
+            lifetime,
+            rcode,
+        })
+    }
+
+    /// Seconds this answer may be cached; 0 when it must not be.
+    pub fn cache_lifetime(&self) -> u32 {
+        self.lifetime
+    }
+
+    /// The RCODE of the answer.
+    pub fn response_code(&self) -> ResponseCode {
+        self.rcode
+    }
+
+    /// The response for client query `q`, `age` seconds after the answer was received, cut
+    /// to header, question and OPT with TC set if it is longer than `limit` bytes. The ID, RD
+    /// bit and question bytes are the client's; every TTL is decreased by `age`; the OPT
+    /// record is left out when the client sent none.
+    pub fn render(&self, q: &ClientQuery<'_>, age: u32, limit: usize) -> Rendered {
+        let wire = &self.wire[..];
+        let body_end = if q.edns { wire.len() } else { self.opt_start };
+        let opt = if q.edns {
+            wire.get(self.opt_start..)
+        } else {
+            None
+        };
+        let full = wire.get(..body_end).unwrap_or_default();
+        let mut truncated = false;
+        let mut out = if full.len() <= limit {
+            let mut out = full.to_vec();
+            if age > 0 {
+                for &off in self.ttl_offsets.iter() {
+                    let off = usize::from(off);
+                    if let Some(ttl) = wire::u32_at(wire, off) {
+                        wire::put_u32(&mut out, off, ttl.saturating_sub(age));
+                    }
+                }
+            }
+            if !q.edns {
+                let ar = wire::u16_at(wire, header::ARCOUNT).unwrap_or(1);
+                wire::put_u16(&mut out, header::ARCOUNT, ar.saturating_sub(1));
+            }
+            out
+        } else {
+            truncated = true;
+            let head = wire.get(..self.question_end).unwrap_or_default();
+            let opt = opt.unwrap_or_default();
+            let mut out = Vec::with_capacity(head.len() + opt.len());
+            out.extend_from_slice(head);
+            out.extend_from_slice(opt);
+            wire::put_u16(&mut out, header::ANCOUNT, 0);
+            wire::put_u16(&mut out, header::NSCOUNT, 0);
+            wire::put_u16(&mut out, header::ARCOUNT, u16::from(q.edns));
+            wire::set_bit(&mut out, header::FLAGS_HI, header::TC, true);
+            out
+        };
+        wire::put_u16(&mut out, 0, q.id);
+        wire::set_bit(&mut out, header::FLAGS_HI, header::RD, q.recursion_desired);
+        if let Some(dst) = out.get_mut(HEADER_LEN..self.question_end) {
+            if dst.len() == q.question.len() {
+                dst.copy_from_slice(q.question);
+            }
+        }
+        Rendered {
+            bytes: out,
+            truncated,
+        }
+    }
+}
+
+/// The response must answer the query: QR set, same ID, opcode QUERY, same single question
+/// (name compared case-insensitively), and not truncated.
+fn check_matches(msg: &Message, q: &ClientQuery<'_>) -> Result<(), AnswerError> {
+    let md = &msg.metadata;
+    if md.message_type != MessageType::Response {
+        return Err(AnswerError::NotAResponse);
+    }
+    if md.id != q.id {
+        return Err(AnswerError::IdMismatch {
+            expected: q.id,
+            got: md.id,
+        });
+    }
+    if md.op_code != OpCode::Query {
+        return Err(AnswerError::OpcodeMismatch(md.op_code));
+    }
+    if md.truncation {
+        return Err(AnswerError::Truncated);
+    }
+    match msg.queries.as_slice() {
+        [rq] if rq.name() == q.query.name()
+            && rq.query_type() == q.query.query_type()
+            && rq.query_class() == q.query.query_class() =>
+        {
+            Ok(())
+        }
+        _ => Err(AnswerError::QuestionMismatch),
+    }
+}
+
+/// Sets every RRset's TTLs to the set's smallest, then clamps each to `[lo, hi]`.
+fn normalize_rrsets(records: &mut [Record], lo: u32, hi: u32) {
+    let mut min: HashMap<(Name, RecordType, DNSClass), u32> = HashMap::new();
+    for r in records.iter() {
+        let e = min
+            .entry((r.name.clone(), r.record_type(), r.dns_class))
+            .or_insert(r.ttl);
+        *e = (*e).min(r.ttl);
+    }
+    for r in records.iter_mut() {
+        let set_min = min
+            .get(&(r.name.clone(), r.record_type(), r.dns_class))
+            .copied()
+            .unwrap_or(r.ttl);
+        r.ttl = set_min.clamp(lo, hi);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::stub::error::Protocol;
+    use crate::stub::message::tests::query_bytes;
+    use crate::stub::message::{classify, Classified};
+    use hickory_proto::op::Edns;
+    use hickory_proto::rr::rdata::{A, SOA};
+    use std::net::Ipv4Addr;
+
+    pub(crate) fn client(bytes: &[u8]) -> Box<ClientQuery<'_>> {
+        match classify(bytes, Protocol::Udp) {
+            Classified::Query(q) => q,
+            other => panic!("expected a query, got {other:?}"),
+        }
+    }
+
+    pub(crate) fn a(name: &str, ttl: u32, last: u8) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(name).unwrap(),
+            ttl,
+            RData::A(A(Ipv4Addr::new(192, 0, 2, last))),
+        )
+    }
+
+    pub(crate) fn soa(zone: &str, ttl: u32, minimum: u32) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(zone).unwrap(),
+            ttl,
+            RData::SOA(SOA::new(
+                Name::from_ascii("ns.example.").unwrap(),
+                Name::from_ascii("hostmaster.example.").unwrap(),
+                1,
+                3600,
+                600,
+                86400,
+                minimum,
+            )),
+        )
+    }
+
+    /// An upstream-style response to `query` with the given sections.
+    pub(crate) fn response(
+        query: &[u8],
+        rcode: ResponseCode,
+        answers: Vec<Record>,
+        authorities: Vec<Record>,
+    ) -> Vec<u8> {
+        let q = Message::from_vec(query).unwrap();
+        let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.metadata.recursion_available = true;
+        m.metadata.response_code = rcode;
+        m.add_queries(q.queries.iter().cloned());
+        m.answers = answers;
+        m.authorities = authorities;
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        m.set_edns(e);
+        m.to_vec().unwrap()
+    }
+
+    fn opts() -> CacheOptions {
+        CacheOptions::default()
+    }
+
+    #[test]
+    fn rrset_ttls_become_the_set_minimum_and_lifetime_the_overall_minimum() {
+        let qb = query_bytes(1, "www.example.", RecordType::A, Some((1232, false)));
+        let q = client(&qb);
+        let resp = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 300, 1), a("www.example.", 100, 2)],
+            vec![],
+        );
+        let ans = Answer::from_upstream(&resp, &q, &opts()).unwrap();
+        assert_eq!(ans.cache_lifetime(), 100);
+        let m = Message::from_vec(&ans.render(&q, 0, 65535).bytes).unwrap();
+        assert!(m.answers.iter().all(|r| r.ttl == 100));
+    }
+
+    #[test]
+    fn render_decrements_ttls_and_uses_client_id_rd_and_case() {
+        let qb = query_bytes(1, "www.example.", RecordType::A, Some((1232, false)));
+        let q = client(&qb);
+        let resp = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 300, 1)],
+            vec![],
+        );
+        let ans = Answer::from_upstream(&resp, &q, &opts()).unwrap();
+
+        let mut other = query_bytes(0x4242, "WWW.Example.", RecordType::A, Some((1232, false)));
+        other[2] &= !header::RD;
+        let q2 = client(&other);
+        let r = ans.render(&q2, 42, 65535);
+        assert!(!r.truncated);
+        let m = Message::from_vec(&r.bytes).unwrap();
+        assert_eq!(m.metadata.id, 0x4242);
+        assert!(!m.metadata.recursion_desired);
+        assert_eq!(m.queries[0].name().to_ascii(), "WWW.Example.");
+        assert_eq!(m.answers[0].ttl, 258);
+        // Past the TTL the value saturates at zero instead of wrapping.
+        let m = Message::from_vec(&ans.render(&q2, 1000, 65535).bytes).unwrap();
+        assert_eq!(m.answers[0].ttl, 0);
+    }
+
+    #[test]
+    fn ttls_are_clamped_to_bounds() {
+        let qb = query_bytes(1, "www.example.", RecordType::A, None);
+        let q = client(&qb);
+        let resp = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 5, 1)],
+            vec![],
+        );
+        let o = CacheOptions {
+            min_ttl: std::time::Duration::from_secs(30),
+            max_ttl: std::time::Duration::from_secs(60),
+            ..opts()
+        };
+        assert_eq!(
+            Answer::from_upstream(&resp, &q, &o)
+                .unwrap()
+                .cache_lifetime(),
+            30
+        );
+        let resp = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 90_000, 1)],
+            vec![],
+        );
+        assert_eq!(
+            Answer::from_upstream(&resp, &q, &o)
+                .unwrap()
+                .cache_lifetime(),
+            60
+        );
+    }
+
+    #[test]
+    fn negative_answers_use_soa_minimum_and_need_an_soa() {
+        let qb = query_bytes(1, "nx.example.", RecordType::A, Some((1232, false)));
+        let q = client(&qb);
+        for rcode in [ResponseCode::NXDomain, ResponseCode::NoError] {
+            let resp = response(&qb, rcode, vec![], vec![soa("example.", 3600, 300)]);
+            let ans = Answer::from_upstream(&resp, &q, &opts()).unwrap();
+            assert_eq!(ans.cache_lifetime(), 300, "{rcode:?}");
+            let m = Message::from_vec(&ans.render(&q, 0, 65535).bytes).unwrap();
+            assert_eq!(m.metadata.response_code, rcode);
+            assert_eq!(m.authorities[0].ttl, 300);
+
+            let resp = response(&qb, rcode, vec![], vec![soa("example.", 60, 300)]);
+            assert_eq!(
+                Answer::from_upstream(&resp, &q, &opts())
+                    .unwrap()
+                    .cache_lifetime(),
+                60
+            );
+
+            let resp = response(&qb, rcode, vec![], vec![]);
+            assert_eq!(
+                Answer::from_upstream(&resp, &q, &opts())
+                    .unwrap()
+                    .cache_lifetime(),
+                0
+            );
+        }
+        let capped = CacheOptions {
+            negative_max_ttl: std::time::Duration::from_secs(10),
+            ..opts()
+        };
+        let resp = response(
+            &qb,
+            ResponseCode::NXDomain,
+            vec![],
+            vec![soa("example.", 3600, 300)],
+        );
+        assert_eq!(
+            Answer::from_upstream(&resp, &q, &capped)
+                .unwrap()
+                .cache_lifetime(),
+            10
+        );
+    }
+
+    #[test]
+    fn servfail_and_refused_are_served_but_not_cacheable() {
+        let qb = query_bytes(1, "www.example.", RecordType::A, None);
+        let q = client(&qb);
+        for rcode in [ResponseCode::ServFail, ResponseCode::Refused] {
+            let resp = response(&qb, rcode, vec![], vec![soa("example.", 3600, 300)]);
+            let ans = Answer::from_upstream(&resp, &q, &opts()).unwrap();
+            assert_eq!(ans.cache_lifetime(), 0);
+            assert_eq!(ans.response_code(), rcode);
+        }
+    }
+
+    #[test]
+    fn mismatched_responses_are_rejected() {
+        let qb = query_bytes(1, "www.example.", RecordType::A, None);
+        let q = client(&qb);
+        let other = query_bytes(1, "other.example.", RecordType::A, None);
+        let resp = response(&other, ResponseCode::NoError, vec![], vec![]);
+        assert!(matches!(
+            Answer::from_upstream(&resp, &q, &opts()),
+            Err(AnswerError::QuestionMismatch)
+        ));
+        let wrong_id = query_bytes(2, "www.example.", RecordType::A, None);
+        let resp = response(&wrong_id, ResponseCode::NoError, vec![], vec![]);
+        assert!(matches!(
+            Answer::from_upstream(&resp, &q, &opts()),
+            Err(AnswerError::IdMismatch {
+                expected: 1,
+                got: 2
+            })
+        ));
+        assert!(matches!(
+            Answer::from_upstream(&qb, &q, &opts()),
+            Err(AnswerError::NotAResponse)
+        ));
+        assert!(matches!(
+            Answer::from_upstream(&qb[..20], &q, &opts()),
+            Err(AnswerError::Decode(_))
+        ));
+        let mut tc = response(&qb, ResponseCode::NoError, vec![], vec![]);
+        tc[2] |= header::TC;
+        assert!(matches!(
+            Answer::from_upstream(&tc, &q, &opts()),
+            Err(AnswerError::Truncated)
+        ));
+    }
+
+    fn big_answer(qb: &[u8]) -> Vec<u8> {
+        let answers = (0..60).map(|i| a("big.example.", 300, i)).collect();
+        response(qb, ResponseCode::NoError, answers, vec![])
+    }
+
+    #[test]
+    fn oversized_udp_answer_is_truncated_keeping_question_and_opt() {
+        let qb = query_bytes(7, "big.example.", RecordType::A, Some((512, false)));
+        let q = client(&qb);
+        let ans = Answer::from_upstream(&big_answer(&qb), &q, &opts()).unwrap();
+        let r = ans.render(&q, 0, q.size_limit(Protocol::Udp));
+        assert!(r.truncated);
+        assert!(r.bytes.len() <= 512);
+        let m = Message::from_vec(&r.bytes).unwrap();
+        assert!(m.metadata.truncation);
+        assert_eq!(m.metadata.id, 7);
+        assert!(m.answers.is_empty() && m.authorities.is_empty() && m.additionals.is_empty());
+        assert_eq!(m.queries.len(), 1);
+        assert!(m.edns.is_some());
+
+        let full = ans.render(&q, 0, q.size_limit(Protocol::Tcp));
+        assert!(!full.truncated);
+        assert_eq!(Message::from_vec(&full.bytes).unwrap().answers.len(), 60);
+    }
+
+    #[test]
+    fn without_edns_the_opt_is_left_out_and_limit_is_512() {
+        let qb = query_bytes(8, "big.example.", RecordType::A, None);
+        let q = client(&qb);
+        let ans = Answer::from_upstream(&big_answer(&qb), &q, &opts()).unwrap();
+        let r = ans.render(&q, 0, q.size_limit(Protocol::Udp));
+        assert!(r.truncated);
+        let m = Message::from_vec(&r.bytes).unwrap();
+        assert!(m.edns.is_none() && m.metadata.truncation);
+        let r = ans.render(&q, 0, 65535);
+        let m = Message::from_vec(&r.bytes).unwrap();
+        assert!(m.edns.is_none());
+        assert_eq!(m.answers.len(), 60);
+
+        let qb4096 = query_bytes(9, "big.example.", RecordType::A, Some((4096, false)));
+        let q = client(&qb4096);
+        let r = ans.render(&q, 0, q.size_limit(Protocol::Udp));
+        assert!(!r.truncated);
+        let m = Message::from_vec(&r.bytes).unwrap();
+        assert_eq!(m.answers.len(), 60);
+        assert_eq!(m.edns.map(|e| e.max_payload()), Some(4096));
+    }
+
+    #[test]
+    fn upstream_edns_options_and_payload_are_replaced() {
+        let qb = query_bytes(1, "www.example.", RecordType::A, Some((1232, true)));
+        let q = client(&qb);
+        let resp = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 60, 1)],
+            vec![],
+        );
+        let ans = Answer::from_upstream(&resp, &q, &opts()).unwrap();
+        let m = Message::from_vec(&ans.render(&q, 0, 65535).bytes).unwrap();
+        let e = m.edns.unwrap();
+        assert_eq!(e.max_payload(), 4096);
+        assert!(e.flags().dnssec_ok);
+    }
+}

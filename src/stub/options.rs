@@ -1,0 +1,227 @@
+//! Settings of the local stub server and its cache.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use super::error::StubError;
+
+/// The largest UDP response the stub ever sends, whatever a client advertises in EDNS(0).
+/// It is also the payload size the stub advertises in the OPT records it sends.
+pub const MAX_UDP_PAYLOAD: u16 = 4096;
+
+/// The UDP response size every DNS client accepts (RFC 1035 §4.2.1), used for clients
+/// without EDNS(0) and as the floor for clients advertising less.
+pub const MIN_UDP_PAYLOAD: u16 = 512;
+
+/// Settings of the local stub server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StubOptions {
+    /// Addresses to listen on, each with UDP and TCP. Port 0 picks a free port (the same one
+    /// for UDP and TCP). Default: `127.0.0.1:53` and `[::1]:53`.
+    pub listen: Vec<SocketAddr>,
+    /// Every well-formed query is answered (by the upstream or the cache) or gets SERVFAIL
+    /// within this time. Default: 4 s, below the 5 s a glibc client waits per try.
+    pub query_timeout: Duration,
+    /// A TCP connection with no query outstanding and no complete query received for this
+    /// long is closed (RFC 7766 §6.2.3). Default: 10 s.
+    pub tcp_idle_timeout: Duration,
+    /// At most this many TCP connections are served at once; connections beyond it are
+    /// closed as soon as they are accepted. Default: 256.
+    pub max_tcp_connections: usize,
+    /// At most this many queries of one TCP connection are resolved at once; the connection
+    /// is not read further until one of them is answered. Default: 32.
+    pub max_in_flight_per_tcp_connection: usize,
+    /// At most this many UDP queries (over all UDP sockets) are resolved at once; the
+    /// sockets are not read further until one of them is answered. Default: 1024.
+    pub max_udp_in_flight: usize,
+    /// The answer cache.
+    pub cache: CacheOptions,
+}
+
+impl Default for StubOptions {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 53)),
+                SocketAddr::from((Ipv6Addr::LOCALHOST, 53)),
+            ],
+            query_timeout: Duration::from_secs(4),
+            tcp_idle_timeout: Duration::from_secs(10),
+            max_tcp_connections: 256,
+            max_in_flight_per_tcp_connection: 32,
+            max_udp_in_flight: 1024,
+            cache: CacheOptions::default(),
+        }
+    }
+}
+
+impl StubOptions {
+    /// Checks that the settings can be served: at least one listen address, non-zero
+    /// timeouts and limits.
+    pub fn validate(&self) -> Result<(), StubError> {
+        let invalid =
+            |field: &'static str, rule: &'static str| Err(StubError::InvalidOption { field, rule });
+        if self.listen.is_empty() {
+            return invalid("listen", "at least one address is needed");
+        }
+        if self.query_timeout.is_zero() {
+            return invalid("query_timeout", "must be greater than zero");
+        }
+        if self.tcp_idle_timeout.is_zero() {
+            return invalid("tcp_idle_timeout", "must be greater than zero");
+        }
+        if self.max_tcp_connections == 0 {
+            return invalid("max_tcp_connections", "must be at least 1");
+        }
+        if self.max_in_flight_per_tcp_connection == 0 {
+            return invalid("max_in_flight_per_tcp_connection", "must be at least 1");
+        }
+        if self.max_udp_in_flight == 0 {
+            return invalid("max_udp_in_flight", "must be at least 1");
+        }
+        self.cache.validate()
+    }
+}
+
+/// Settings of the answer cache.
+///
+/// Positive answers live for the smallest TTL in the response (each RRset's TTLs are first
+/// set to the RRset's minimum, RFC 2181 §5.2), clamped to `[min_ttl, max_ttl]`. Negative
+/// answers (NXDOMAIN and NODATA) live for `min(SOA TTL, SOA MINIMUM, negative_max_ttl)` of
+/// the SOA in the authority section (RFC 2308 §5) and are not cached without one. SERVFAIL
+/// and every other error code is never cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOptions {
+    /// Whether answers are cached at all. Default: true.
+    pub enabled: bool,
+    /// Most entries held; when full, the entry closest to expiry is evicted. Default: 10 000.
+    pub max_entries: usize,
+    /// Positive answers are kept (and their TTLs raised to) at least this long. Default: 0.
+    pub min_ttl: Duration,
+    /// No answer is kept (or served with a TTL) longer than this. Default: 1 day.
+    pub max_ttl: Duration,
+    /// No negative answer is kept longer than this. Default: 1 hour.
+    pub negative_max_ttl: Duration,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: 10_000,
+            min_ttl: Duration::ZERO,
+            max_ttl: Duration::from_secs(86_400),
+            negative_max_ttl: Duration::from_secs(3_600),
+        }
+    }
+}
+
+impl CacheOptions {
+    /// A cache that stores nothing.
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    /// Checks that `min_ttl <= max_ttl` and that an enabled cache may hold an entry.
+    pub fn validate(&self) -> Result<(), StubError> {
+        if self.min_ttl > self.max_ttl {
+            return Err(StubError::InvalidOption {
+                field: "cache.min_ttl",
+                rule: "must not exceed cache.max_ttl",
+            });
+        }
+        if self.enabled && self.max_entries == 0 {
+            return Err(StubError::InvalidOption {
+                field: "cache.max_entries",
+                rule: "must be at least 1 when the cache is enabled",
+            });
+        }
+        Ok(())
+    }
+
+    /// TTL bounds as whole seconds (DNS TTLs are seconds; RFC 2181 §8 caps them at 2^31 - 1).
+    pub(crate) fn ttl_bounds(&self) -> (u32, u32, u32) {
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX).min(MAX_TTL);
+        (
+            secs(self.min_ttl),
+            secs(self.max_ttl),
+            secs(self.negative_max_ttl),
+        )
+    }
+}
+
+/// The largest TTL value (RFC 2181 §8).
+pub(crate) const MAX_TTL: u32 = 0x7FFF_FFFF;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_both_loopbacks_port_53() {
+        let o = StubOptions::default();
+        assert_eq!(
+            o.listen,
+            vec![
+                "127.0.0.1:53".parse::<SocketAddr>().unwrap(),
+                "[::1]:53".parse::<SocketAddr>().unwrap()
+            ]
+        );
+        assert!(o.cache.enabled);
+        assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn zero_limits_are_rejected_naming_the_field() {
+        let o = StubOptions {
+            max_in_flight_per_tcp_connection: 0,
+            ..StubOptions::default()
+        };
+        match o.validate() {
+            Err(StubError::InvalidOption { field, .. }) => {
+                assert_eq!(field, "max_in_flight_per_tcp_connection")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let o = StubOptions {
+            listen: vec![],
+            ..StubOptions::default()
+        };
+        assert!(matches!(
+            o.validate(),
+            Err(StubError::InvalidOption {
+                field: "listen",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn min_ttl_above_max_ttl_is_rejected() {
+        let c = CacheOptions {
+            min_ttl: Duration::from_secs(10),
+            max_ttl: Duration::from_secs(5),
+            ..CacheOptions::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(StubError::InvalidOption {
+                field: "cache.min_ttl",
+                ..
+            })
+        ));
+        assert!(CacheOptions::disabled().validate().is_ok());
+    }
+
+    #[test]
+    fn ttl_bounds_saturate_at_rfc2181_max() {
+        let c = CacheOptions {
+            max_ttl: Duration::from_secs(u64::MAX),
+            ..CacheOptions::default()
+        };
+        assert_eq!(c.ttl_bounds(), (0, MAX_TTL, 3600));
+    }
+}
