@@ -1,6 +1,8 @@
 //! Certificate Transparency: SCT wire format, precertificate reconstruction, SCT
 //! signatures, log lists and the CT policy.
 
+pub mod log_list;
+pub mod policy;
 pub mod sct;
 pub mod signed_data;
 
