@@ -318,7 +318,8 @@ impl CtPolicy {
         let long = days > APPLE_SHORT_LIFETIME_DAYS;
         let cap = if long { 2 } else { 1 };
         let embedded = eval.select(SctSource::Embedded, Some(cap));
-        let ocsp = eval.select(SctSource::Ocsp, None);
+        // Records the verdicts of OCSP SCTs; the non-embedded option builds its own pool.
+        let _ = eval.select(SctSource::Ocsp, None);
         if days > APPLE_MAX_LIFETIME_DAYS {
             return Err(PolicyFailure::LifetimeTooLong {
                 days,
@@ -331,11 +332,19 @@ impl CtPolicy {
         // Non-embedded option: currently approved logs from either delivery path, at least
         // one SCT via OCSP; each log counts once.
         // (When no SCT came by OCSP, `combine` reports the embedded result alone.)
+        // The per-operator cap is part of the embedded option only, so the pool takes every
+        // eligible SCT, OCSP ones first.
         let mut pool: Vec<usize> = Vec::new();
         let mut seen: HashSet<LogId> = HashSet::new();
-        for &i in ocsp.iter().chain(embedded.iter()) {
+        let by_source = |src: SctSource| {
+            eval.inputs
+                .iter()
+                .enumerate()
+                .filter(move |(_, input)| input.source == src)
+        };
+        for (i, input) in by_source(SctSource::Ocsp).chain(by_source(SctSource::Embedded)) {
             let current = eval.log(i).is_some_and(|l| eval.is_current(l));
-            if current && seen.insert(eval.log_id(i)) {
+            if current && eval.exclusion(input).is_none() && seen.insert(input.sct.log_id) {
                 pool.push(i);
             }
         }
@@ -481,10 +490,6 @@ impl<'a> Evaluation<'a> {
         self.inputs
             .get(i)
             .and_then(|input| self.logs.get(&input.sct.log_id))
-    }
-
-    fn log_id(&self, i: usize) -> LogId {
-        self.inputs.get(i).map_or(LogId([0; 32]), |s| s.sct.log_id)
     }
 
     fn source(&self, i: usize) -> SctSource {
@@ -1870,6 +1875,45 @@ mod tests {
                     counted: 1
                 }),
                 ocsp: Box::new(PolicyFailure::NoOcspSct),
+            })
+        );
+    }
+
+    #[test]
+    fn apple_operator_cap_does_not_limit_the_non_embedded_option() {
+        let f = standard();
+        let mut p = CtPolicy::apple();
+        p.set_min_ocsp(3).unwrap();
+        // Short-lived: the embedded option counts one SCT per operator, so A2 is capped …
+        let scts = [
+            embedded(&f, "A1", T),
+            embedded(&f, "A2", T),
+            ocsp(&f, "B1", T),
+        ];
+        let r = eval(&p, &f, &scts, 90);
+        assert_eq!(
+            r.scts[1].reason,
+            Some(NotCounted::OperatorCapReached {
+                operator: "OpA".into(),
+                cap: 1
+            })
+        );
+        // … but the non-embedded option (3 current logs, one via OCSP) has no cap.
+        assert_eq!(r.outcome, Ok(()));
+        p.set_min_ocsp(4).unwrap();
+        assert_eq!(
+            eval(&p, &f, &scts, 90).outcome,
+            Err(PolicyFailure::Neither {
+                embedded: Box::new(PolicyFailure::TooFewLogs {
+                    source: SctSource::Embedded,
+                    required: 2,
+                    counted: 1
+                }),
+                ocsp: Box::new(PolicyFailure::TooFewLogs {
+                    source: SctSource::Ocsp,
+                    required: 4,
+                    counted: 3
+                }),
             })
         );
     }
