@@ -348,7 +348,15 @@ impl CtPolicy {
                 pool.push(i);
             }
         }
-        let ocsp_result = if pool.iter().any(|&i| eval.source(i) == SctSource::Ocsp) {
+        let pool = Selection {
+            eligible: pool.clone(),
+            counted: pool,
+        };
+        let ocsp_result = if pool
+            .counted
+            .iter()
+            .any(|&i| eval.source(i) == SctSource::Ocsp)
+        {
             self.check_set(
                 eval,
                 SctSource::Ocsp,
@@ -363,16 +371,19 @@ impl CtPolicy {
         combine(eval, embedded_result, ocsp_result)
     }
 
-    /// Check one set of counted SCTs (indices into the input).
+    /// Check one set of SCTs: counts and operators over the counted SCTs, the "current log"
+    /// and "RFC 6962 log" conditions over every eligible one (a per-operator cap limits what
+    /// counts towards the number, not which SCTs are presented).
     fn check_set(
         &self,
         eval: &Evaluation<'_>,
         source: SctSource,
-        set: &[usize],
+        sel: &Selection,
         required_logs: usize,
         need_current: bool,
         need_rfc6962: bool,
     ) -> Result<(), PolicyFailure> {
+        let set = &sel.counted;
         if set.len() < required_logs {
             return Err(PolicyFailure::TooFewLogs {
                 source,
@@ -389,13 +400,19 @@ impl CtPolicy {
             });
         }
         if need_current
-            && !set
+            && !sel
+                .eligible
                 .iter()
                 .any(|&i| eval.log(i).is_some_and(|l| eval.is_current(l)))
         {
             return Err(PolicyFailure::NoCurrentLog);
         }
-        if need_rfc6962 && !set.iter().any(|&i| eval.log(i).is_some_and(|l| !l.tiled)) {
+        if need_rfc6962
+            && !sel
+                .eligible
+                .iter()
+                .any(|&i| eval.log(i).is_some_and(|l| !l.tiled))
+        {
             return Err(PolicyFailure::NoRfc6962Log { source });
         }
         Ok(())
@@ -550,8 +567,9 @@ impl<'a> Evaluation<'a> {
 
     /// The counted SCTs of `source` (first SCT per log; at most `per_operator_cap` per
     /// operator when given), recording every verdict of that source.
-    fn select(&mut self, source: SctSource, per_operator_cap: Option<usize>) -> Vec<usize> {
+    fn select(&mut self, source: SctSource, per_operator_cap: Option<usize>) -> Selection {
         let mut counted = Vec::new();
+        let mut eligible = Vec::new();
         let mut seen_logs: HashSet<LogId> = HashSet::new();
         let mut per_operator: HashMap<String, usize> = HashMap::new();
         for (i, input) in self.inputs.iter().enumerate() {
@@ -563,6 +581,7 @@ impl<'a> Evaluation<'a> {
                 reason = Some(NotCounted::DuplicateLog);
             }
             if reason.is_none() {
+                eligible.push(i);
                 if let (Some(cap), Some(operator)) = (per_operator_cap, self.operator(i)) {
                     let n = per_operator.entry(operator.to_string()).or_insert(0);
                     if *n >= cap {
@@ -583,8 +602,16 @@ impl<'a> Evaluation<'a> {
                 counted.push(i);
             }
         }
-        counted
+        Selection { counted, eligible }
     }
+}
+
+/// SCTs of one option, as indices into the input.
+struct Selection {
+    /// Those that count towards the number of logs (first per log, within any cap).
+    counted: Vec<usize>,
+    /// Every SCT not excluded by a rule or as a duplicate (`counted` plus capped ones).
+    eligible: Vec<usize>,
 }
 
 /// Why one SCT does not count. Each variant names the rule.
@@ -1775,6 +1802,73 @@ mod tests {
                 max_days: 398
             })
         );
+    }
+
+    #[test]
+    fn apple_cap_does_not_hide_the_current_or_rfc6962_sct() {
+        let retired_at = T + DAY_MS;
+        let f = Fixture::new(vec![
+            log("RA", "OpA", "retired", retired_at),
+            log("UA", "OpA", "usable", 0),
+            log("RB", "OpB", "retired", retired_at),
+            TestLog {
+                name: "TA",
+                operator: "OpC",
+                state: Some(("usable", 0)),
+                tiled: true,
+                previous: Vec::new(),
+            },
+            TestLog {
+                name: "TB",
+                operator: "OpD",
+                state: Some(("usable", 0)),
+                tiled: true,
+                previous: Vec::new(),
+            },
+            log("RC", "OpC", "usable", 0),
+        ]);
+        let p = CtPolicy::apple();
+        // UA (current) is capped behind RA for OpA, but it is still an embedded SCT from a
+        // currently approved log: Apple's first condition holds.
+        let r = eval(
+            &p,
+            &f,
+            &[
+                embedded(&f, "RA", T),
+                embedded(&f, "UA", T),
+                embedded(&f, "RB", T),
+            ],
+            90,
+        );
+        assert!(matches!(
+            r.scts[1].reason,
+            Some(NotCounted::OperatorCapReached { .. })
+        ));
+        assert_eq!(r.outcome, Ok(()));
+        // RC (RFC 6962) is capped behind the tiled TA for OpC: still presented, still fine.
+        let r = eval(
+            &p,
+            &f,
+            &[
+                embedded(&f, "TA", T),
+                embedded(&f, "RC", T),
+                embedded(&f, "TB", T),
+            ],
+            90,
+        );
+        assert!(matches!(
+            r.scts[1].reason,
+            Some(NotCounted::OperatorCapReached { .. })
+        ));
+        assert_eq!(r.outcome, Ok(()));
+        // Chrome counts both retired SCTs but needs a current log among them.
+        let r = eval(
+            &CtPolicy::chrome(),
+            &f,
+            &[embedded(&f, "RA", T), embedded(&f, "RB", T)],
+            90,
+        );
+        assert_eq!(r.outcome, Err(PolicyFailure::NoCurrentLog));
     }
 
     #[test]
