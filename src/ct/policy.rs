@@ -34,7 +34,9 @@
 //! policy): a retired log's SCT counts only if *its own* timestamp predates the retirement
 //! (Chromium also accepts it when the earliest SCT of the certificate does), and the OCSP
 //! set must comply on its own (Chromium's code lets embedded SCTs supply the second
-//! operator).
+//! operator). As in Chromium, a retirement time still in the future leaves the log current,
+//! and a log's `temporal_interval` is not checked against the certificate (the log enforces
+//! it when it issues the SCT).
 //!
 //! ## Apple
 //!
@@ -45,7 +47,12 @@
 //!   operator: lifetime ≤ 180 days → N = 2, C = 1; 181 to 398 days → N = 3, C = 2.
 //! * **Non-embedded:** at least 2 SCTs from currently approved logs, at least one of them
 //!   delivered by OCSP (the others may be embedded).
-//! * Either way, at least one counted SCT from an RFC 6962 (not tiled) log.
+//! * Either way, at least one SCT from an RFC 6962 (not tiled) log.
+//!
+//! The per-operator cap limits how many SCTs count towards N; the "currently approved" and
+//! "RFC 6962" conditions are met by any eligible SCT presented, capped or not. Apple's older
+//! table for certificates issued before 2021-04-21 is not implemented (all such
+//! certificates have expired); the current table applies to every certificate.
 //!
 //! The lifetime is RFC 5280's "notBefore through notAfter, inclusive", in days of
 //! 86 400 s where any remainder counts as one more day. A certificate longer than 398
