@@ -288,12 +288,17 @@ pub const DEFAULT_PINS: &[&str] = crate::config::defaults::DIGICERT_ROOT_PINS;
 
 /// Built-in defaults that are data rather than code.
 pub mod defaults {
-    /// Base64 SHA-256 of the SubjectPublicKeyInfo of DigiCert Global Root CA, Global Root
-    /// G2 and Global Root G3, as shipped in webpki-roots (checked by a test).
+    /// Base64 SHA-256 of the SubjectPublicKeyInfo of the DigiCert roots in webpki-roots
+    /// that Cloudflare's and Quad9's resolver certificates chain to (Global Root G2 via
+    /// "DigiCert Global G2 TLS RSA SHA256 2020 CA1", Global Root G3 for ECC issuance) and
+    /// DigiCert's successor roots (TLS RSA4096 Root G5, TLS ECC P384 Root G5), so a routine
+    /// rotation inside DigiCert keeps working while any other CA is refused. A test checks
+    /// each one is a webpki-roots anchor.
     pub const DIGICERT_ROOT_PINS: &[&str] = &[
-        "r/mIkG3eEpVdm+u/ko/cwxzOMo1bk4TyHIlByibiA5E=",
-        "i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY=",
-        "Fe7TOVlLME+M+Ee0dzcdjW/sYfTbKwGvWJ58U7Ncrkw=",
+        "i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY=", // DigiCert Global Root G2
+        "uUwZgwDOxcBXrQcntwu+kYFpkiVkOaezL0WYEZ3anJc=", // DigiCert Global Root G3
+        "ape1HIIZ6T5d7GS61YBs3rD4NVvkfnVwELcCRW4Bqv0=", // DigiCert TLS RSA4096 Root G5
+        "oC+voZLIy4HLE0FVT5wFtxzKKokLDRKY1oNkfJYe+98=", // DigiCert TLS ECC P384 Root G5
     ];
 }
 
@@ -378,23 +383,33 @@ impl Config {
             return Err(invalid("max_tcp_connections", "must be positive"));
         }
         if self.cache.enabled && self.cache.max_entries == 0 {
-            return Err(invalid("cache.max_entries", "must be positive when the cache is enabled"));
+            return Err(invalid(
+                "cache.max_entries",
+                "must be positive when the cache is enabled",
+            ));
         }
         if self.ct.max_list_age_days == 0 {
             return Err(invalid("ct.max_list_age_days", "must be positive"));
         }
         if let Some(n) = self.ct.min_logs {
             if n < 2 {
-                return Err(invalid("ct.min_logs", "the floor is 2 logs; it can only be raised"));
+                return Err(invalid(
+                    "ct.min_logs",
+                    "the floor is 2 logs; it can only be raised",
+                ));
             }
         }
         if let Some(n) = self.ct.min_operators {
             if n < 2 {
-                return Err(invalid("ct.min_operators", "the floor is 2 operators; it can only be raised"));
+                return Err(invalid(
+                    "ct.min_operators",
+                    "the floor is 2 operators; it can only be raised",
+                ));
             }
         }
         for (i, fp) in self.tls.denylist.iter().enumerate() {
-            crate::tls::pins::CertFingerprint::parse(fp).map_err(|e| invalid(format!("tls.denylist[{i}]"), e.to_string()))?;
+            crate::tls::pins::CertFingerprint::parse(fp)
+                .map_err(|e| invalid(format!("tls.denylist[{i}]"), e.to_string()))?;
         }
         if self.upstreams.is_empty() {
             return Err(invalid("upstream", "at least one upstream is required"));
@@ -402,11 +417,13 @@ impl Config {
         for (i, up) in self.upstreams.iter().enumerate() {
             let key = |k: &str| format!("upstream[{i}].{k}");
             for (j, pin) in up.pins.iter().enumerate() {
-                crate::tls::pins::SpkiPin::parse(pin).map_err(|e| invalid(key(&format!("pins[{j}]")), e.to_string()))?;
+                crate::tls::pins::SpkiPin::parse(pin)
+                    .map_err(|e| invalid(key(&format!("pins[{j}]")), e.to_string()))?;
             }
             if let Some(name) = &up.name {
-                rustls::pki_types::DnsName::try_from(name.as_str())
-                    .map_err(|_| invalid(key("name"), format!("`{name}` is not a valid DNS name")))?;
+                rustls::pki_types::DnsName::try_from(name.as_str()).map_err(|_| {
+                    invalid(key("name"), format!("`{name}` is not a valid DNS name"))
+                })?;
             }
             match up.protocol {
                 Protocol::Dot => {
@@ -418,8 +435,12 @@ impl Config {
                     }
                 }
                 Protocol::Doh => {
-                    let url = up.url.as_deref().ok_or_else(|| invalid(key("url"), "required for a DoH upstream"))?;
-                    let target = DohTarget::parse(url).map_err(|reason| invalid(key("url"), reason))?;
+                    let url = up
+                        .url
+                        .as_deref()
+                        .ok_or_else(|| invalid(key("url"), "required for a DoH upstream"))?;
+                    let target =
+                        DohTarget::parse(url).map_err(|reason| invalid(key("url"), reason))?;
                     if target.ip.is_none() && up.ip.is_none() {
                         return Err(invalid(
                             key("ip"),
@@ -451,26 +472,41 @@ pub struct DohTarget {
 impl DohTarget {
     /// Parse an `https://` URL.
     pub fn parse(url: &str) -> Result<Self, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
         if uri.scheme_str() != Some("https") {
             return Err(format!("`{url}`: the scheme must be https"));
         }
-        let authority = uri.authority().ok_or_else(|| format!("`{url}` has no host"))?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("`{url}` has no host"))?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let ip: Option<IpAddr> = host.parse().ok();
         let host_name = match ip {
             Some(_) => None,
             None => {
-                rustls::pki_types::DnsName::try_from(host).map_err(|_| format!("`{host}` is not a valid host name"))?;
+                rustls::pki_types::DnsName::try_from(host)
+                    .map_err(|_| format!("`{host}` is not a valid host name"))?;
                 Some(host.to_string())
             }
         };
-        let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/dns-query".into());
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/dns-query".into());
         Ok(Self {
             ip,
             host_name,
             port: authority.port_u16().unwrap_or(443),
-            path: if path.is_empty() { "/dns-query".into() } else { path },
+            path: if path.is_empty() {
+                "/dns-query".into()
+            } else {
+                path
+            },
             authority: authority.as_str().to_string(),
         })
     }
@@ -490,10 +526,15 @@ mod tests {
     fn default_pins_are_webpki_roots() {
         let roots: Vec<String> = crate::tls::roots::webpki_roots()
             .iter()
-            .map(|a| crate::tls::pins::SpkiPin::of_spki(webpki::spki_for_anchor(a).as_ref()).to_string())
+            .map(|a| {
+                crate::tls::pins::SpkiPin::of_spki(webpki::spki_for_anchor(a).as_ref()).to_string()
+            })
             .collect();
         for pin in DEFAULT_PINS {
-            assert!(roots.iter().any(|r| r == pin), "{pin} is not a webpki-roots anchor");
+            assert!(
+                roots.iter().any(|r| r == pin),
+                "{pin} is not a webpki-roots anchor"
+            );
         }
     }
 
@@ -501,7 +542,9 @@ mod tests {
     fn unknown_keys_are_named() {
         let err = Config::from_toml("listen = [\"127.0.0.1:5353\"]\nbogus = 1\n").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
-        let err = Config::from_toml("[[upstream]]\nip = \"1.1.1.1\"\nport = 853\ncolour = \"red\"\n").unwrap_err();
+        let err =
+            Config::from_toml("[[upstream]]\nip = \"1.1.1.1\"\nport = 853\ncolour = \"red\"\n")
+                .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
     }
 
@@ -512,11 +555,23 @@ mod tests {
             ("[ct]\nmin_logs = 1", "ct.min_logs"),
             ("[ct]\nmin_operators = 1", "ct.min_operators"),
             ("[tls]\ndenylist = [\"abc\"]", "tls.denylist[0]"),
-            ("[[upstream]]\nip = \"1.1.1.1\"\npins = [\"xx\"]", "upstream[0].pins[0]"),
+            (
+                "[[upstream]]\nip = \"1.1.1.1\"\npins = [\"xx\"]",
+                "upstream[0].pins[0]",
+            ),
             ("[[upstream]]\nprotocol = \"dot\"", "upstream[0].ip"),
-            ("[[upstream]]\nprotocol = \"doh\"\nurl = \"http://1.1.1.1/dns-query\"", "upstream[0].url"),
-            ("[[upstream]]\nprotocol = \"doh\"\nurl = \"https://dns.example/dns-query\"", "upstream[0].ip"),
-            ("[[upstream]]\nip = \"1.1.1.1\"\nname = \"not a name\"", "upstream[0].name"),
+            (
+                "[[upstream]]\nprotocol = \"doh\"\nurl = \"http://1.1.1.1/dns-query\"",
+                "upstream[0].url",
+            ),
+            (
+                "[[upstream]]\nprotocol = \"doh\"\nurl = \"https://dns.example/dns-query\"",
+                "upstream[0].ip",
+            ),
+            (
+                "[[upstream]]\nip = \"1.1.1.1\"\nname = \"not a name\"",
+                "upstream[0].name",
+            ),
         ];
         for (doc, key) in cases {
             let err = Config::from_toml(doc).unwrap_err();

@@ -105,8 +105,13 @@ impl EvidenceStore {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let meta = e.metadata().ok()?;
-                meta.is_file()
-                    .then(|| (meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len(), e.path()))
+                meta.is_file().then(|| {
+                    (
+                        meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                        meta.len(),
+                        e.path(),
+                    )
+                })
             })
             .collect();
         let mut total: u64 = files.iter().map(|f| f.1).sum();
@@ -125,8 +130,12 @@ impl EvidenceStore {
 impl RefusalObserver for EvidenceStore {
     fn refused(&self, event: &RefusalEvent<'_>) {
         match self.write(event) {
-            Ok(path) => tracing::warn!(upstream = event.label, evidence = %path.display(), "refused certificate saved as evidence"),
-            Err(e) => tracing::error!(upstream = event.label, dir = %self.dir.display(), "could not save evidence: {e}"),
+            Ok(path) => {
+                tracing::warn!(upstream = event.label, evidence = %path.display(), "refused certificate saved as evidence")
+            }
+            Err(e) => {
+                tracing::error!(upstream = event.label, dir = %self.dir.display(), "could not save evidence: {e}")
+            }
         }
     }
 }
@@ -145,7 +154,8 @@ pub fn pem_block(label: &str, der: &[u8]) -> String {
 
 /// RFC 3339 UTC time for Unix seconds.
 pub fn format_time(secs: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| secs.to_string())
 }

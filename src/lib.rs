@@ -16,11 +16,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cli;
+pub mod client;
+pub mod config;
 pub mod ct;
+pub mod evidence;
 pub mod pki;
+pub mod runtime;
 pub mod stub;
 pub mod tls;
 pub mod upstream;
-pub mod config;
-pub mod evidence;
-pub mod cli;

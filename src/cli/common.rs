@@ -9,8 +9,8 @@ use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
 
 use crate::config::PolicyName;
 use crate::ct::checker::CtChecker;
-use crate::ct::log_list::{LogList, StalenessPolicy};
-use crate::ct::policy::CtPolicy;
+use crate::ct::log_list::StalenessPolicy;
+use crate::runtime;
 
 /// Exit code: the certificate was refused.
 pub const EXIT_REFUSED: u8 = 1;
@@ -55,36 +55,11 @@ impl From<PolicyArg> for PolicyName {
     }
 }
 
-/// Load a log list file, or the bundled one.
-pub fn log_list(path: Option<&Path>) -> Result<LogList, String> {
-    match path {
-        Some(p) => {
-            let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            LogList::from_json(&bytes).map_err(|e| format!("{}: {e}", p.display()))
-        }
-        None => Ok(LogList::bundled()),
-    }
-}
-
-/// The policy for a name, with optional raised minimums.
-pub fn policy(name: PolicyName, min_logs: Option<usize>, min_operators: Option<usize>) -> Result<CtPolicy, String> {
-    let mut policy = match name {
-        PolicyName::Chrome => CtPolicy::chrome(),
-        PolicyName::Apple => CtPolicy::apple(),
-    };
-    if let Some(n) = min_logs {
-        policy = policy.with_min_logs(n).map_err(|e| e.to_string())?;
-    }
-    if let Some(n) = min_operators {
-        policy = policy.with_min_operators(n).map_err(|e| e.to_string())?;
-    }
-    Ok(policy)
-}
-
 /// The checker for CLI options.
 pub fn checker(args: &CtArgs) -> Result<CtChecker, String> {
-    let logs = log_list(args.log_list.as_deref())?;
-    Ok(CtChecker::new(Arc::new(logs), policy(args.policy.into(), None, None)?))
+    let logs = runtime::load_log_list(args.log_list.as_deref()).map_err(|e| e.to_string())?;
+    let policy = runtime::policy(args.policy.into(), None, None).map_err(|e| e.to_string())?;
+    Ok(CtChecker::new(Arc::new(logs), policy))
 }
 
 /// The staleness policy for CLI options.

@@ -141,7 +141,9 @@ pub fn decision_json<'a>(
         path_pins: decision.path_pins.iter().map(|p| p.to_string()).collect(),
         log_list: LogListInfo {
             version: logs.version(),
-            timestamp: logs.timestamp_ms().map(|ms| crate::evidence::format_time(ms / 1000)),
+            timestamp: logs
+                .timestamp_ms()
+                .map(|ms| crate::evidence::format_time(ms / 1000)),
             logs: logs.logs().len(),
         },
     }
@@ -160,16 +162,31 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
     out.push_str("Chain (as presented, leaf first):\n");
     for (i, der) in chain.iter().enumerate() {
         let c = cert_info(der);
-        out.push_str(&format!("  [{i}] subject: {}\n      issuer:  {}\n", c.subject, c.issuer));
-        out.push_str(&format!("      valid:   {} .. {}\n", c.not_before, c.not_after));
+        out.push_str(&format!(
+            "  [{i}] subject: {}\n      issuer:  {}\n",
+            c.subject, c.issuer
+        ));
+        out.push_str(&format!(
+            "      valid:   {} .. {}\n",
+            c.not_before, c.not_after
+        ));
         if !c.ip_sans.is_empty() || !c.dns_sans.is_empty() {
-            out.push_str(&format!("      SANs:    IP {:?} DNS {:?}\n", c.ip_sans, c.dns_sans));
+            out.push_str(&format!(
+                "      SANs:    IP {:?} DNS {:?}\n",
+                c.ip_sans, c.dns_sans
+            ));
         }
-        out.push_str(&format!("      SPKI pin sha256/{}\n      cert sha256 {}\n", c.spki_sha256, c.sha256));
+        out.push_str(&format!(
+            "      SPKI pin sha256/{}\n      cert sha256 {}\n",
+            c.spki_sha256, c.sha256
+        ));
     }
     if !decision.path_pins.is_empty() {
         let pins: Vec<String> = decision.path_pins.iter().map(|p| p.to_string()).collect();
-        out.push_str(&format!("Verified path CA pins (issuer first): {}\n", pins.join(", ")));
+        out.push_str(&format!(
+            "Verified path CA pins (issuer first): {}\n",
+            pins.join(", ")
+        ));
     }
     if let Some(report) = &decision.ct {
         out.push_str("\nSCTs:\n");
@@ -192,13 +209,19 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
             let counted = if v.counted {
                 "yes".to_string()
             } else {
-                format!("no: {}", v.reason.as_ref().map(|r| r.to_string()).unwrap_or_default())
+                format!(
+                    "no: {}",
+                    v.reason.as_ref().map(|r| r.to_string()).unwrap_or_default()
+                )
             };
             let log = match &v.log_description {
                 Some(d) => d.clone(),
                 None => get("log_id"),
             };
-            let sig = value.get("signature").map(sig_text).unwrap_or_else(|| "-".into());
+            let sig = value
+                .get("signature")
+                .map(sig_text)
+                .unwrap_or_else(|| "-".into());
             out.push_str(&format!(
                 "  {:<8} {:<34} {:<14} {:<24} {:<9} {}\n",
                 get("source"),

@@ -83,7 +83,8 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
         .collect::<Result<std::collections::HashSet<_>, _>>()?;
     let name = match &args.name {
         Some(n) => Some(
-            ServerName::try_from(n.clone()).map_err(|_| format!("--name `{n}` is not a valid DNS name"))?,
+            ServerName::try_from(n.clone())
+                .map_err(|_| format!("--name `{n}` is not a valid DNS name"))?,
         ),
         None => None,
     };
@@ -92,13 +93,23 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
         .with_denylist(Arc::new(deny))
         .with_staleness(common::staleness(&args.ct));
     let leaf_der = CertificateDer::from(leaf.as_slice());
-    let inter: Vec<CertificateDer<'_>> = intermediates.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+    let inter: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
     let decision = verifier.verify(&leaf_der, &inter, args.ip, name.as_ref(), &ocsp, now);
     if args.json {
         let json = describe::decision_json(&decision, &chain, &logs);
-        println!("{}", serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?
+        );
     } else {
         print!("{}", describe::human(&decision, &chain));
     }
-    Ok(if decision.accepted() { ExitCode::SUCCESS } else { ExitCode::from(common::EXIT_REFUSED) })
+    Ok(if decision.accepted() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(common::EXIT_REFUSED)
+    })
 }

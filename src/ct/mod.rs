@@ -2,8 +2,11 @@
 //! signatures, log lists and the CT policy.
 
 pub mod cert;
+pub mod checker;
 pub mod der;
+pub mod log_list;
 pub mod ocsp;
+pub mod policy;
 pub mod sct;
 pub mod signature;
 pub mod signed_data;
@@ -29,4 +32,3 @@ pub enum SctSource {
     /// signed over the whole leaf (`x509_entry`).
     Ocsp,
 }
-pub mod checker;

@@ -15,7 +15,10 @@ pub const ALPN_H2: &[u8] = b"h2";
 /// A client configuration whose every connection is verified by `verifier`:
 /// session resumption is disabled (a resumed session would skip the certificate
 /// verifier) and 0-RTT early data is off (it would send DNS bytes before verification).
-pub fn client_config(verifier: Arc<CtVerifier>, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, rustls::Error> {
+pub fn client_config(
+    verifier: Arc<CtVerifier>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = verifier.provider().clone();
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

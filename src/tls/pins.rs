@@ -40,10 +40,13 @@ impl SpkiPin {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(pin.trim())
             .map_err(|_| PinError::NotBase64(pin.to_string()))?;
-        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| PinError::PinLength {
-            pin: pin.to_string(),
-            len: bytes.len(),
-        })?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| PinError::PinLength {
+                pin: pin.to_string(),
+                len: bytes.len(),
+            })?;
         Ok(Self(arr))
     }
 
@@ -107,7 +110,10 @@ mod tests {
 
     #[test]
     fn bad_pins() {
-        assert!(matches!(SpkiPin::parse("not base64!"), Err(PinError::NotBase64(_))));
+        assert!(matches!(
+            SpkiPin::parse("not base64!"),
+            Err(PinError::NotBase64(_))
+        ));
         assert!(matches!(
             SpkiPin::parse("AAAA"),
             Err(PinError::PinLength { len: 3, .. })

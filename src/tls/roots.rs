@@ -35,7 +35,10 @@ pub fn webpki_roots() -> Vec<TrustAnchor<'static>> {
 }
 
 /// Trust anchors from DER certificates.
-pub fn anchors_from_der(certs: &[CertificateDer<'_>], what: &str) -> Result<Vec<TrustAnchor<'static>>, RootsError> {
+pub fn anchors_from_der(
+    certs: &[CertificateDer<'_>],
+    what: &str,
+) -> Result<Vec<TrustAnchor<'static>>, RootsError> {
     certs
         .iter()
         .enumerate()

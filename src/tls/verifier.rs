@@ -97,7 +97,11 @@ fn join<T: fmt::Display>(items: &[T]) -> String {
     if items.is_empty() {
         return "none".into();
     }
-    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Refusal {
@@ -117,8 +121,8 @@ impl Refusal {
 
     /// Find the refusal inside an error returned by a TLS handshake (a `std::io::Error`
     /// from tokio-rustls wrapping a `rustls::Error`), if the verifier refused.
-    pub fn find_in(err: &(dyn std::error::Error + 'static)) -> Option<&Refusal> {
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    pub fn find_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refusal> {
+        let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(err);
         while let Some(e) = cur {
             if let Some(r) = e.downcast_ref::<Refusal>() {
                 return Some(r);
@@ -302,7 +306,15 @@ impl CtVerifier {
             path_pins: Vec::new(),
             refusal: None,
         };
-        if let Err(refusal) = self.run_rules(end_entity, intermediates, ip, dns_name, ocsp, now, &mut decision) {
+        if let Err(refusal) = self.run_rules(
+            end_entity,
+            intermediates,
+            ip,
+            dns_name,
+            ocsp,
+            now,
+            &mut decision,
+        ) {
             decision.refusal = Some(refusal);
         }
         decision
@@ -346,17 +358,19 @@ impl CtVerifier {
                 .map_err(|error| Refusal::IpSanMismatch { ip, error })?;
         }
         for name in dns_name.into_iter().chain(self.dns_name.as_ref()) {
-            ee.verify_is_valid_for_subject_name(name)
-                .map_err(|error| Refusal::DnsNameMismatch {
+            ee.verify_is_valid_for_subject_name(name).map_err(|error| {
+                Refusal::DnsNameMismatch {
                     name: name.to_str().into_owned(),
                     error,
-                })?;
+                }
+            })?;
         }
 
         // 3. CT
         let now_ms = now.as_secs().saturating_mul(1000);
         self.check_staleness(now_ms)?;
-        let leaf = LeafCert::parse(end_entity.as_ref()).map_err(|e| Refusal::Malformed(e.into()))?;
+        let leaf =
+            LeafCert::parse(end_entity.as_ref()).map_err(|e| Refusal::Malformed(e.into()))?;
         let report = self
             .checker
             .check(&leaf, path.issuer_spki().as_ref(), ocsp, now_ms)?;
@@ -423,20 +437,41 @@ impl ServerCertVerifier for CtVerifier {
         let (ip, sni_name) = match (server_name, self.dialed_ip) {
             (ServerName::IpAddress(ip), _) => (IpAddr::from(*ip), None),
             (name @ ServerName::DnsName(_), Some(ip)) => (ip, Some(name)),
-            (name, None) => {
+            (name, _) => {
                 let refusal = Refusal::NotDialedByIp(name.to_str().into_owned());
-                return Err(self.refuse(end_entity, intermediates, server_name, ocsp_response, now, Decision {
-                    ct: None,
-                    path_pins: Vec::new(),
-                    refusal: Some(refusal),
-                }));
+                return Err(self.refuse(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                    Decision {
+                        ct: None,
+                        path_pins: Vec::new(),
+                        refusal: Some(refusal),
+                    },
+                ));
             }
         };
-        let decision = self.verify(end_entity, intermediates, Some(ip), sni_name, ocsp_response, now);
+        let decision = self.verify(
+            end_entity,
+            intermediates,
+            Some(ip),
+            sni_name,
+            ocsp_response,
+            now,
+        );
         if decision.accepted() {
             return Ok(ServerCertVerified::assertion());
         }
-        Err(self.refuse(end_entity, intermediates, server_name, ocsp_response, now, decision))
+        Err(self.refuse(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+            decision,
+        ))
     }
 
     fn verify_tls12_signature(
@@ -445,7 +480,12 @@ impl ServerCertVerifier for CtVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -454,11 +494,18 @@ impl ServerCertVerifier for CtVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

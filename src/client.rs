@@ -1,0 +1,81 @@
+//! A resolver client for applications: queries over CT-verified DoT/DoH upstreams,
+//! without running the stub.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ctdns::client::Client;
+//! use hickory_proto::rr::RecordType;
+//!
+//! // Cloudflare and Quad9 over DoT, CT-verified, issuer-pinned (the built-in default).
+//! let client = Client::from_config(&ctdns::config::Config::default())?;
+//! let answer = client.query("example.com.", RecordType::A).await?;
+//! for record in answer.answers() {
+//!     println!("{record}");
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::config::Config;
+use crate::runtime::{self, SetupError, Trust};
+use crate::upstream::{Transport, UpstreamError};
+
+/// Why a client query failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The name is not a valid DNS name.
+    #[error("invalid name `{0}`")]
+    Name(String),
+    /// The query could not be encoded or the answer decoded.
+    #[error("DNS message: {0}")]
+    Message(String),
+    /// Every upstream failed (refused certificates included).
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// Resolves queries over CT-verified upstreams, with failover.
+#[derive(Clone, Debug)]
+pub struct Client {
+    upstream: Arc<dyn Transport>,
+}
+
+impl Client {
+    /// A client for the upstreams, trust and CT settings of `config` (its listener settings
+    /// are ignored).
+    pub fn from_config(config: &Config) -> Result<Self, SetupError> {
+        config.validate()?;
+        let trust = Trust::from_config(config)?;
+        Ok(Self {
+            upstream: runtime::pool(config, &trust)?,
+        })
+    }
+
+    /// A client over an already built transport or pool.
+    pub fn new(upstream: Arc<dyn Transport>) -> Self {
+        Self { upstream }
+    }
+
+    /// Ask for `name`/`rtype` (class IN, recursion desired) and return the response.
+    pub async fn query(&self, name: &str, rtype: RecordType) -> Result<Message, ClientError> {
+        let name = Name::from_ascii(name).map_err(|_| ClientError::Name(name.to_string()))?;
+        let mut msg = Message::new(0, MessageType::Query, OpCode::Query);
+        msg.metadata.recursion_desired = true;
+        msg.add_query(Query::query(name, rtype));
+        let wire = msg
+            .to_vec()
+            .map_err(|e| ClientError::Message(e.to_string()))?;
+        let answer = self.exchange(&wire).await?;
+        Message::from_vec(&answer).map_err(|e| ClientError::Message(e.to_string()))
+    }
+
+    /// Send a wire-format query and return the wire-format response.
+    pub async fn exchange(&self, query: &[u8]) -> Result<Vec<u8>, UpstreamError> {
+        self.upstream.query(query).await
+    }
+}

@@ -1,0 +1,270 @@
+//! Turning a [`Config`] into running parts: trust (roots, log list, policy, pins,
+//! denylist, evidence) → one CT verifier per upstream → transports → pool → stub.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{ServerName, TrustAnchor};
+
+use crate::config::{Config, PolicyName, Protocol, UpstreamConfig};
+use crate::ct::checker::CtChecker;
+use crate::ct::log_list::{LogList, StalenessPolicy};
+use crate::ct::policy::CtPolicy;
+use crate::evidence::EvidenceStore;
+use crate::stub::{CacheOptions, StubOptions};
+use crate::tls::pins::{CertFingerprint, SpkiPin};
+use crate::tls::{client_config, CtVerifier};
+use crate::upstream::dot::{DotOptions, DotTransport};
+use crate::upstream::pool::{Pool, PoolOptions};
+use crate::upstream::Transport;
+
+/// Why the configured parts could not be assembled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The log list could not be loaded.
+    #[error("CT log list {path}: {reason}")]
+    LogList {
+        /// The file, or `bundled`.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The roots file could not be loaded.
+    #[error(transparent)]
+    Roots(#[from] crate::tls::roots::RootsError),
+    /// A policy setting is below the floor.
+    #[error("CT policy: {0}")]
+    Policy(String),
+    /// The evidence directory is unusable.
+    #[error("evidence directory {path}: {source}")]
+    Evidence {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TLS configuration could not be built.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// An upstream entry cannot be used.
+    #[error("upstream[{index}]: {reason}")]
+    Upstream {
+        /// Position in the config.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Everything a verifier needs, loaded once and shared by all upstreams.
+#[derive(Clone, Debug)]
+pub struct Trust {
+    roots: Arc<Vec<TrustAnchor<'static>>>,
+    checker: CtChecker,
+    staleness: StalenessPolicy,
+    denylist: Arc<HashSet<CertFingerprint>>,
+    evidence: Option<Arc<EvidenceStore>>,
+}
+
+/// Build a CT policy by name, raising the minimums when asked (never below the floor).
+pub fn policy(
+    name: PolicyName,
+    min_logs: Option<usize>,
+    min_operators: Option<usize>,
+) -> Result<CtPolicy, SetupError> {
+    let mut policy = match name {
+        PolicyName::Chrome => CtPolicy::chrome(),
+        PolicyName::Apple => CtPolicy::apple(),
+    };
+    let err = |e: crate::ct::policy::PolicyConfigError| SetupError::Policy(e.to_string());
+    if let Some(n) = min_logs {
+        if n > policy.min_embedded_short() {
+            policy.set_min_embedded_short(n).map_err(err)?;
+        }
+        if n > policy.min_embedded_long() {
+            policy.set_min_embedded_long(n).map_err(err)?;
+        }
+        if n > policy.min_ocsp() {
+            policy.set_min_ocsp(n).map_err(err)?;
+        }
+    }
+    if let Some(n) = min_operators {
+        policy.set_min_operators(n).map_err(err)?;
+    }
+    Ok(policy)
+}
+
+/// Load a log list file, or the list bundled with ctdns.
+pub fn load_log_list(path: Option<&std::path::Path>) -> Result<LogList, SetupError> {
+    match path {
+        Some(p) => {
+            let shown = p.display().to_string();
+            let bytes = std::fs::read(p).map_err(|e| SetupError::LogList {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            LogList::from_json(&bytes).map_err(|e| SetupError::LogList {
+                path: shown,
+                reason: e.to_string(),
+            })
+        }
+        None => LogList::bundled().map_err(|e| SetupError::LogList {
+            path: "bundled".into(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+impl Trust {
+    /// Load roots, log list, policy, denylist and the evidence store from `config`.
+    pub fn from_config(config: &Config) -> Result<Self, SetupError> {
+        let roots = match &config.tls.roots {
+            Some(p) => crate::tls::roots::from_pem_file(p)?,
+            None => crate::tls::roots::webpki_roots(),
+        };
+        let logs = load_log_list(config.ct.log_list.as_deref())?;
+        let policy = policy(
+            config.ct.policy,
+            config.ct.min_logs,
+            config.ct.min_operators,
+        )?;
+        let denylist = config
+            .tls
+            .denylist
+            .iter()
+            .map(|f| CertFingerprint::parse(f))
+            .collect::<Result<HashSet<_>, _>>()
+            .map_err(|e| SetupError::Policy(e.to_string()))?;
+        let evidence = match &config.evidence.dir {
+            Some(dir) => Some(Arc::new(
+                EvidenceStore::new(dir, config.evidence.max_bytes).map_err(|source| {
+                    SetupError::Evidence {
+                        path: dir.display().to_string(),
+                        source,
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            roots: Arc::new(roots),
+            checker: CtChecker::new(Arc::new(logs), policy),
+            staleness: StalenessPolicy {
+                max_age: Duration::from_secs(config.ct.max_list_age_days.saturating_mul(86_400)),
+                refuse_when_stale: config.ct.refuse_stale_list,
+            },
+            denylist: Arc::new(denylist),
+            evidence,
+        })
+    }
+
+    /// The CT checker in force.
+    pub fn checker(&self) -> &CtChecker {
+        &self.checker
+    }
+
+    /// A verifier for one upstream: shared trust plus the upstream's own pins and name.
+    pub fn verifier(
+        &self,
+        label: &str,
+        pins: Vec<SpkiPin>,
+        dns_name: Option<ServerName<'static>>,
+    ) -> CtVerifier {
+        let mut v = CtVerifier::new(self.roots.clone(), self.checker.clone())
+            .with_pins(pins)
+            .with_denylist(self.denylist.clone())
+            .with_staleness(self.staleness)
+            .with_label(label);
+        if let Some(name) = dns_name {
+            v = v.with_dns_name(name);
+        }
+        if let Some(e) = &self.evidence {
+            v = v.with_observer(e.clone());
+        }
+        v
+    }
+}
+
+/// Build the transport for one configured upstream.
+pub fn transport(
+    trust: &Trust,
+    index: usize,
+    up: &UpstreamConfig,
+    query_timeout: Duration,
+) -> Result<Arc<dyn Transport>, SetupError> {
+    let bad = |reason: String| SetupError::Upstream { index, reason };
+    let pins = up
+        .pins
+        .iter()
+        .map(|p| SpkiPin::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    let name = match &up.name {
+        Some(n) => Some(
+            ServerName::try_from(n.clone()).map_err(|_| bad(format!("`{n}` is not a DNS name")))?,
+        ),
+        None => None,
+    };
+    match up.protocol {
+        Protocol::Dot => {
+            let ip = up
+                .ip
+                .ok_or_else(|| bad("a DoT upstream needs `ip`".into()))?;
+            let addr = SocketAddr::new(ip, up.port.unwrap_or(853));
+            let label = format!("dot://{addr}");
+            let verifier = Arc::new(trust.verifier(&label, pins, name));
+            let tls = client_config(verifier, &[])?;
+            let opts = DotOptions {
+                query_timeout,
+                ..DotOptions::default()
+            };
+            Ok(Arc::new(DotTransport::new(
+                addr,
+                ServerName::IpAddress(ip.into()),
+                tls,
+                opts,
+            )))
+        }
+        Protocol::Doh => Err(bad("DoH upstreams are not available in this build".into())),
+    }
+}
+
+/// Build the upstream pool of `config`.
+pub fn pool(config: &Config, trust: &Trust) -> Result<Arc<Pool>, SetupError> {
+    let query_timeout = Duration::from_millis(config.query_timeout_ms);
+    let transports = config
+        .upstreams
+        .iter()
+        .enumerate()
+        .map(|(i, up)| transport(trust, i, up, query_timeout))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = PoolOptions {
+        query_timeout,
+        per_attempt_timeout: query_timeout / 2,
+        ..PoolOptions::default()
+    };
+    Ok(Arc::new(Pool::new(transports, opts)))
+}
+
+/// The stub front-end options of `config`.
+pub fn stub_options(config: &Config) -> StubOptions {
+    let defaults = StubOptions::default();
+    StubOptions {
+        listen: config.listen.clone(),
+        query_timeout: Duration::from_millis(config.query_timeout_ms),
+        tcp_idle_timeout: Duration::from_millis(config.tcp_idle_timeout_ms),
+        max_tcp_connections: config.max_tcp_connections,
+        cache: CacheOptions {
+            enabled: config.cache.enabled,
+            max_entries: config.cache.max_entries,
+            ..defaults.cache.clone()
+        },
+        ..defaults
+    }
+}
