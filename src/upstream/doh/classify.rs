@@ -24,7 +24,7 @@ enum Verdict {
 
 /// Classifies an error from sending a request or reading its response.
 pub(crate) fn classify(err: hyper::Error) -> Failure {
-    if err.is_canceled() || err.is_closed() {
+    if err.is_canceled() || err.is_closed() || is_dispatch_gone(&err) {
         return Failure::Gone(ConnectionGone::NotSent);
     }
     match verdict(&err) {
@@ -34,6 +34,14 @@ pub(crate) fn classify(err: hyper::Error) -> Failure {
             source: Box::new(err),
         }),
     }
+}
+
+/// hyper fails a request with "dispatch task is gone" when its connection's dispatcher
+/// shut down (after GOAWAY) while the request waited for a stream slot: it was never
+/// sent. hyper has no predicate for this kind, so it is recognised by its fixed message;
+/// should the message change, such a request is reported instead of retried.
+fn is_dispatch_gone(err: &hyper::Error) -> bool {
+    err.is_user() && err.to_string().starts_with("dispatch task is gone")
 }
 
 /// Walks the source chain for the first HTTP/2 or I/O error that says what happened.
