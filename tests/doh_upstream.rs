@@ -284,6 +284,30 @@ async fn lost_connection_is_retried_once() {
 }
 
 #[tokio::test]
+async fn silent_connection_is_detected_by_keepalive_and_query_retried() {
+    let pki = TestPki::new("root");
+    let knobs = Knobs {
+        freeze_first_connection: true,
+        ..Knobs::default()
+    };
+    let server = DohServer::start(&pki, knobs).await;
+    // PINGs every 0.75 s while the query waits, unanswered after 0.75 s more: the
+    // frozen connection is dropped well inside the 3 s deadline and the query retried.
+    let t = transport(
+        &server,
+        &pki,
+        DohOptions {
+            query_timeout: Duration::from_secs(3),
+            ..options()
+        },
+    );
+    let resp = t.query(&query(4, "a.test.")).await.unwrap();
+    assert_eq!(parse_answer(&resp).0, 4);
+    assert_eq!(count(&server.counters.tls_accepted), 2);
+    assert_eq!(count(&server.counters.requests), 2);
+}
+
+#[tokio::test]
 async fn stream_reset_is_a_typed_error_and_not_retried() {
     let pki = TestPki::new("root");
     let server = DohServer::start(&pki, Knobs::default()).await;

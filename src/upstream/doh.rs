@@ -43,6 +43,9 @@ use self::message::PreparedQuery;
 use self::request::{check_head, RequestTarget};
 use super::{BoxFuture, Transport, UpstreamError};
 
+/// Floor on the keep-alive PING interval derived from the query timeout.
+const MIN_KEEPALIVE: Duration = Duration::from_millis(100);
+
 /// Where a DoH resolver is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DohEndpoint {
@@ -93,7 +96,10 @@ pub struct DohOptions {
     pub method: DohMethod,
     /// Bound on opening a connection: TCP, TLS handshake and HTTP/2 start.
     pub connect_timeout: Duration,
-    /// Bound on a whole query, including connecting and the one retry.
+    /// Bound on a whole query, including connecting and the one retry. While queries
+    /// are in flight the connection is also checked with HTTP/2 PINGs every quarter of
+    /// this (a quarter more to answer); one that stops answering is closed and its
+    /// queries retried on a fresh connection.
     pub query_timeout: Duration,
     /// Largest accepted response body, in bytes.
     pub max_response_size: usize,
@@ -152,6 +158,7 @@ impl DohTransport {
             server_name: target.server_name.clone(),
             connector: TlsConnector::from(Arc::new(config)),
             idle_timeout: opts.idle_timeout,
+            keepalive: (opts.query_timeout / 4).max(MIN_KEEPALIVE),
         };
         DohTransport {
             name: format!("https://{}{}", target.authority, target.path),

@@ -154,6 +154,9 @@ pub struct Knobs {
     /// Drop the first connection (no GOAWAY, no response) when it receives its first
     /// request.
     pub kill_first_connection: bool,
+    /// Stop reading and writing the first connection (socket left open) when it
+    /// receives its first request.
+    pub freeze_first_connection: bool,
     /// Delay before answering every query.
     pub answer_delay: Option<Duration>,
     /// Hold every answer until this many requests are being handled at once.
@@ -180,6 +183,7 @@ struct ConnState {
     goaway: Notify,
     goaway_sent: tokio::sync::watch::Sender<bool>,
     kill: Notify,
+    freeze: Notify,
 }
 
 /// A running DoH test server; stopped on drop.
@@ -236,6 +240,7 @@ impl DohServer {
                             goaway: Notify::new(),
                             goaway_sent: tokio::sync::watch::Sender::new(false),
                             kill: Notify::new(),
+                            freeze: Notify::new(),
                         });
                         index += 1;
                         connections.spawn(serve_connection(
@@ -340,6 +345,10 @@ async fn serve_connection(
                 conn.goaway_sent.send_replace(true);
             }
             _ = conn.kill.notified() => break,
+            _ = conn.freeze.notified() => {
+                // Keep the socket open but never poll the connection again.
+                std::future::pending::<()>().await;
+            }
         }
     }
     counters.closed.fetch_add(1, Ordering::SeqCst);
@@ -357,6 +366,10 @@ async fn handle(
         counters.requests_on_first.fetch_add(1, Ordering::SeqCst);
         if shared.knobs.goaway_after == Some(on_conn) {
             conn.goaway.notify_one();
+        }
+        if shared.knobs.freeze_first_connection {
+            conn.freeze.notify_one();
+            std::future::pending::<()>().await;
         }
         if shared.knobs.kill_first_connection {
             conn.kill.notify_one();

@@ -27,6 +27,10 @@ pub(crate) fn classify(err: hyper::Error) -> Failure {
     if err.is_canceled() || err.is_closed() || is_dispatch_gone(&err) {
         return Failure::Gone(ConnectionGone::NotSent);
     }
+    // hyper's only timer on a client connection is the keep-alive PING.
+    if err.is_timeout() {
+        return Failure::Gone(ConnectionGone::KeepAliveTimeout);
+    }
     match verdict(&err) {
         Some(Verdict::Gone(gone)) => Failure::Gone(gone),
         Some(Verdict::Reset { code }) => Failure::Fatal(DohError::StreamReset { code }),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -32,6 +32,8 @@ pub(crate) struct Dialer {
     pub(crate) server_name: ServerName<'static>,
     pub(crate) connector: TlsConnector,
     pub(crate) idle_timeout: Duration,
+    /// PING interval, and PONG timeout, while requests are in flight.
+    pub(crate) keepalive: Duration,
 }
 
 /// A shared handle on one open connection; clones multiplex on the same connection.
@@ -157,13 +159,19 @@ impl Dialer {
             .into());
         }
 
-        let (sender, connection) = tokio::time::timeout_at(
-            deadline,
-            http2::Builder::new(TokioExecutor::new()).handshake(TokioIo::new(tls)),
-        )
-        .await
-        .map_err(|_| UpstreamError::Timeout)?
-        .map_err(|source| DohError::H2Handshake { source })?;
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        // A peer that stops answering PINGs while queries wait is dropped (and those
+        // queries retried) instead of swallowing every query until its deadline.
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive_interval(self.keepalive)
+            .keep_alive_timeout(self.keepalive)
+            .keep_alive_while_idle(false);
+        let (sender, connection) =
+            tokio::time::timeout_at(deadline, builder.handshake(TokioIo::new(tls)))
+                .await
+                .map_err(|_| UpstreamError::Timeout)?
+                .map_err(|source| DohError::H2Handshake { source })?;
 
         let activity = Arc::new(Activity::new());
         let watched = Arc::clone(&activity);

@@ -100,6 +100,8 @@ pub(crate) enum ConnectionGone {
     },
     /// The server reset the stream with REFUSED_STREAM (not processed).
     RefusedStream,
+    /// The server stopped answering HTTP/2 keep-alive PINGs; the connection was closed.
+    KeepAliveTimeout,
     /// The transport failed (reset, broken pipe, end of stream).
     Io(std::io::ErrorKind),
 }
@@ -116,6 +118,9 @@ impl fmt::Display for ConnectionGone {
             }
             ConnectionGone::RefusedStream => {
                 f.write_str("server refused the stream (REFUSED_STREAM)")
+            }
+            ConnectionGone::KeepAliveTimeout => {
+                f.write_str("server stopped answering HTTP/2 keep-alive pings")
             }
             ConnectionGone::Io(kind) => write!(f, "connection failed: {kind}"),
         }
@@ -163,6 +168,7 @@ mod tests {
             ConnectionGone::NotSent,
             ConnectionGone::GoAway { code: 0 },
             ConnectionGone::RefusedStream,
+            ConnectionGone::KeepAliveTimeout,
             ConnectionGone::Io(std::io::ErrorKind::ConnectionReset),
         ];
         let texts: std::collections::HashSet<String> = all.iter().map(|g| g.to_string()).collect();
