@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use self::classify::{classify, Failure};
-use self::connection::{Conn, Dialer, ALPN_H2};
+use self::connection::{after, Conn, Dialer, ALPN_H2};
 pub(crate) use self::error::ConnectionGone;
 pub use self::error::{DohError, EndpointError};
 use self::message::PreparedQuery;
@@ -45,6 +45,10 @@ use super::{BoxFuture, Transport, UpstreamError};
 
 /// Floor on the keep-alive PING interval derived from the query timeout.
 const MIN_KEEPALIVE: Duration = Duration::from_millis(100);
+/// Ceiling on the keep-alive PING interval derived from the query timeout.
+const MAX_KEEPALIVE: Duration = Duration::from_secs(300);
+/// Floor on the idle timeout, so a fresh connection lives long enough to be used.
+const MIN_IDLE: Duration = Duration::from_millis(100);
 
 /// Where a DoH resolver is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +107,7 @@ pub struct DohOptions {
     pub query_timeout: Duration,
     /// Largest accepted response body, in bytes.
     pub max_response_size: usize,
-    /// A connection with no query in flight for this long is closed.
+    /// A connection with no query in flight for this long is closed (at least 100 ms).
     pub idle_timeout: Duration,
 }
 
@@ -157,8 +161,8 @@ impl DohTransport {
             addr: target.addr,
             server_name: target.server_name.clone(),
             connector: TlsConnector::from(Arc::new(config)),
-            idle_timeout: opts.idle_timeout,
-            keepalive: (opts.query_timeout / 4).max(MIN_KEEPALIVE),
+            idle_timeout: opts.idle_timeout.max(MIN_IDLE),
+            keepalive: (opts.query_timeout / 4).clamp(MIN_KEEPALIVE, MAX_KEEPALIVE),
         };
         DohTransport {
             name: format!("https://{}{}", target.authority, target.path),
@@ -182,7 +186,7 @@ impl DohTransport {
             .as_ref()
             .map_err(|e| DohError::Endpoint(e.clone()))?;
         let prepared = PreparedQuery::new(query)?;
-        let deadline = Instant::now() + self.opts.query_timeout;
+        let deadline = after(Instant::now(), self.opts.query_timeout);
         tokio::time::timeout_at(deadline, self.run_with_retry(target, &prepared, deadline))
             .await
             .unwrap_or(Err(UpstreamError::Timeout))

@@ -22,6 +22,14 @@ use crate::upstream::UpstreamError;
 /// The ALPN protocol ID of HTTP/2 over TLS (RFC 9113 §3.2).
 pub(crate) const ALPN_H2: &[u8] = b"h2";
 
+/// `now + d`, saturating far in the future instead of overflowing on absurd settings.
+pub(crate) fn after(now: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d.min(FAR))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// The request sender of one HTTP/2 connection.
 pub(crate) type Sender = SendRequest<Full<Bytes>>;
 
@@ -90,10 +98,13 @@ impl Activity {
     /// When the connection becomes idle if nothing else happens; `None` if it already is.
     fn idle_at(&self, now: Instant, idle_timeout: Duration) -> Option<Instant> {
         if self.in_flight.load(Ordering::SeqCst) > 0 {
-            return Some(now + idle_timeout);
+            return Some(after(now, idle_timeout));
         }
-        let last = self.epoch + Duration::from_millis(self.last_done_ms.load(Ordering::SeqCst));
-        let at = last + idle_timeout;
+        let last = after(
+            self.epoch,
+            Duration::from_millis(self.last_done_ms.load(Ordering::SeqCst)),
+        );
+        let at = after(last, idle_timeout);
         (at > now).then_some(at)
     }
 }
@@ -119,7 +130,7 @@ impl Dialer {
         id: u64,
         connect_timeout: Duration,
     ) -> Result<Conn, UpstreamError> {
-        let deadline = Instant::now() + connect_timeout;
+        let deadline = after(Instant::now(), connect_timeout);
         let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout");
 
         let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(self.addr))
@@ -208,6 +219,14 @@ impl Dialer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_durations_do_not_overflow() {
+        let now = Instant::now();
+        assert!(after(now, Duration::MAX) > now);
+        let activity = Activity::new();
+        assert!(activity.idle_at(now, Duration::MAX).is_some());
+    }
 
     #[test]
     fn idle_clock_waits_for_requests_to_finish() {
