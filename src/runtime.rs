@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rustls::pki_types::{ServerName, TrustAnchor};
 
-use crate::config::{Config, PolicyName, Protocol, UpstreamConfig};
+use crate::config::{Config, DohTarget, PolicyName, Protocol, UpstreamConfig};
 use crate::ct::checker::CtChecker;
 use crate::ct::log_list::{LogList, StalenessPolicy};
 use crate::ct::policy::CtPolicy;
@@ -16,6 +16,7 @@ use crate::evidence::EvidenceStore;
 use crate::stub::{CacheOptions, StubOptions};
 use crate::tls::pins::{CertFingerprint, SpkiPin};
 use crate::tls::{client_config, CtVerifier};
+use crate::upstream::doh::{DohEndpoint, DohMethod, DohOptions, DohTransport};
 use crate::upstream::dot::{DotOptions, DotTransport};
 use crate::upstream::pool::{Pool, PoolOptions};
 use crate::upstream::Transport;
@@ -231,7 +232,47 @@ pub fn transport(
                 opts,
             )))
         }
-        Protocol::Doh => Err(bad("DoH upstreams are not available in this build".into())),
+        Protocol::Doh => {
+            let url = up
+                .url
+                .as_deref()
+                .ok_or_else(|| bad("a DoH upstream needs `url`".into()))?;
+            let target = DohTarget::parse(url).map_err(bad)?;
+            let ip = target
+                .ip
+                .or(up.ip)
+                .ok_or_else(|| bad("a DoH URL with a host name needs an explicit `ip`".into()))?;
+            let addr = SocketAddr::new(ip, up.port.unwrap_or(target.port));
+            let label = url.to_string();
+            let mut verifier = trust.verifier(&label, pins, name);
+            let server_name = match &target.host_name {
+                // Name URL: SNI carries the name; the verifier checks the IP SAN against
+                // the dialed IP and the certificate against the name.
+                Some(host) => {
+                    verifier = verifier.with_dialed_ip(ip);
+                    ServerName::try_from(host.clone())
+                        .map_err(|_| bad(format!("`{host}` is not a DNS name")))?
+                }
+                None => ServerName::IpAddress(ip.into()),
+            };
+            let tls = client_config(Arc::new(verifier), &[crate::tls::config::ALPN_H2])?;
+            let endpoint = DohEndpoint {
+                addr,
+                server_name,
+                authority: target.authority.clone(),
+                path: target.path.clone(),
+            };
+            endpoint.check().map_err(|e| bad(e.to_string()))?;
+            let opts = DohOptions {
+                method: match up.method {
+                    crate::config::DohMethod::Post => DohMethod::Post,
+                    crate::config::DohMethod::Get => DohMethod::Get,
+                },
+                query_timeout,
+                ..DohOptions::default()
+            };
+            Ok(Arc::new(DohTransport::new(endpoint, tls, opts)))
+        }
     }
 }
 

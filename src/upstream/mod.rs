@@ -1,6 +1,8 @@
 //! Upstream resolvers: one [`Transport`] interface, implemented by DNS-over-TLS and
 //! DNS-over-HTTPS, behind a pool with health tracking and failover.
 
+pub mod doh;
+
 use std::future::Future;
 use std::pin::Pin;
 
@@ -64,6 +66,9 @@ pub enum UpstreamError {
     /// The pool has no upstream to ask.
     #[error("no upstream configured")]
     NoUpstreams,
+    /// A DNS-over-HTTPS failure, typed by the rule that failed.
+    #[error("DoH: {0}")]
+    Doh(#[from] doh::DohError),
 }
 
 /// One way of reaching one upstream resolver. Implementations own their connections and

@@ -1,0 +1,208 @@
+//! The DNS side of a DoH exchange: the query as sent (message ID 0, RFC 8484 §4.1) and the
+//! checks a response body must pass before its original ID is restored.
+
+use bytes::Bytes;
+use hickory_proto::op::{Message, MessageType, Query};
+
+use super::DohError;
+use crate::upstream::UpstreamError;
+
+/// Size of the fixed DNS header (RFC 1035 §4.1.1).
+const DNS_HEADER_LEN: usize = 12;
+
+/// A validated query ready to be sent over DoH.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedQuery {
+    /// The query bytes with the message ID set to 0.
+    wire: Bytes,
+    /// The client's message ID, restored on the response.
+    original_id: u16,
+    /// The question section, which the response must repeat.
+    questions: Vec<Query>,
+}
+
+impl PreparedQuery {
+    /// Checks that `query` is a DNS query and prepares its wire form with ID 0.
+    pub(crate) fn new(query: &[u8]) -> Result<Self, UpstreamError> {
+        if query.len() < DNS_HEADER_LEN {
+            return Err(UpstreamError::BadQuery(format!(
+                "{} bytes is shorter than a DNS header",
+                query.len()
+            )));
+        }
+        if query.len() > usize::from(u16::MAX) {
+            return Err(UpstreamError::BadQuery(format!(
+                "{} bytes exceeds the 65535-byte DNS message limit",
+                query.len()
+            )));
+        }
+        let parsed = Message::from_vec(query)
+            .map_err(|e| UpstreamError::BadQuery(format!("not a DNS message: {e}")))?;
+        if parsed.metadata.message_type != MessageType::Query {
+            return Err(UpstreamError::BadQuery(
+                "message has QR=1 (a response, not a query)".to_owned(),
+            ));
+        }
+        let mut wire = query.to_vec();
+        if let Some(id) = wire.get_mut(..2) {
+            id.copy_from_slice(&[0, 0]);
+        }
+        Ok(PreparedQuery {
+            wire: Bytes::from(wire),
+            original_id: parsed.metadata.id,
+            questions: parsed.queries,
+        })
+    }
+
+    /// The bytes to send: the query with message ID 0.
+    pub(crate) fn wire(&self) -> &Bytes {
+        &self.wire
+    }
+
+    /// The client's original message ID.
+    #[cfg(test)]
+    pub(crate) fn original_id(&self) -> u16 {
+        self.original_id
+    }
+
+    /// Checks a response body against this query and returns it with the original
+    /// message ID restored.
+    pub(crate) fn accept_response(&self, body: &[u8]) -> Result<Vec<u8>, DohError> {
+        let parsed = Message::from_vec(body).map_err(|source| DohError::MalformedDns { source })?;
+        if parsed.metadata.message_type != MessageType::Response {
+            return Err(DohError::NotAResponse);
+        }
+        if parsed.queries != self.questions {
+            return Err(DohError::QuestionMismatch);
+        }
+        let mut out = body.to_vec();
+        if let Some(id) = out.get_mut(..2) {
+            id.copy_from_slice(&self.original_id.to_be_bytes());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::OpCode;
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    use std::net::Ipv4Addr;
+    use std::str::FromStr;
+
+    fn query(id: u16, name: &str) -> Vec<u8> {
+        let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+        msg.metadata.recursion_desired = true;
+        msg.add_query(Query::query(Name::from_str(name).unwrap(), RecordType::A));
+        msg.to_vec().unwrap()
+    }
+
+    fn response_to(wire: &[u8], addr: Ipv4Addr) -> Message {
+        let q = Message::from_vec(wire).unwrap();
+        let mut resp = Message::response(q.metadata.id, OpCode::Query);
+        resp.add_queries(q.queries.clone());
+        if let Some(first) = q.queries.first() {
+            resp.add_answer(Record::from_rdata(
+                first.name.clone(),
+                60,
+                RData::A(addr.into()),
+            ));
+        }
+        resp
+    }
+
+    #[test]
+    fn wire_id_is_zero_and_rest_unchanged() {
+        let q = query(0xBEEF, "example.com.");
+        let prepared = PreparedQuery::new(&q).unwrap();
+        assert_eq!(prepared.original_id(), 0xBEEF);
+        assert_eq!(&prepared.wire()[..2], &[0, 0]);
+        assert_eq!(&prepared.wire()[2..], &q[2..]);
+    }
+
+    #[test]
+    fn response_gets_original_id_back() {
+        let q = query(0x1234, "example.com.");
+        let prepared = PreparedQuery::new(&q).unwrap();
+        let resp = response_to(prepared.wire(), Ipv4Addr::new(192, 0, 2, 1))
+            .to_vec()
+            .unwrap();
+        assert_eq!(&resp[..2], &[0, 0]);
+        let out = prepared.accept_response(&resp).unwrap();
+        assert_eq!(&out[..2], &0x1234u16.to_be_bytes());
+        assert_eq!(&out[2..], &resp[2..]);
+    }
+
+    #[test]
+    fn question_match_ignores_case() {
+        let prepared = PreparedQuery::new(&query(7, "Example.COM.")).unwrap();
+        let other = query(0, "example.com.");
+        let resp = response_to(&other, Ipv4Addr::LOCALHOST).to_vec().unwrap();
+        assert!(prepared.accept_response(&resp).is_ok());
+    }
+
+    #[test]
+    fn short_query_refused() {
+        assert!(matches!(
+            PreparedQuery::new(&[0u8; 11]),
+            Err(UpstreamError::BadQuery(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_query_refused() {
+        let mut q = query(1, "example.com.");
+        q.truncate(q.len() - 3);
+        assert!(matches!(
+            PreparedQuery::new(&q),
+            Err(UpstreamError::BadQuery(_))
+        ));
+    }
+
+    #[test]
+    fn response_sent_as_query_refused() {
+        let q = query(1, "example.com.");
+        let resp = response_to(&q, Ipv4Addr::LOCALHOST).to_vec().unwrap();
+        assert!(matches!(
+            PreparedQuery::new(&resp),
+            Err(UpstreamError::BadQuery(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_question_refused() {
+        let prepared = PreparedQuery::new(&query(1, "example.com.")).unwrap();
+        let resp = response_to(&query(0, "example.net."), Ipv4Addr::LOCALHOST)
+            .to_vec()
+            .unwrap();
+        assert!(matches!(
+            prepared.accept_response(&resp),
+            Err(DohError::QuestionMismatch)
+        ));
+    }
+
+    #[test]
+    fn echoed_query_is_not_a_response() {
+        let prepared = PreparedQuery::new(&query(1, "example.com.")).unwrap();
+        assert!(matches!(
+            prepared.accept_response(prepared.wire()),
+            Err(DohError::NotAResponse)
+        ));
+    }
+
+    #[test]
+    fn malformed_body_refused_at_every_length() {
+        let prepared = PreparedQuery::new(&query(1, "example.com.")).unwrap();
+        let resp = response_to(prepared.wire(), Ipv4Addr::LOCALHOST)
+            .to_vec()
+            .unwrap();
+        for cut in 0..resp.len() {
+            let truncated = &resp[..cut];
+            assert!(
+                prepared.accept_response(truncated).is_err(),
+                "truncated to {cut} bytes was accepted"
+            );
+        }
+    }
+}
