@@ -161,13 +161,28 @@ pub enum DnsOutcome {
     NoResponse,
 }
 
+/// The mnemonic of a response code as dig prints it (`NOERROR`, `SERVFAIL`, ...).
+pub fn rcode_mnemonic(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => other.to_string(),
+    }
+}
+
 impl std::fmt::Display for DnsOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DnsOutcome::Response { rcode, addrs } if addrs.is_empty() => write!(f, "{rcode}"),
+            DnsOutcome::Response { rcode, addrs } if addrs.is_empty() => {
+                f.write_str(&rcode_mnemonic(*rcode))
+            }
             DnsOutcome::Response { rcode, addrs } => {
                 let list: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
-                write!(f, "{rcode} {}", list.join(", "))
+                write!(f, "{} {}", rcode_mnemonic(*rcode), list.join(", "))
             }
             DnsOutcome::NoResponse => f.write_str("no response"),
         }
@@ -600,6 +615,21 @@ mod tests {
             rustls::pki_types::UnixTime::now(),
         );
         assert_eq!(decision.refusal.map(|r| r.rule()), Some("issuer-pin"));
+    }
+
+    #[test]
+    fn outcomes_print_like_dig() {
+        let ok = DnsOutcome::Response {
+            rcode: ResponseCode::NoError,
+            addrs: vec![IpAddr::V4(HONEST_ANSWER)],
+        };
+        assert_eq!(ok.to_string(), "NOERROR 192.0.2.80");
+        let fail = DnsOutcome::Response {
+            rcode: ResponseCode::ServFail,
+            addrs: Vec::new(),
+        };
+        assert_eq!(fail.to_string(), "SERVFAIL");
+        assert_eq!(DnsOutcome::NoResponse.to_string(), "no response");
     }
 
     #[test]
