@@ -424,3 +424,57 @@ async fn unbound_serving_the_rogue_chain_is_refused_by_issuer_pin() -> TestResul
     drop(ub);
     Ok(())
 }
+
+#[test]
+fn pki_ocsp_delivers_the_scts_in_a_stapled_response() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let out = ctdns(&[
+        "pki",
+        "--out",
+        path_str(d),
+        "--ip",
+        "192.0.2.53",
+        "--ip",
+        "2001:db8::53",
+        "--dns",
+        "dns.example.test",
+        "--ocsp",
+        "--days",
+        "200",
+    ]);
+    assert_eq!(code(&out), EXIT_OK, "{}", text(&out));
+    assert!(d.join("ocsp.der").exists());
+    let verify = |ip: &str, ocsp: bool| {
+        let mut args = vec![
+            "verify".to_string(),
+            "--chain".into(),
+            path_str(&d.join("chain.pem")).into(),
+            "--roots".into(),
+            path_str(&d.join("ca.pem")).into(),
+            "--log-list".into(),
+            path_str(&d.join("log_list.json")).into(),
+            "--ip".into(),
+            ip.into(),
+            "--name".into(),
+            "dns.example.test".into(),
+        ];
+        if ocsp {
+            args.extend(["--ocsp".into(), path_str(&d.join("ocsp.der")).into()]);
+        }
+        ctdns(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    for ip in ["192.0.2.53", "2001:db8::53"] {
+        let out = verify(ip, true);
+        assert_eq!(code(&out), EXIT_OK, "{ip}: {}", text(&out));
+    }
+    // Without the stapled response there is no SCT at all: refused by the CT policy.
+    let out = verify("192.0.2.53", false);
+    assert_eq!(code(&out), EXIT_REFUSED, "{}", text(&out));
+    assert!(text(&out).contains("ct-policy"), "{}", text(&out));
+    // An IP the certificate does not carry is refused by the IP SAN rule.
+    let out = verify("192.0.2.54", true);
+    assert_eq!(code(&out), EXIT_REFUSED, "{}", text(&out));
+    assert!(text(&out).contains("ip-san"), "{}", text(&out));
+    Ok(())
+}

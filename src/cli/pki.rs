@@ -48,6 +48,9 @@ pub struct PkiArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PkiCliError {
+    /// No `--ip` was given.
+    #[error("at least one --ip is required: ctdns dials resolvers by IP address")]
+    NoIp,
     /// `--days` is out of range.
     #[error("--days {days}: must be between 1 and {MAX_DAYS}")]
     Days {
@@ -140,6 +143,9 @@ fn check_args(args: &PkiArgs) -> Result<(Vec<IpAddr>, Vec<String>), PkiCliError>
             ips.push(*ip);
         }
     }
+    if ips.is_empty() {
+        return Err(PkiCliError::NoIp);
+    }
     let mut names = Vec::new();
     for name in &args.dns_names {
         let bad = || PkiCliError::DnsName { name: name.clone() };
@@ -177,10 +183,7 @@ fn issue(
     names: &[String],
     issuer: LeafIssuer,
 ) -> Result<(IssuedLeaf, Vec<&'static str>), PkiCliError> {
-    let first = ips
-        .first()
-        .copied()
-        .ok_or(PkiCliError::Pki(PkiError::Parse { what: "IP list" }))?;
+    let first = ips.first().copied().ok_or(PkiCliError::NoIp)?;
     let mut spec: LeafSpec = pki.leaf_spec(first).issued_by(issuer);
     spec.ip_sans = ips.to_vec();
     spec.dns_sans = names.to_vec();
@@ -525,6 +528,13 @@ mod tests {
             assert!(matches!(e, PkiCliError::Days { .. }));
             assert_eq!(e.exit_code(), EXIT_BAD_INPUT);
         }
+        let e = generate(&PkiArgs {
+            ips: Vec::new(),
+            ..args(dir.path())
+        })
+        .unwrap_err();
+        assert!(matches!(e, PkiCliError::NoIp));
+        assert_eq!(e.exit_code(), EXIT_BAD_INPUT);
         for name in ["bad name", "127.0.0.1", "", "a..b"] {
             let e = generate(&PkiArgs {
                 dns_names: vec![name.into()],

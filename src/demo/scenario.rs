@@ -77,6 +77,9 @@ pub enum DemoError {
     /// The client TLS configuration could not be built.
     #[error("demo: TLS client configuration: {0}")]
     Tls(#[from] rustls::Error),
+    /// The stub reported no bound UDP address.
+    #[error("demo: the stub has no UDP address")]
+    StubAddress,
     /// The demo's DNS client failed on its UDP socket; `step` names what it was doing.
     #[error("demo: DNS client: {step}: {source}")]
     Client {
@@ -470,7 +473,7 @@ async fn run_case(
     let stub_addr = stub.udp_addrs().first().copied();
     let dns = match stub_addr {
         Some(addr) => ask(addr, opts.query_timeout + Duration::from_secs(2)).await,
-        None => Ok(DnsOutcome::NoResponse),
+        None => Err(DemoError::StubAddress),
     };
     let stub_metrics = stub.metrics();
     stub.shutdown().await;
@@ -479,7 +482,7 @@ async fn run_case(
     Ok(CaseResult {
         case,
         upstream,
-        stub: stub_addr.unwrap_or(upstream),
+        stub: stub_addr.ok_or(DemoError::StubAddress)?,
         dns: dns?,
         refusals: refusals.refusals(),
         server: stats,
