@@ -20,6 +20,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod ct;
+pub mod demo;
 pub mod evidence;
 pub mod pki;
 pub mod runtime;

@@ -165,6 +165,19 @@ impl Trust {
         })
     }
 
+    /// Trust built from parts already in memory (tests, benchmarks, `ctdns demo`): `roots`
+    /// as trust anchors, `logs` as the log list, `policy`; no denylist, no evidence store,
+    /// the default staleness policy (warn at 70 days, keep enforcing).
+    pub fn from_parts(roots: Vec<TrustAnchor<'static>>, logs: LogList, policy: CtPolicy) -> Self {
+        Self {
+            roots: Arc::new(roots),
+            checker: CtChecker::new(Arc::new(logs), policy),
+            staleness: StalenessPolicy::default(),
+            denylist: Arc::new(HashSet::new()),
+            evidence: None,
+        }
+    }
+
     /// The CT checker in force.
     pub fn checker(&self) -> &CtChecker {
         &self.checker

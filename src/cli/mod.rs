@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod common;
+pub mod demo;
 pub mod describe;
+pub mod pki;
 pub mod verify;
 
 /// ctdns: a DNS-over-TLS / DNS-over-HTTPS stub resolver that refuses resolvers whose
@@ -23,6 +25,12 @@ pub struct Cli {
 pub enum Command {
     /// Audit a certificate chain file offline (exit 0 accepted, 1 refused, 2 bad input).
     Verify(verify::VerifyArgs),
+    /// Write a TEST PKI (CAs, server chain and key with IP SANs and SCTs, log list, pins,
+    /// README) to a directory (exit 0 written, 2 bad input).
+    Pki(pki::PkiArgs),
+    /// Show, offline on loopback, an honest resolver answered and a rogue one (valid, CT-logged
+    /// certificate from another CA) refused by issuer pin (exit 0 as expected, 1 otherwise).
+    Demo(demo::DemoArgs),
 }
 
 /// Parse the command line and run it.
@@ -30,5 +38,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Pki(args) => pki::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }
