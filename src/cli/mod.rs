@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod common;
 pub mod describe;
+pub mod logging;
+pub mod serve;
 pub mod verify;
 
 /// ctdns: a DNS-over-TLS / DNS-over-HTTPS stub resolver that refuses resolvers whose
@@ -23,6 +26,11 @@ pub struct Cli {
 pub enum Command {
     /// Audit a certificate chain file offline (exit 0 accepted, 1 refused, 2 bad input).
     Verify(verify::VerifyArgs),
+    /// Run the stub resolver (exit 0 after SIGINT/SIGTERM, 1 cannot listen, 2 bad config).
+    Serve(serve::ServeArgs),
+    /// Connect to a DoT/DoH resolver once and audit its certificate (exit 0 accepted,
+    /// 1 refused, 2 bad input or connection failure).
+    Check(check::CheckArgs),
 }
 
 /// Parse the command line and run it.
@@ -30,5 +38,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Check(args) => check::run(args),
     }
 }
