@@ -22,7 +22,9 @@ fn config(args: &[String]) -> Result<(Config, String, RecordType), String> {
         return Err(USAGE.into());
     };
     let ip = ip.parse().map_err(|_| format!("`{ip}` is not an IP"))?;
-    let port = port.parse().map_err(|_| format!("`{port}` is not a port"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("`{port}` is not a port"))?;
     let (rtype, pins) = match rest {
         [] => (RecordType::A, &[][..]),
         [t, pins @ ..] => (

@@ -5,12 +5,12 @@
 //! codes and messages.
 
 #[path = "common/ctdns.rs"]
-mod ctdns;
+mod child;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ctdns::{query, run, udp_exchange, Ctdns};
+use child::{query, run, udp_exchange, Ctdns};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -55,10 +55,7 @@ fn remote_endpoints(pid: u32) -> HashSet<(String, u16)> {
 #[test]
 fn default_config_without_network_answers_servfail_and_never_uses_plain_dns() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Ctdns::serve(
-        &["--listen", "127.0.0.1:0"],
-        &dir.path().join("ctdns.log"),
-    );
+    let mut server = Ctdns::serve(&["--listen", "127.0.0.1:0"], &dir.path().join("ctdns.log"));
     let log = server.log();
     assert!(log.contains("upstream=dot://1.1.1.1:853"), "{log}");
     assert!(log.contains("upstream=dot://9.9.9.9:853"), "{log}");
@@ -122,7 +119,13 @@ fn default_config_without_network_answers_servfail_and_never_uses_plain_dns() {
 fn json_log_format_writes_json_lines() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Ctdns::serve(
-        &["--listen", "127.0.0.1:0", "--log-format", "json", "--no-cache"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--no-cache",
+        ],
         &dir.path().join("ctdns.log"),
     );
     assert!(server.terminate().success());
@@ -148,7 +151,7 @@ fn config_errors_exit_2_naming_the_key() {
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[[upstream]]\nprotocol = \"dot\"\nport = 853\n").unwrap();
     let (status, _, stderr) = run(
-        ctdns::binary(),
+        child::binary(),
         &["serve", "--config", path.to_str().unwrap()],
     );
     assert_eq!(status.code(), Some(2), "{stderr}");
@@ -156,15 +159,25 @@ fn config_errors_exit_2_naming_the_key() {
 
     std::fs::write(&path, "[log]\nlevel = \"ctdns=loud\"\n").unwrap();
     let (status, _, stderr) = run(
-        ctdns::binary(),
-        &["serve", "--config", path.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        child::binary(),
+        &[
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
     );
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("log.level"), "{stderr}");
 
     let (status, _, stderr) = run(
-        ctdns::binary(),
-        &["serve", "--config", dir.path().join("missing.toml").to_str().unwrap()],
+        child::binary(),
+        &[
+            "serve",
+            "--config",
+            dir.path().join("missing.toml").to_str().unwrap(),
+        ],
     );
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("missing.toml"), "{stderr}");
@@ -174,7 +187,7 @@ fn config_errors_exit_2_naming_the_key() {
 fn a_taken_port_exits_1_with_advice() {
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let (status, _, stderr) = run(ctdns::binary(), &["serve", "--listen", &addr]);
+    let (status, _, stderr) = run(child::binary(), &["serve", "--listen", &addr]);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&addr), "{stderr}");
     assert!(stderr.contains("address in use"), "{stderr}");

@@ -59,10 +59,7 @@ impl Ctdns {
 
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
-        matches!(
-            self.child.as_mut().map(|c| c.try_wait()),
-            Some(Ok(None))
-        )
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
     fn wait_listening(&mut self) -> SocketAddr {
@@ -77,7 +74,10 @@ impl Ctdns {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("ctdns serve did not listen within 20 s; log:\n{}", self.log());
+        panic!(
+            "ctdns serve did not listen within 20 s; log:\n{}",
+            self.log()
+        );
     }
 
     /// Send SIGTERM and wait (up to 15 s) for the process to exit.
@@ -142,7 +142,8 @@ pub fn query(id: u16, name: &str, rtype: RecordType, edns: bool) -> Vec<u8> {
 /// One UDP exchange with `server`, waiting up to `wait` for the response with our ID.
 pub fn udp_exchange(server: SocketAddr, wire: &[u8], wait: Duration) -> Message {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP client socket");
-    sock.set_read_timeout(Some(wait)).expect("set a read timeout");
+    sock.set_read_timeout(Some(wait))
+        .expect("set a read timeout");
     sock.send_to(wire, server).expect("send the query");
     let mut buf = vec![0u8; 65_535];
     let (n, from) = sock

@@ -81,7 +81,9 @@ impl Unbound {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(self.dot).is_ok() && std::net::TcpStream::connect(self.doh).is_ok() {
+            if std::net::TcpStream::connect(self.dot).is_ok()
+                && std::net::TcpStream::connect(self.doh).is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
