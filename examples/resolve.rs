@@ -83,8 +83,12 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            // A refused certificate lands here too: nothing was sent to that upstream.
-            eprintln!("query failed: {e}");
+            // A refused certificate lands here too (nothing was sent to that upstream);
+            // the refusal names the rule that failed.
+            match ctdns::tls::verifier::Refusal::find_in(&e) {
+                Some(refusal) => eprintln!("upstream refused: {refusal}"),
+                None => eprintln!("query failed: {e}"),
+            }
             ExitCode::from(1)
         }
     }

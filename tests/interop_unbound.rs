@@ -57,10 +57,11 @@ fn local_data() -> Vec<String> {
 
 /// A test PKI on disk and a real unbound serving `leaf` from it.
 struct Fixture {
-    dir: tempfile::TempDir,
+    // Fields drop in order: unbound stops before its directory is removed.
+    unbound: Unbound,
     pki: TestPki,
     files: WrittenFiles,
-    unbound: Unbound,
+    dir: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -412,6 +413,18 @@ fn check_command_against_unbound() {
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("VERDICT: REFUSED (issuer-pin)"), "{stdout}");
 
+    // A URL with a host name: --ip is dialed, the name goes in SNI and must be in the
+    // certificate, which has only the IP SAN: refused by the dns-name rule.
+    let name_url = format!("https://localhost:{}/dns-query", f.unbound.doh.port());
+    let mut args = vec![name_url.as_str(), "--ip", "127.0.0.1"];
+    args.extend_from_slice(&trust);
+    let (code, stdout, stderr) = check(&args);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("VERDICT: REFUSED (dns-name)"), "{stdout}");
+    let (code, _, stderr) = check(&[name_url.as_str(), "--roots", ca]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--ip"), "{stderr}");
+
     // Connection failures and bad input exit 2 and say which.
     let plain_port = f.unbound.plain.port().to_string();
     let closed = unbound::free_port().to_string();
@@ -435,6 +448,51 @@ fn check_command_against_unbound() {
     let (code, _, stderr) = check(&["resolver.example", "--roots", ca]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("bad input"), "{stderr}");
+}
+
+#[test]
+fn stale_log_list_is_announced_and_enforced_or_refused() {
+    let f = Fixture::honest();
+    let stale = f
+        .pki
+        .log_list_json(f.pki.now() - time::Duration::days(100))
+        .expect("log list");
+    std::fs::write(&f.files.log_list, stale).expect("write the stale list");
+
+    // Default: warn loudly at startup, keep enforcing with the stale list.
+    let config = f.config(&f.files.ca, &f.dot_upstream(&[f.honest_pin()]));
+    let mut server = f.serve(&config);
+    let log = server.log();
+    let warn = log
+        .lines()
+        .find(|l| l.contains("CT LOG LIST IS STALE"))
+        .unwrap_or_else(|| panic!("no staleness warning:\n{log}"));
+    assert!(warn.contains("WARN"), "{warn}");
+    assert!(warn.contains("age_days=100"), "{warn}");
+    assert_eq!(
+        dig(&server, &["www.example.test", "A", "+short"]).trim(),
+        "192.0.2.1"
+    );
+    assert!(server.terminate().success());
+    drop(server);
+
+    // ct.refuse_stale_list: every upstream is refused, clients get SERVFAIL.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[ct]\n", "[ct]\nrefuse_stale_list = true\n");
+    std::fs::write(&config, text).unwrap();
+    let mut server = f.serve(&config);
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("EVERY upstream will be refused")),
+        "{log}"
+    );
+    let out = dig(&server, &["www.example.test", "A"]);
+    assert!(out.contains("status: SERVFAIL"), "{out}");
+    let log = server.log();
+    assert!(log.contains("rule=\"log-list-stale\""), "{log}");
+    assert!(server.terminate().success());
 }
 
 #[tokio::test]
