@@ -497,7 +497,8 @@ fn tls_config(
     Ok(config)
 }
 
-/// Connect to `target`, verify, and (when accepted and asked) send one query.
+/// Connect to `target`, verify, and (when accepted and asked) send one query. TCP connect
+/// plus TLS handshake get `timeout` together; the query gets `timeout` again.
 pub async fn check(
     target: &Target,
     verifier: CtVerifier,
@@ -516,12 +517,13 @@ pub async fn check(
         Target::Doh { .. } => &[ALPN_H2],
     };
     let connector = TlsConnector::from(Arc::new(tls_config(recorder.clone(), alpn)?));
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    let deadline = tokio::time::Instant::now() + timeout;
+    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
         .await
         .map_err(|_| conn_err(Stage::Tcp, format!("no connection within {timeout:?}")))?
         .map_err(|e| conn_err(Stage::Tcp, e.to_string()))?;
     let _ = tcp.set_nodelay(true);
-    let handshake = tokio::time::timeout(timeout, connector.connect(target.server_name(), tcp))
+    let handshake = tokio::time::timeout_at(deadline, connector.connect(target.server_name(), tcp))
         .await
         .map_err(|_| {
             conn_err(
