@@ -4,7 +4,7 @@
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::ct::policy::CtReport;
+use crate::ct::policy::{CtReport, SignatureStatus};
 use crate::tls::pins::{CertFingerprint, SpkiPin};
 use crate::tls::verifier::Decision;
 
@@ -218,10 +218,7 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
                 Some(d) => d.clone(),
                 None => get("log_id"),
             };
-            let sig = value
-                .get("signature")
-                .map(sig_text)
-                .unwrap_or_else(|| "-".into());
+            let sig = sig_text(&v.signature);
             out.push_str(&format!(
                 "  {:<8} {:<34} {:<14} {:<24} {:<9} {}\n",
                 get("source"),
@@ -242,10 +239,10 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
     out
 }
 
-fn sig_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
-        other => other.to_string(),
+fn sig_text(status: &SignatureStatus) -> &'static str {
+    match status {
+        SignatureStatus::Valid => "valid",
+        SignatureStatus::Invalid { .. } => "invalid",
+        SignatureStatus::NotChecked => "unchecked",
     }
 }

@@ -4,10 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod common;
 pub mod demo;
 pub mod describe;
+pub mod logging;
 pub mod pki;
+pub mod serve;
 pub mod verify;
 
 /// ctdns: a DNS-over-TLS / DNS-over-HTTPS stub resolver that refuses resolvers whose
@@ -31,6 +34,11 @@ pub enum Command {
     /// Show, offline on loopback, an honest resolver answered and a rogue one (valid, CT-logged
     /// certificate from another CA) refused by issuer pin (exit 0 as expected, 1 otherwise).
     Demo(demo::DemoArgs),
+    /// Run the stub resolver (exit 0 after SIGINT/SIGTERM, 1 cannot listen, 2 bad config).
+    Serve(serve::ServeArgs),
+    /// Connect to a DoT/DoH resolver once and audit its certificate (exit 0 accepted,
+    /// 1 refused, 2 bad input or connection failure).
+    Check(check::CheckArgs),
 }
 
 /// Parse the command line and run it.
@@ -40,5 +48,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Pki(args) => pki::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Check(args) => check::run(args),
     }
 }

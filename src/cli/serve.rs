@@ -1,0 +1,400 @@
+//! `ctdns serve`: the local stub resolver.
+//!
+//! Loads the configuration (a TOML file, or the built-in default: Cloudflare and Quad9 over
+//! DoT, issuer-pinned to their DigiCert roots), listens on UDP and TCP, and answers every
+//! query through CT-verified upstreams only, until SIGINT or SIGTERM. Exit codes: 0 after a
+//! signal-initiated shutdown, 1 when the listeners cannot be bound or the runtime fails,
+//! 2 for configuration errors (the message names the key).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::cli::common::EXIT_BAD_INPUT;
+use crate::cli::logging;
+use crate::config::{Config, ConfigError, LogFormat, Protocol, UpstreamConfig};
+use crate::ct::log_list::{LogList, Staleness, StalenessPolicy};
+use crate::runtime::{self, Trust};
+
+/// Exit code: the stub could not start or run (listeners not bound, runtime failure).
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit code: the configuration is invalid.
+pub const EXIT_CONFIG: u8 = EXIT_BAD_INPUT;
+
+/// Arguments of `ctdns serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// The TOML configuration; default: the built-in one (Cloudflare and Quad9 over DoT,
+    /// issuer-pinned, listening on 127.0.0.1:53 and [::1]:53).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen on this address instead of the configured ones (UDP and TCP); repeatable.
+    #[arg(long = "listen", value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+    /// Log format, overriding `log.format`.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+    /// Do not cache answers (overrides `cache.enabled`).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// The configuration `args` select: the file (or the default) with the command-line
+/// overrides applied, validated.
+pub fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if !args.listen.is_empty() {
+        config.listen = args.listen.clone();
+    }
+    if let Some(format) = args.log_format {
+        config.log.format = format.into();
+    }
+    if args.no_cache {
+        config.cache.enabled = false;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// How an upstream is named in logs (the same label its verifier and evidence use).
+pub fn upstream_label(up: &UpstreamConfig) -> String {
+    match up.protocol {
+        Protocol::Dot => match up.ip {
+            Some(ip) => format!("dot://{}", SocketAddr::new(ip, up.port.unwrap_or(853))),
+            None => "dot://(no ip)".into(),
+        },
+        Protocol::Doh => up.url.clone().unwrap_or_else(|| "doh://(no url)".into()),
+    }
+}
+
+/// The freshness of the log list at startup, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListFreshness {
+    /// Within the maximum age.
+    Fresh {
+        /// Age in whole days.
+        age_days: u64,
+    },
+    /// Older than the maximum age; ctdns keeps enforcing with it.
+    Stale {
+        /// Age in whole days.
+        age_days: u64,
+    },
+    /// Older than the maximum age (or undated) and `ct.refuse_stale_list` is set: every
+    /// upstream will be refused.
+    Refusing(String),
+    /// The list has no timestamp.
+    Undated,
+}
+
+/// Classify `list` at `now_ms` under `policy`.
+pub fn list_freshness(list: &LogList, policy: &StalenessPolicy, now_ms: u64) -> ListFreshness {
+    let days = |d: Duration| d.as_secs() / 86_400;
+    match policy.check(list, now_ms) {
+        Ok(Staleness::Fresh) => ListFreshness::Fresh {
+            age_days: list.age(now_ms).map(days).unwrap_or(0),
+        },
+        Ok(Staleness::Stale { age }) => ListFreshness::Stale {
+            age_days: days(age),
+        },
+        Ok(Staleness::Unknown) => ListFreshness::Undated,
+        Err(e) => ListFreshness::Refusing(e.to_string()),
+    }
+}
+
+/// Run `ctdns serve`.
+pub fn run(args: ServeArgs) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ctdns serve: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(e) = logging::init(config.log.format, &config.log.level) {
+        eprintln!("ctdns serve: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ctdns")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ctdns serve: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn log_startup(config: &Config, trust: &Trust) {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        policy = ?config.ct.policy,
+        cache = config.cache.enabled,
+        "ctdns starting"
+    );
+    for up in &config.upstreams {
+        tracing::info!(
+            upstream = %upstream_label(up),
+            name = up.name.as_deref().unwrap_or("-"),
+            pins = up.pins.len(),
+            "upstream (CT-verified before any query is sent; no plain-DNS fallback)"
+        );
+    }
+    let logs = trust.checker().logs();
+    let now = now_ms();
+    let source = config
+        .ct
+        .log_list
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "bundled".into());
+    let timestamp = logs
+        .timestamp_ms()
+        .map(|ms| crate::evidence::format_time(ms / 1000))
+        .unwrap_or_else(|| "-".into());
+    let version = logs.version().unwrap_or("-");
+    let policy = StalenessPolicy {
+        max_age: Duration::from_secs(config.ct.max_list_age_days.saturating_mul(86_400)),
+        refuse_when_stale: config.ct.refuse_stale_list,
+    };
+    let max_days = config.ct.max_list_age_days;
+    match list_freshness(logs, &policy, now) {
+        ListFreshness::Fresh { age_days } => tracing::info!(
+            source = %source, version, timestamp = %timestamp, age_days, max_days,
+            logs = logs.logs().len(), "CT log list"
+        ),
+        ListFreshness::Stale { age_days } => tracing::warn!(
+            source = %source, version, timestamp = %timestamp, age_days, max_days,
+            logs = logs.logs().len(),
+            "CT LOG LIST IS STALE: it is {age_days} days old (max {max_days}); logs may have \
+             been added, retired or distrusted since. ctdns keeps enforcing with it. Update \
+             ctdns or point ct.log_list at a fresh list."
+        ),
+        ListFreshness::Refusing(reason) => tracing::error!(
+            source = %source, version, timestamp = %timestamp, max_days,
+            "{reason}; ct.refuse_stale_list is set, so EVERY upstream will be refused and \
+             every query answered SERVFAIL until the list is updated"
+        ),
+        ListFreshness::Undated => tracing::warn!(
+            source = %source, version,
+            "CT log list has no timestamp; its freshness cannot be checked"
+        ),
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let trust = match Trust::from_config(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ctdns serve: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    log_startup(&config, &trust);
+    let pool = match runtime::pool(&config, &trust) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ctdns serve: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let stub = match crate::stub::bind(runtime::stub_options(&config)).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ctdns serve: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("ctdns serve: cannot watch for SIGTERM: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+    let handle = stub.start(pool);
+    let join = |addrs: &[SocketAddr]| {
+        addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    tracing::info!(
+        udp = %join(handle.udp_addrs()),
+        tcp = %join(handle.tcp_addrs()),
+        "ctdns listening"
+    );
+    let signal = tokio::select! {
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => "SIGINT",
+            Err(e) => {
+                tracing::error!("cannot watch for SIGINT: {e}; shutting down");
+                "error"
+            }
+        },
+        _ = terminate.recv() => "SIGTERM",
+    };
+    let grace = Duration::from_millis(config.query_timeout_ms) + Duration::from_secs(1);
+    tracing::info!(
+        signal,
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: answering queries in flight"
+    );
+    if tokio::time::timeout(grace, handle.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("queries still in flight after the grace period; stopping anyway");
+    }
+    tracing::info!("ctdns stopped");
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(timestamp: Option<&str>) -> LogList {
+        let ts = timestamp
+            .map(|t| format!(r#""log_list_timestamp": "{t}","#))
+            .unwrap_or_default();
+        let json = format!(r#"{{"version": "1.0", {ts} "operators": []}}"#);
+        LogList::from_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn overrides_apply_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctdns.toml");
+        std::fs::write(
+            &path,
+            "listen = [\"127.0.0.1:5300\"]\n[log]\nformat = \"text\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let c = load_config(&args).unwrap();
+        assert_eq!(c.listen, vec!["127.0.0.1:5300".parse().unwrap()]);
+        assert!(c.cache.enabled);
+
+        let args = ServeArgs {
+            config: Some(path),
+            listen: vec![
+                "127.0.0.1:5301".parse().unwrap(),
+                "[::1]:5301".parse().unwrap(),
+            ],
+            log_format: Some(LogFormatArg::Json),
+            no_cache: true,
+        };
+        let c = load_config(&args).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen[0].port(), 5301);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert!(!c.cache.enabled);
+    }
+
+    #[test]
+    fn no_file_is_the_builtin_default() {
+        let c = load_config(&ServeArgs::default()).unwrap();
+        assert_eq!(c, Config::default());
+        assert!(c.upstreams.iter().all(|u| !u.pins.is_empty()));
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[cache]\nmax_entries = 0\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let e = load_config(&args).unwrap_err();
+        assert!(e.to_string().contains("cache.max_entries"), "{e}");
+        let args = ServeArgs {
+            config: Some(dir.path().join("missing.toml")),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(load_config(&args), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn labels_match_the_runtime() {
+        let c = Config::default();
+        assert_eq!(upstream_label(&c.upstreams[0]), "dot://1.1.1.1:853");
+        assert_eq!(
+            upstream_label(&crate::config::cloudflare_doh()),
+            "https://1.1.1.1/dns-query"
+        );
+    }
+
+    #[test]
+    fn freshness() {
+        let day = 86_400_000u64;
+        let l = list(Some("2024-01-01T00:00:00Z"));
+        let t0 = l.timestamp_ms().unwrap();
+        let warn = StalenessPolicy {
+            max_age: Duration::from_secs(70 * 86_400),
+            refuse_when_stale: false,
+        };
+        let refuse = StalenessPolicy {
+            refuse_when_stale: true,
+            ..warn
+        };
+        assert_eq!(
+            list_freshness(&l, &warn, t0 + 3 * day),
+            ListFreshness::Fresh { age_days: 3 }
+        );
+        assert_eq!(
+            list_freshness(&l, &warn, t0 + 71 * day),
+            ListFreshness::Stale { age_days: 71 }
+        );
+        assert!(matches!(
+            list_freshness(&l, &refuse, t0 + 71 * day),
+            ListFreshness::Refusing(_)
+        ));
+        let undated = list(None);
+        assert_eq!(list_freshness(&undated, &warn, t0), ListFreshness::Undated);
+        assert!(matches!(
+            list_freshness(&undated, &refuse, t0),
+            ListFreshness::Refusing(_)
+        ));
+    }
+}
