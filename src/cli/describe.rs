@@ -242,10 +242,36 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
     out
 }
 
+/// The signature column: the `status` of a serialized [`SignatureStatus`]
+/// (`valid`, `invalid`, `not_checked`).
+///
+/// [`SignatureStatus`]: crate::ct::policy::SignatureStatus
 fn sig_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
+        serde_json::Value::Object(m) => match m.get("status") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            _ => "-".into(),
+        },
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ct::policy::SignatureStatus;
+
+    #[test]
+    fn signature_column_shows_the_status() {
+        let text = |s: SignatureStatus| sig_text(&serde_json::to_value(s).unwrap());
+        assert_eq!(text(SignatureStatus::Valid), "valid");
+        assert_eq!(text(SignatureStatus::NotChecked), "not_checked");
+        assert_eq!(
+            text(SignatureStatus::Invalid {
+                reason: "bad".into()
+            }),
+            "invalid"
+        );
     }
 }
