@@ -9,7 +9,7 @@
 //! // Cloudflare and Quad9 over DoT, CT-verified, issuer-pinned (the built-in default).
 //! let client = Client::from_config(&ctdns::config::Config::default())?;
 //! let answer = client.query("example.com.", RecordType::A).await?;
-//! for record in answer.answers() {
+//! for record in &answer.answers {
 //!     println!("{record}");
 //! }
 //! # Ok(()) }

@@ -85,6 +85,12 @@ pub fn policy(
     };
     let err = |e: crate::ct::policy::PolicyConfigError| SetupError::Policy(e.to_string());
     if let Some(n) = min_logs {
+        if n < crate::ct::policy::FLOOR_LOGS {
+            return Err(SetupError::Policy(format!(
+                "min_logs = {n} is below the floor of {} logs; it can only be raised",
+                crate::ct::policy::FLOOR_LOGS
+            )));
+        }
         if n > policy.min_embedded_short() {
             policy.set_min_embedded_short(n).map_err(err)?;
         }

@@ -79,16 +79,20 @@ pub fn roots(path: Option<&Path>) -> Result<Vec<TrustAnchor<'static>>, String> {
 }
 
 /// Read a chain file: PEM blocks (text around them ignored, as in `openssl x509 -text`
-/// dumps) or a single DER certificate.
+/// dumps) or DER (one certificate, or several concatenated, leaf first).
 pub fn read_chain(path: &Path) -> Result<Vec<Vec<u8>>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse_chain(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Parse PEM or DER chain bytes.
+///
+/// Bytes that are entirely a sequence of well-formed DER `SEQUENCE`s are DER; anything
+/// else is read as PEM. (A text file may well start with `0`, byte 0x30, the DER
+/// `SEQUENCE` tag, so the first byte alone does not decide.)
 pub fn parse_chain(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    if bytes.first() == Some(&0x30) {
-        return Ok(vec![bytes.to_vec()]);
+    if let Some(certs) = split_der(bytes) {
+        return Ok(certs);
     }
     let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(bytes)
         .map(|c| c.map(|c| c.as_ref().to_vec()))
@@ -98,6 +102,17 @@ pub fn parse_chain(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         return Err("no CERTIFICATE block and not DER".into());
     }
     Ok(certs)
+}
+
+/// Split concatenated DER `SEQUENCE`s; `None` unless the bytes are exactly that.
+fn split_der(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut reader = crate::ct::der::Reader::new(bytes);
+    let mut certs = Vec::new();
+    while !reader.is_empty() {
+        let tlv = reader.read(crate::ct::der::tag::SEQUENCE).ok()?;
+        certs.push(tlv.element.to_vec());
+    }
+    (!certs.is_empty()).then_some(certs)
 }
 
 /// Parse an RFC 3339 time.
@@ -125,5 +140,15 @@ mod tests {
         assert_eq!(parse_chain(&[0x30, 0x00]).unwrap(), vec![vec![0x30, 0x00]]);
         let pem = "junk\n-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\nmore junk\n";
         assert_eq!(parse_chain(pem.as_bytes()).unwrap(), vec![vec![0x30, 0x00]]);
+        // Text starting with `0` (0x30) is still PEM.
+        let pem = format!("0 s:CN=leaf\n{pem}");
+        assert_eq!(parse_chain(pem.as_bytes()).unwrap(), vec![vec![0x30, 0x00]]);
+        // Concatenated DER is a chain.
+        assert_eq!(
+            parse_chain(&[0x30, 0x01, 0x05, 0x30, 0x00]).unwrap(),
+            vec![vec![0x30, 0x01, 0x05], vec![0x30, 0x00]]
+        );
+        // Truncated DER is not DER (nor PEM).
+        assert!(parse_chain(&[0x30, 0x05, 0x01]).is_err());
     }
 }

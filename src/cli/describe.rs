@@ -246,3 +246,22 @@ fn sig_text(status: &SignatureStatus) -> &'static str {
         SignatureStatus::NotChecked => "unchecked",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ct::policy::SignatureStatus;
+
+    #[test]
+    fn signature_column_shows_the_status() {
+        let text = |s: SignatureStatus| sig_text(&s);
+        assert_eq!(text(SignatureStatus::Valid), "valid");
+        assert_eq!(text(SignatureStatus::NotChecked), "unchecked");
+        assert_eq!(
+            text(SignatureStatus::Invalid {
+                reason: "bad".into()
+            }),
+            "invalid"
+        );
+    }
+}

@@ -15,7 +15,8 @@ use crate::tls::verifier::CtVerifier;
 /// Arguments of `ctdns verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The chain: PEM (leaf first; text around the blocks is ignored) or DER (leaf only).
+    /// The chain: PEM (leaf first; text around the blocks is ignored) or DER (one
+    /// certificate, or several concatenated, leaf first).
     #[arg(long, value_name = "FILE")]
     pub chain: PathBuf,
     /// The IP the certificate must carry as an IP SAN (omit to skip that rule).
@@ -27,7 +28,8 @@ pub struct VerifyArgs {
     /// A stapled OCSP response (DER) whose SCTs count too.
     #[arg(long, value_name = "FILE")]
     pub ocsp: Option<PathBuf>,
-    /// Issuer pin (base64 SHA-256 of a CA's SPKI); repeatable.
+    /// Issuer pin (base64 SHA-256 of a CA's SPKI, optionally written `sha256/BASE64` as
+    /// the report prints it); repeatable.
     #[arg(long = "pin", value_name = "BASE64")]
     pub pins: Vec<String>,
     /// Denylisted certificate SHA-256 (hex); repeatable.
@@ -74,7 +76,10 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
     let pins = args
         .pins
         .iter()
-        .map(|p| SpkiPin::parse(p).map_err(|e| e.to_string()))
+        .map(|p| {
+            let b64 = p.trim().strip_prefix("sha256/").unwrap_or(p);
+            SpkiPin::parse(b64).map_err(|e| e.to_string())
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let deny = args
         .deny

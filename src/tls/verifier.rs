@@ -26,7 +26,7 @@ use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureSchem
 
 use crate::ct::cert::LeafCert;
 use crate::ct::checker::{CtChecker, CtInputError};
-use crate::ct::log_list::StalenessPolicy;
+use crate::ct::log_list::{Staleness, StalenessError, StalenessPolicy};
 use crate::ct::policy::CtReport;
 use crate::tls::pins::{CertFingerprint, SpkiPin};
 
@@ -70,6 +70,10 @@ pub enum Refusal {
         /// Configured maximum age in days.
         max_days: u64,
     },
+    /// The log list has no timestamp, so its freshness cannot be shown, and the
+    /// configuration refuses lists whose freshness is not shown.
+    #[error("rule log-list-stale: the CT log list has no log_list_timestamp, so its freshness cannot be shown")]
+    UndatedLogList,
     /// No CA certificate of the verified path matches a configured issuer pin.
     #[error("rule issuer-pin: no CA in the verified chain matches a pin (chain CA pins: {}; configured: {})", join(.chain), join(.pins))]
     IssuerNotPinned {
@@ -113,7 +117,7 @@ impl Refusal {
             Refusal::DnsNameMismatch { .. } => "dns-name",
             Refusal::Malformed(_) => "certificate",
             Refusal::CtPolicy(_) => "ct-policy",
-            Refusal::StaleLogList { .. } => "log-list-stale",
+            Refusal::StaleLogList { .. } | Refusal::UndatedLogList => "log-list-stale",
             Refusal::IssuerNotPinned { .. } => "issuer-pin",
             Refusal::Denylisted { .. } => "denylist",
         }
@@ -400,25 +404,30 @@ impl CtVerifier {
         Ok(())
     }
 
+    /// The log-list freshness rule, exactly as [`StalenessPolicy::check`] defines it: a
+    /// stale list is refused under `refuse_when_stale` (else warned about and still
+    /// enforced), and so is a list without a timestamp.
     fn check_staleness(&self, now_ms: u64) -> Result<(), Refusal> {
-        let Some(age) = self.checker.logs().age(now_ms) else {
-            return Ok(());
-        };
-        if age <= self.staleness.max_age {
-            return Ok(());
+        match self.staleness.check(self.checker.logs(), now_ms) {
+            Ok(Staleness::Fresh | Staleness::Unknown) => Ok(()),
+            Ok(Staleness::Stale { age }) => {
+                tracing::warn!(
+                    age_days = age.as_secs() / 86_400,
+                    max_days = self.staleness.max_age.as_secs() / 86_400,
+                    "the CT log list is stale: logs may have been added, retired or distrusted \
+                     since; update ctdns or its log list. Enforcing with the stale list."
+                );
+                Ok(())
+            }
+            Err(StalenessError::Stale {
+                age_days,
+                max_age_days,
+            }) => Err(Refusal::StaleLogList {
+                age_days,
+                max_days: max_age_days,
+            }),
+            Err(StalenessError::UnknownAge) => Err(Refusal::UndatedLogList),
         }
-        let age_days = age.as_secs() / 86_400;
-        let max_days = self.staleness.max_age.as_secs() / 86_400;
-        if self.staleness.refuse_when_stale {
-            return Err(Refusal::StaleLogList { age_days, max_days });
-        }
-        tracing::warn!(
-            age_days,
-            max_days,
-            "the CT log list is stale: logs may have been added, retired or distrusted since; \
-             update ctdns or its log list. Enforcing with the stale list."
-        );
-        Ok(())
     }
 }
 
@@ -539,5 +548,74 @@ impl CtVerifier {
             .unwrap_or(Refusal::NotDialedByIp(String::new()));
         tracing::warn!(upstream = %self.label, rule = refusal.rule(), "refused certificate: {refusal}");
         rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(refusal))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ct::log_list::LogList;
+    use crate::ct::policy::CtPolicy;
+    use crate::pki::{default_logs, PkiOptions, SctSpec, TestPki};
+
+    /// A verifier over `list` with `staleness`, and an honest leaf for 127.0.0.1.
+    fn setup(
+        edit: impl FnOnce(&mut serde_json::Value),
+        staleness: StalenessPolicy,
+    ) -> (CtVerifier, crate::pki::IssuedLeaf, UnixTime) {
+        let pki = TestPki::generate(&PkiOptions::default()).unwrap();
+        let ts = pki.now() - time::Duration::minutes(1);
+        let leaf = pki
+            .issue_leaf(
+                &pki.leaf_spec(IpAddr::from([127, 0, 0, 1]))
+                    .embed(SctSpec::at(default_logs::ALPHA, ts))
+                    .embed(SctSpec::at(default_logs::BETA, ts)),
+            )
+            .unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_str(&pki.log_list_json(pki.now()).unwrap()).unwrap();
+        edit(&mut json);
+        let list = LogList::from_json(json.to_string().as_bytes()).unwrap();
+        let roots = crate::tls::roots::anchors_from_der(&[pki.root().der().clone()], "t").unwrap();
+        let verifier = CtVerifier::new(
+            Arc::new(roots),
+            CtChecker::new(Arc::new(list), CtPolicy::chrome()),
+        )
+        .with_staleness(staleness);
+        let now = UnixTime::since_unix_epoch(Duration::from_secs(
+            u64::try_from(pki.now().unix_timestamp()).unwrap() + 60,
+        ));
+        (verifier, leaf, now)
+    }
+
+    fn rule(v: &CtVerifier, leaf: &crate::pki::IssuedLeaf, now: UnixTime) -> Option<&'static str> {
+        v.verify(
+            leaf.leaf(),
+            leaf.intermediates(),
+            Some(IpAddr::from([127, 0, 0, 1])),
+            None,
+            &[],
+            now,
+        )
+        .refusal
+        .map(|r| r.rule())
+    }
+
+    #[test]
+    fn undated_list_is_refused_only_when_refusing_stale_lists() {
+        let undated = |json: &mut serde_json::Value| {
+            json.as_object_mut().unwrap().remove("log_list_timestamp");
+        };
+        let refuse = StalenessPolicy {
+            refuse_when_stale: true,
+            ..StalenessPolicy::default()
+        };
+        let (v, leaf, now) = setup(undated, refuse);
+        assert_eq!(rule(&v, &leaf, now), Some("log-list-stale"));
+        let (v, leaf, now) = setup(undated, StalenessPolicy::default());
+        assert_eq!(rule(&v, &leaf, now), None);
+        // A dated, fresh list passes either way.
+        let (v, leaf, now) = setup(|_| {}, refuse);
+        assert_eq!(rule(&v, &leaf, now), None);
     }
 }
