@@ -320,17 +320,21 @@ fn default_upstreams() -> Vec<UpstreamConfig> {
     ]
 }
 
-/// Cloudflare's DoH endpoint, the built-in alternative to DoT (`protocol = "doh"`).
-pub fn cloudflare_doh() -> UpstreamConfig {
-    UpstreamConfig {
-        protocol: Protocol::Doh,
-        ip: None,
-        port: None,
-        name: None,
-        url: Some("https://1.1.1.1/dns-query".into()),
-        method: DohMethod::Post,
-        pins: DEFAULT_PINS.iter().map(|p| p.to_string()).collect(),
-    }
+/// The built-in DoH alternative (`ctdns serve --doh`): Cloudflare's DoH endpoints on 1.1.1.1
+/// and 1.0.0.1 (IP URLs: no bootstrap needed), with the same issuer pins as the DoT default.
+pub fn cloudflare_doh() -> Vec<UpstreamConfig> {
+    ["https://1.1.1.1/dns-query", "https://1.0.0.1/dns-query"]
+        .iter()
+        .map(|url| UpstreamConfig {
+            protocol: Protocol::Doh,
+            ip: None,
+            port: None,
+            name: Some("cloudflare-dns.com".into()),
+            url: Some(url.to_string()),
+            method: DohMethod::Post,
+            pins: DEFAULT_PINS.iter().map(|p| p.to_string()).collect(),
+        })
+        .collect()
 }
 
 impl Default for Config {
@@ -581,6 +585,19 @@ mod tests {
         assert!(err.to_string().contains("policy"), "{err}");
         let err = Config::from_toml("listen = [\"nope\"]").unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn builtin_doh_alternative_is_valid() {
+        let config = Config {
+            upstreams: cloudflare_doh(),
+            ..Config::default()
+        };
+        config.validate().unwrap();
+        assert!(config
+            .upstreams
+            .iter()
+            .all(|u| u.protocol == Protocol::Doh && !u.pins.is_empty()));
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Do not cache answers (overrides `cache.enabled`).
     #[arg(long)]
     pub no_cache: bool,
+    /// Use the built-in DoH alternative (Cloudflare, `https://1.1.1.1/dns-query` and
+    /// `https://1.0.0.1/dns-query`, issuer-pinned) instead of the configured upstreams.
+    #[arg(long)]
+    pub doh: bool,
 }
 
 /// `--log-format` values.
@@ -73,6 +77,9 @@ pub fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if args.no_cache {
         config.cache.enabled = false;
+    }
+    if args.doh {
+        config.upstreams = crate::config::cloudflare_doh();
     }
     config.validate()?;
     Ok(config)
@@ -322,12 +329,14 @@ mod tests {
             ],
             log_format: Some(LogFormatArg::Json),
             no_cache: true,
+            doh: true,
         };
         let c = load_config(&args).unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.listen[0].port(), 5301);
         assert_eq!(c.log.format, LogFormat::Json);
         assert!(!c.cache.enabled);
+        assert_eq!(c.upstreams, crate::config::cloudflare_doh());
     }
 
     #[test]
@@ -360,7 +369,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(upstream_label(&c.upstreams[0]), "dot://1.1.1.1:853");
         assert_eq!(
-            upstream_label(&crate::config::cloudflare_doh()),
+            upstream_label(&crate::config::cloudflare_doh()[0]),
             "https://1.1.1.1/dns-query"
         );
     }
