@@ -13,6 +13,36 @@
 //! The tree reads as the path a query takes:
 //! [`stub`] (local listeners, cache) → [`upstream`] (pool, DoT/DoH transports) →
 //! [`tls`] (the rustls verifier that decides every refusal) → [`ct`] (SCTs, log list, policy).
+//!
+//! # The verifier, for any rustls client
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use ctdns::ct::{checker::CtChecker, log_list::LogList, policy::CtPolicy};
+//! use ctdns::tls::{client_config, pins::SpkiPin, roots::webpki_roots, CtVerifier};
+//!
+//! let checker = CtChecker::new(Arc::new(LogList::bundled()?), CtPolicy::chrome());
+//! let verifier = CtVerifier::new(Arc::new(webpki_roots()), checker)
+//!     .with_pins(vec![SpkiPin::parse("i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY=")?]);
+//! // Resumption disabled and 0-RTT off, so every connection runs the verifier.
+//! let tls = client_config(Arc::new(verifier), &[])?;
+//! # let _ = tls;
+//! # Ok(()) }
+//! ```
+//!
+//! # The resolver client
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ctdns::{client::Client, config::Config};
+//! use hickory_proto::rr::RecordType;
+//!
+//! let client = Client::from_config(&Config::default())?;
+//! let answer = client.query("example.com.", RecordType::A).await?;
+//! # let _ = answer;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
