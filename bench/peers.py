@@ -414,28 +414,39 @@ def pct(values, p):
     return v[k]
 
 
-def measured(ctx, target, proc, qfile, duration, once, qps=None, verbose=False):
-    """One dnsperf run with the contender's (and upstream's) CPU time around it."""
+def measured(ctx, target, proc, qfile, duration, once, qps=None, verbose=False, profile=False):
+    """One dnsperf run with the contender's (and upstream's) CPU time around it; with
+    `profile`, perf records the contender meanwhile (such a run is not counted)."""
     pids = {"contender": proc.pid if proc else None, "upstream": ctx.upstream.proc.pid}
     before = {k: cpu_ticks(p) for k, p in pids.items() if p}
     perf = None
-    if proc and ctx.args.perf and not verbose and target == proc.port and proc.name == ctx.args.perf:
+    if proc and profile:
         perf_out = ctx.out / f"perf-{proc.name}.txt"
         data = ctx.work / f"perf-{proc.name}.data"
+        # DWARF unwinding: release builds have debug info (profile.release debug = 1) but
+        # no frame pointers.
         perf = (subprocess.Popen(
-            ["perf", "record", "-F", "999", "-g", "-p", str(proc.pid), "-o", str(data),
-             "--", "sleep", str(duration)],
+            ["perf", "record", "-F", "499", "--call-graph", "dwarf,16384", "-p", str(proc.pid),
+             "-o", str(data), "--", "sleep", str(duration)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), data, perf_out)
     r = run_dnsperf(ctx, target, qfile, duration, once, qps, verbose)
     after = {k: cpu_ticks(p) for k, p in pids.items() if p}
     if perf:
         perf[0].wait()
-        rep = subprocess.run(
-            ["perf", "report", "-i", str(perf[1]), "--no-children", "--stdio", "-g", "none",
-             "--percent-limit", "0.7", "--sort", "dso,symbol"],
-            capture_output=True, text=True).stdout
-        perf[2].write_text(rep)
-        ctx.args.perf = None  # one profile is enough
+        def report(*extra):
+            out = subprocess.run(
+                ["perf", "report", "-i", str(perf[1]), "--stdio", "--sort", "dso,symbol"]
+                + list(extra),
+                capture_output=True, text=True).stdout
+            return "\n".join(l.rstrip().removesuffix("-      -").rstrip() for l in out.splitlines())
+
+        flat = report("--no-children", "-g", "none", "--percent-limit", "0.7")
+        callers = report("--no-children", "-g", "callee,2,callee,function,percent",
+                         "--max-stack", "12", "--percent-limit", "2")
+        perf[2].write_text(
+            f"# perf profile of {proc.name} during one uncounted {duration} s warm cache-miss "
+            "run\n# flat (self time)\n" + flat
+            + "\n\n# who calls the hottest functions (self >= 2 %, 12 frames)\n" + callers + "\n")
     for k in before:
         secs = (after[k] - before[k]) / CLK_TCK
         r[f"cpu_{k}_s"] = secs
@@ -490,6 +501,10 @@ def warm(ctx, c, hit):
             lat.append(measured(ctx, proc.port, proc, q, a.lat_duration, once=not hit,
                                 qps=a.lat_qps, verbose=True))
         rss = status_kib(proc.pid, "VmHWM")
+        if a.perf == c.name and not hit:
+            log(f"  {c.name}: profiling one extra (uncounted) run with perf")
+            measured(ctx, proc.port, proc, ctx.queries.unique(), a.duration, once=True,
+                     profile=True)
     finally:
         proc.stop()
     return summarize(c.name, "warm-hit" if hit else "warm-miss", tput, lat, rss)
@@ -723,25 +738,28 @@ def chart(results, path):
     for r in results:
         if r["contender"] not in names:
             names.append(r["contender"])
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.5))
+    fig, axes = plt.subplots(1, 4, figsize=(21, 5.5))
     width = 0.8 / max(1, len(modes))
     xs = range(len(names))
-    for ax, key, title in [
-        (axes[0], "qps", "Throughput (QPS, higher is better)"),
-        (axes[1], "p50_ms", "Latency p50 (ms) at fixed rate"),
-        (axes[2], "p99_ms", "Latency p99 (ms) at fixed rate"),
+    for ax, key, title, log_scale in [
+        (axes[0], "qps", "Throughput (QPS, higher is better)", False),
+        (axes[1], "p50_ms", "Latency p50 (ms, log) at fixed rate", True),
+        (axes[2], "p99_ms", "Latency p99 (ms, log) at fixed rate", True),
+        (axes[3], "cpu_per_1k", "Contender CPU s per 1000 queries", False),
     ]:
         for j, mode in enumerate(modes):
             vals = []
             for n in names:
                 r = next((r for r in results if r["contender"] == n and r["mode"] == mode), None)
-                vals.append(r[key] if r and r[key] is not None else 0)
+                vals.append(r[key] if r and r[key] is not None else float("nan"))
             ax.bar([x + (j - (len(modes) - 1) / 2) * width for x in xs], vals, width, label=mode)
         ax.set_xticks(list(xs))
         ax.set_xticklabels([LABELS[n] for n in names], rotation=30, ha="right", fontsize=8)
         ax.set_title(title)
+        if log_scale:
+            ax.set_yscale("log")
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -770,7 +788,12 @@ def main():
     p.add_argument("--skip", default=env("SKIP", ""), help="comma-separated scenarios to skip: warm,cold,hit,tcp")
     p.add_argument("--perf", default=env("PERF", None), help="profile this contender's first warm-miss run with perf")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--replot", action="store_true", help="only redraw latest.png from latest.json")
     args = p.parse_args()
+    if args.replot:
+        data = json.loads((Path(args.out) / "latest.json").read_text())
+        chart(data["results"], Path(args.out) / "latest.png")
+        return
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
