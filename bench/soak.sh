@@ -155,11 +155,19 @@ for i in $(seq 1 10000); do echo "q$i.bench A"; done >"$WORK/queries.txt"
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$CTDNS_PID/status"; }
 fds() { ls "/proc/$CTDNS_PID/fd" | wc -l; }
 field() { # label, file: the first number after "label"
-    sed -n "s/^ *$1 *\([0-9.]*\).*/\1/p" "$2" | head -n1
+    sed -n "s/^ *$1 *\([0-9.]*\).*/\1/p" "$2" | head -n1 || true
 }
 rcode() { # code, file
-    grep -o "$1 [0-9]*" "$2" | head -n1 | awk '{ print $2 }'
+    { grep -o "$1 [0-9]*" "$2" || true; } | head -n1 | awk '{ print $2 }'
 }
+# Datagrams the kernel dropped because a socket's receive buffer was full: on the stub's
+# UDP socket (/proc/net/udp "drops" column), and host-wide (RcvbufErrors).
+stub_udp_drops() {
+    local hex
+    hex=$(printf '%04X' "$STUB_PORT")
+    awk -v p=":$hex" '$2 ~ p"$" { print $NF }' /proc/net/udp | head -n1
+}
+host_rcvbuf_errors() { awk '/^Udp: [0-9]/ { print $6 }' /proc/net/snmp; }
 
 # --- peak ------------------------------------------------------------------------------
 log "measuring peak QPS for ${PEAK_SECONDS}s"
@@ -173,6 +181,8 @@ RATE=$((PEAK * LOAD_PCT / 100))
 # --- soak ------------------------------------------------------------------------------
 RSS_START=$(rss_kb)
 FDS_START=$(fds)
+DROPS_START=$(stub_udp_drops)
+HOST_DROPS_START=$(host_rcvbuf_errors)
 log "soaking at $RATE QPS ($LOAD_PCT% of $PEAK) for ${DURATION}s, restarting unbound every ${RESTART_EVERY}s"
 dnsperf -s 127.0.0.1 -p "$STUB_PORT" -d "$WORK/queries.txt" -l "$DURATION" -Q "$RATE" \
     -c "$CLIENTS" -q "$OUTSTANDING" -t 5 >"$WORK/soak.txt" 2>&1 &
@@ -197,6 +207,8 @@ wait "$PERF_PID" || true
 PERF_PID=""
 RSS_END=$(rss_kb)
 FDS_END=$(fds)
+STUB_DROPS=$(( $(stub_udp_drops) - DROPS_START ))
+HOST_DROPS=$(( $(host_rcvbuf_errors) - HOST_DROPS_START ))
 STILL=$(dig @127.0.0.1 -p "$STUB_PORT" +tries=1 +time=2 +short after.bench A 2>/dev/null | head -n1)
 
 SENT=$(field "Queries sent:" "$WORK/soak.txt")
@@ -227,6 +239,7 @@ Machine: $(nproc) cores, shared with unbound and dnsperf.
 | NOERROR | ${NOERROR:-0} |
 | SERVFAIL | ${SERVFAIL:-0} |
 | lost (no answer within 5 s) | ${LOST:-?} |
+| UDP datagrams dropped by the kernel: stub socket / whole host (receive buffer full) | $STUB_DROPS / $HOST_DROPS |
 | ctdns VmRSS start → end | ${RSS_START} kB → ${RSS_END} kB (${GROWTH} %), max ${RSS_MAX} kB |
 | ctdns open fds start → end | $FDS_START → $FDS_END |
 | answers after the soak | ${STILL:-none} |
