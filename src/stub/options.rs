@@ -13,6 +13,13 @@ pub const MAX_UDP_PAYLOAD: u16 = 4096;
 /// without EDNS(0) and as the floor for clients advertising less.
 pub const MIN_UDP_PAYLOAD: u16 = 512;
 
+/// Receive buffer requested for each UDP listening socket (SO_RCVBUF; the kernel caps it at
+/// `net.core.rmem_max`). Bursts of queries queue in the kernel while the listener hands
+/// earlier ones to their tasks; Linux's default (208 KiB, about 160 small datagrams on
+/// loopback) overflows at a burst of a few hundred queries, and the kernel then drops them
+/// without a trace (a soak at 70 % of peak QPS lost 0.03 % of its queries that way).
+pub const UDP_RECV_BUFFER: usize = 4 << 20;
+
 /// Settings of the local stub server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StubOptions {

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use super::error::{Protocol, StubError};
 use super::handler::QueryHandler;
 use super::metrics::{Metrics, MetricsSnapshot};
-use super::options::StubOptions;
+use super::options::{StubOptions, UDP_RECV_BUFFER};
 use super::tcp::{self, ConnLimits};
 use super::udp;
 use crate::upstream::Transport;
@@ -68,9 +68,11 @@ pub async fn bind(opts: StubOptions) -> Result<Stub, StubError> {
 /// Binds UDP and TCP on `addr`; with port 0, on one port free for both.
 async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), StubError> {
     let bind_udp = |a: SocketAddr| async move {
-        UdpSocket::bind(a)
+        let socket = UdpSocket::bind(a)
             .await
-            .map_err(|e| StubError::from_bind(a, Protocol::Udp, e))
+            .map_err(|e| StubError::from_bind(a, Protocol::Udp, e))?;
+        raise_recv_buffer(&socket);
+        Ok::<_, StubError>(socket)
     };
     if addr.port() != 0 {
         let u = bind_udp(addr).await?;
@@ -94,6 +96,14 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), StubErr
         ip: addr.ip(),
         attempts: PORT_ATTEMPTS,
     })
+}
+
+/// Asks for a [`UDP_RECV_BUFFER`] receive buffer; serving goes on with the default if the
+/// kernel refuses.
+fn raise_recv_buffer(socket: &UdpSocket) {
+    if let Err(e) = socket2::SockRef::from(socket).set_recv_buffer_size(UDP_RECV_BUFFER) {
+        tracing::debug!(error = %e, "could not raise the UDP receive buffer");
+    }
 }
 
 impl Stub {
@@ -220,4 +230,30 @@ pub(crate) struct TaskGuard(#[allow(dead_code)] mpsc::Sender<()>);
 /// Completes once shutdown is signalled or the [`StubHandle`] is gone. Cancel-safe.
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|&stop| stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[tokio::test]
+    async fn udp_sockets_get_a_large_receive_buffer() {
+        let stub = bind(StubOptions {
+            listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
+            ..StubOptions::default()
+        })
+        .await
+        .unwrap();
+        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let got = socket2::SockRef::from(&*stub.udp[0])
+            .recv_buffer_size()
+            .unwrap();
+        // Linux caps the request at rmem_max, then doubles it for its bookkeeping.
+        assert!(got >= UDP_RECV_BUFFER.min(rmem_max), "receive buffer {got}");
+    }
 }

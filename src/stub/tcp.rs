@@ -99,6 +99,9 @@ impl Connection {
                 let Some(frame) = take_frame(&mut buf) else {
                     break;
                 };
+                // Only a complete query (or a response written) restarts the idle clock:
+                // bytes trickled one at a time must not hold a connection slot forever.
+                idle_deadline = Instant::now() + self.limits.idle_timeout;
                 let handler = Arc::clone(&self.handler);
                 in_flight.spawn(async move { handler.handle(&frame, Protocol::Tcp).await });
             }
@@ -120,7 +123,7 @@ impl Connection {
                 }
                 r = reader.read_buf(&mut buf), if can_read => match r {
                     Ok(0) => eof = true,
-                    Ok(_) => idle_deadline = Instant::now() + self.limits.idle_timeout,
+                    Ok(_) => {}
                     Err(e) => {
                         tracing::debug!(error = %e, "TCP read failed");
                         break End::Abort;

@@ -28,8 +28,9 @@ pub enum UpstreamError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The TLS handshake failed, including every certificate refusal by the verifier.
-    #[error("TLS handshake with {addr}: {source}")]
+    /// The TLS handshake failed, including every certificate refusal by the verifier
+    /// (shown by its rule, e.g. `rule issuer-pin: ...`).
+    #[error("TLS handshake with {addr}: {}", tls_failure(.source))]
     Tls {
         /// The upstream address.
         addr: std::net::SocketAddr,
@@ -71,6 +72,17 @@ pub enum UpstreamError {
     Doh(#[from] doh::DohError),
 }
 
+/// A handshake error as an operator should read it: a certificate refusal by the verifier
+/// names its rule and reason (rustls itself renders custom certificate errors with `Debug`,
+/// e.g. `Other(OtherError(IssuerNotPinned { chain: [SpkiPin([116, ...`), anything else is
+/// shown as it is.
+fn tls_failure(source: &std::io::Error) -> String {
+    match crate::tls::verifier::Refusal::find_in(source) {
+        Some(refusal) => format!("certificate refused: {refusal}"),
+        None => source.to_string(),
+    }
+}
+
 /// One way of reaching one upstream resolver. Implementations own their connections and
 /// must only send DNS bytes on connections whose certificate passed the verifier.
 pub trait Transport: Send + Sync + std::fmt::Debug {
@@ -80,4 +92,51 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 
     /// A short human-readable name, e.g. `dot://1.1.1.1:853`.
     fn name(&self) -> &str;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::pins::SpkiPin;
+    use crate::tls::verifier::Refusal;
+    use std::sync::Arc;
+
+    #[test]
+    fn tls_error_names_the_refusal_rule() {
+        let refusal = Refusal::IssuerNotPinned {
+            chain: vec![SpkiPin([1; 32])],
+            pins: vec![SpkiPin([2; 32])],
+        };
+        let rustls_error = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+            rustls::OtherError(Arc::new(refusal)),
+        ));
+        let error = UpstreamError::Tls {
+            addr: "127.0.0.1:853".parse().unwrap(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error),
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "TLS handshake with 127.0.0.1:853: certificate refused: rule issuer-pin: "
+            ),
+            "{text}"
+        );
+        assert!(text.contains(&SpkiPin([2; 32]).to_string()), "{text}");
+        assert!(!text.contains("OtherError"), "{text}");
+    }
+
+    #[test]
+    fn other_tls_errors_are_shown_as_they_are() {
+        let error = UpstreamError::Tls {
+            addr: "127.0.0.1:853".parse().unwrap(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "received fatal alert: HandshakeFailure",
+            ),
+        };
+        assert_eq!(
+            error.to_string(),
+            "TLS handshake with 127.0.0.1:853: received fatal alert: HandshakeFailure"
+        );
+    }
 }
