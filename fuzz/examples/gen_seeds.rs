@@ -142,6 +142,13 @@ fn pki_seeds(pki: &TestPki, out: &Out) -> Result<()> {
                 .embed(sct(default_logs::GAMMA)),
         ),
         ("no_scts", base()),
+        ("staple_only", StapleExt::staple_empty(base())),
+        (
+            "ocsp_only",
+            base()
+                .staple(sct(default_logs::ALPHA))
+                .staple(sct(default_logs::GAMMA).with_leaf_index(3)?),
+        ),
         (
             "pending_log",
             base()
@@ -190,6 +197,11 @@ fn pki_seeds(pki: &TestPki, out: &Out) -> Result<()> {
                 &format!("pki_{name}"),
                 &join(&[parsed.serial(), ocsp]),
             )?;
+            out.write(
+                "ocsp",
+                &format!("pki_{name}_other_serial"),
+                &join(&[&[1], ocsp]),
+            )?;
         }
     }
     Ok(())
@@ -223,6 +235,18 @@ fn check_accepted(pki: &TestPki, leaf: &ctdns::pki::IssuedLeaf) -> Result<()> {
         return Err(format!("seed chain refused: {refusal}").into());
     }
     Ok(())
+}
+
+/// A stapled OCSP response without SCTs.
+trait StapleExt {
+    fn staple_empty(self) -> Self;
+}
+
+impl StapleExt for ctdns::pki::LeafSpec {
+    fn staple_empty(mut self) -> Self {
+        self.staple_ocsp = true;
+        self
+    }
 }
 
 /// Small setters for the spec fields that have no builder method.
