@@ -39,8 +39,11 @@ use self::classify::{classify, Failure};
 use self::connection::{after, Conn, Dialer, ALPN_H2};
 pub(crate) use self::error::ConnectionGone;
 pub use self::error::{DohError, EndpointError};
-use self::message::PreparedQuery;
-use self::request::{check_head, RequestTarget};
+#[doc(hidden)]
+pub use self::message::PreparedQuery;
+#[doc(hidden)]
+pub use self::request::check_head;
+use self::request::RequestTarget;
 use super::{BoxFuture, Transport, UpstreamError};
 
 /// Floor on the keep-alive PING interval derived from the query timeout.

@@ -374,6 +374,27 @@ mod tests {
         assert!(wire::layout(&stripped).unwrap().opt.is_none());
     }
 
+    /// Regression (fuzz/regressions/upstream_response/opt-in-authority): a response whose
+    /// only OPT record sits in the authority section must be refused, not cut into a
+    /// message with NSCOUNT=1 and no authority record.
+    #[test]
+    fn strip_refuses_opt_in_the_authority_section() {
+        let mut r = response_with_opt(0, false);
+        let arcount = u16::from_be_bytes([r[10], r[11]]);
+        let nscount = u16::from_be_bytes([r[8], r[9]]);
+        assert_eq!((arcount, nscount), (1, 0));
+        r[9] = 1;
+        r[11] = 0;
+        assert_eq!(
+            strip_opt(&r),
+            Err(WireError::OptOutsideAdditional(wire::Section::Authority))
+        );
+        assert_eq!(
+            pad_query(&r),
+            Err(WireError::OptOutsideAdditional(wire::Section::Authority))
+        );
+    }
+
     #[test]
     fn strip_leaves_opt_less_responses_alone() {
         let mut m = Message::new(9, MessageType::Response, OpCode::Query);

@@ -90,6 +90,11 @@ pub enum WireError {
     /// More than one OPT record (RFC 6891 §6.1.1).
     #[error("more than one OPT record")]
     MultipleOpt,
+    /// An OPT record outside the additional section (RFC 6891 §6.1.1 places it there).
+    /// Accepting it would let [`strip_opt`](super::padding::strip_opt) cut a record that
+    /// ANCOUNT or NSCOUNT still counts.
+    #[error("OPT record in the {0} section (only allowed in the additional section)")]
+    OptOutsideAdditional(Section),
     /// The OPT record's RDATA is not a well-formed list of options.
     #[error("OPT record options are malformed")]
     BadOptOptions,
@@ -235,6 +240,9 @@ pub fn layout(msg: &[u8]) -> Result<Layout, WireError> {
                 .filter(|&e| e <= msg.len())
                 .ok_or(truncated)?;
             if rtype == TYPE_OPT {
+                if section != Section::Additional {
+                    return Err(WireError::OptOutsideAdditional(section));
+                }
                 if opt.is_some() {
                     return Err(WireError::MultipleOpt);
                 }
@@ -409,6 +417,29 @@ mod tests {
         r[11] = 2;
         r.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(layout(&r), Err(WireError::MultipleOpt));
+    }
+
+    /// Found by the `upstream_response` fuzz target
+    /// (fuzz/regressions/upstream_response/opt-in-authority): an OPT record counted by
+    /// NSCOUNT was taken for the additional section's OPT, and `strip_opt` then cut it
+    /// while decrementing ARCOUNT, leaving a message whose NSCOUNT promised a missing record.
+    #[test]
+    fn rejects_opt_outside_the_additional_section() {
+        let mut in_authority = response();
+        in_authority[9] = 1; // nscount
+        in_authority[11] = 0; // arcount
+        assert_eq!(
+            layout(&in_authority),
+            Err(WireError::OptOutsideAdditional(Section::Authority))
+        );
+        let mut in_answer = query();
+        in_answer[2] = 0x81;
+        in_answer[7] = 1; // ancount
+        in_answer.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            layout(&in_answer),
+            Err(WireError::OptOutsideAdditional(Section::Answer))
+        );
     }
 
     #[test]

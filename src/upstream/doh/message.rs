@@ -10,9 +10,10 @@ use crate::upstream::UpstreamError;
 /// Size of the fixed DNS header (RFC 1035 §4.1.1).
 const DNS_HEADER_LEN: usize = 12;
 
-/// A validated query ready to be sent over DoH.
+/// A validated query ready to be sent over DoH. Public (hidden) only for the fuzz targets.
 #[derive(Debug, Clone)]
-pub(crate) struct PreparedQuery {
+#[doc(hidden)]
+pub struct PreparedQuery {
     /// The query bytes with the message ID set to 0.
     wire: Bytes,
     /// The client's message ID, restored on the response.
@@ -23,7 +24,7 @@ pub(crate) struct PreparedQuery {
 
 impl PreparedQuery {
     /// Checks that `query` is a DNS query and prepares its wire form with ID 0.
-    pub(crate) fn new(query: &[u8]) -> Result<Self, UpstreamError> {
+    pub fn new(query: &[u8]) -> Result<Self, UpstreamError> {
         if query.len() < DNS_HEADER_LEN {
             return Err(UpstreamError::BadQuery(format!(
                 "{} bytes is shorter than a DNS header",
@@ -55,7 +56,7 @@ impl PreparedQuery {
     }
 
     /// The bytes to send: the query with message ID 0.
-    pub(crate) fn wire(&self) -> &Bytes {
+    pub fn wire(&self) -> &Bytes {
         &self.wire
     }
 
@@ -67,7 +68,7 @@ impl PreparedQuery {
 
     /// Checks a response body against this query and returns it with the original
     /// message ID restored.
-    pub(crate) fn accept_response(&self, body: &[u8]) -> Result<Vec<u8>, DohError> {
+    pub fn accept_response(&self, body: &[u8]) -> Result<Vec<u8>, DohError> {
         let parsed = Message::from_vec(body).map_err(|source| DohError::MalformedDns { source })?;
         if parsed.metadata.message_type != MessageType::Response {
             return Err(DohError::NotAResponse);

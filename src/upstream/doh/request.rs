@@ -89,8 +89,9 @@ impl RequestTarget {
 }
 
 /// Checks the response head: status 200, content type `application/dns-message`, and a
-/// declared length (if any) within `limit`.
-pub(crate) fn check_head<B>(response: &Response<B>, limit: usize) -> Result<(), DohError> {
+/// declared length (if any) within `limit`. Public (hidden) only for the fuzz targets.
+#[doc(hidden)]
+pub fn check_head<B>(response: &Response<B>, limit: usize) -> Result<(), DohError> {
     let status = response.status();
     if status != StatusCode::OK {
         return Err(DohError::Status {
