@@ -3,7 +3,12 @@
 //! Real stub front end (UDP and TCP on 127.0.0.1:0) → [`Pool`] → DoT or DoH transport with
 //! the real CT verifier (test PKI roots, its CT log list, the honest intermediate pinned) →
 //! in-process faulty servers (`tests/faults`). For each fault and transport, with two
-//! upstreams (faulty first, honest second) and with the faulty one alone, concurrent client
+//! upstreams (faulty first, honest second) and with the faulty one alone, the faulty server
+//! first answers honestly (one query opens a verified connection to it), then the fault is
+//! switched on: faults on a query strike that live connection; faults on the handshake
+//! (fatal alert, stalled handshake, rogue certificate) come with the server closing its
+//! connections, so the client meets them when it reconnects (the certificate changes
+//! between connections). Then concurrent client
 //! queries over UDP and TCP must each get a response, correct or SERVFAIL, within the stub's
 //! query timeout (a correctness deadline, measured per query); the stub must keep answering
 //! other clients meanwhile; once the fault is switched off it must answer correctly again
@@ -109,7 +114,7 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
         query: POOL_TIMEOUT,
         stall: Duration::from_millis(300),
     };
-    let faulty = FaultyServer::start(kind, &pki, fault).await;
+    let faulty = FaultyServer::start(kind, &pki, Fault::Honest).await;
     let honest = match setup {
         Setup::Failover => Some(FaultyServer::start(kind, &pki, Fault::Honest).await),
         Setup::Single => None,
@@ -140,6 +145,21 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
     .start(Arc::clone(&pool) as Arc<dyn Transport>);
     let udp = stub.udp_addrs()[0];
     let tcp = stub.tcp_addrs()[0];
+
+    // Warm-up: a verified connection to the (still honest) first upstream, then the fault.
+    let warm_name = format!("w.s{tag}.test.");
+    let (warm, _) = ask(udp, false, 0xAAAA, &warm_name, CLIENT_WAIT).await;
+    if warm != Outcome::Correct || Counters::get(&faulty.counters.answered) != 1 {
+        failures.push(format!("warm-up through the first upstream: {warm:?}"));
+    }
+    let warm_bytes = Counters::bytes(&faulty.counters.app_bytes);
+    faulty.set(fault);
+    if matches!(
+        fault,
+        Fault::FatalAlert | Fault::StallHandshake | Fault::RogueCert
+    ) {
+        faulty.drop_connections();
+    }
 
     // Fault phase: concurrent clients over UDP and TCP, plus a probe the stub answers itself.
     let mut clients = JoinSet::new();
@@ -204,6 +224,11 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
     let entries = refusals.entries();
     let mut notes = String::new();
     match fault {
+        Fault::StallHandshake => {
+            if Counters::get(&c.handshakes_stalled) == 0 {
+                failures.push("no handshake was stalled".into());
+            }
+        }
         Fault::FatalAlert => {
             if Counters::get(&c.alerts_sent) == 0 {
                 failures.push("no alert was sent".into());
@@ -214,6 +239,10 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
             let bytes = Counters::bytes(&c.rogue_app_bytes);
             if offered == 0 {
                 failures.push("the rogue certificate was never offered".into());
+            }
+            // The honest connection before it did carry DNS: the counter works.
+            if warm_bytes == 0 {
+                failures.push("the honest warm-up connection counted no application bytes".into());
             }
             if bytes != 0 || Counters::get(&c.rogue_handshakes) != 0 {
                 failures.push(format!(
@@ -234,7 +263,7 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
             }
             let _ = write!(
                 notes,
-                "refused {}× by issuer-pin; {offered} rogue conns, {bytes} app bytes",
+                "honest conn first ({warm_bytes} app bytes), then refused {}× by issuer-pin: {offered} rogue conns, {bytes} app bytes",
                 entries.len()
             );
         }

@@ -7,8 +7,10 @@
 //! [`BIG_ANSWER_RECORDS`] records), and both misbehave as the current [`Fault`] says; the
 //! fault can be switched at any time with `set`. Faults that act on a query are read when the
 //! query arrives, so switching back to [`Fault::Honest`] heals live connections too; faults
-//! that act on the handshake ([`Fault::FatalAlert`], [`Fault::RogueCert`]) apply to
-//! connections accepted while they are set.
+//! that act on the handshake ([`Fault::FatalAlert`], [`Fault::StallHandshake`],
+//! [`Fault::RogueCert`]) apply to connections accepted while they are set;
+//! [`FaultyServer::drop_connections`] closes the established ones, so that the client has to
+//! reconnect into the fault (a certificate that changes between connections).
 //!
 //! Each server counts TCP connections, completed TLS handshakes, and the application bytes
 //! it received after a handshake, separately for connections that were offered the rogue
@@ -82,6 +84,8 @@ pub enum Fault {
     CloseNotify,
     /// Answers the ClientHello with a fatal `handshake_failure` alert: no TLS session.
     FatalAlert,
+    /// Accepts the TCP connection but never answers the ClientHello.
+    StallHandshake,
     /// Completes the handshake and reads queries, but never answers.
     Stall,
     /// Answers with a message ID the client did not use (DoT: the ID xor 0x5A5A; DoH:
@@ -111,6 +115,7 @@ impl Fault {
         Fault::Reset,
         Fault::CloseNotify,
         Fault::FatalAlert,
+        Fault::StallHandshake,
         Fault::Stall,
         Fault::WrongId,
         Fault::Truncated,
@@ -125,6 +130,7 @@ impl Fault {
         Fault::Reset,
         Fault::CloseNotify,
         Fault::FatalAlert,
+        Fault::StallHandshake,
         Fault::Stall,
         Fault::WrongId,
         Fault::Truncated,
@@ -142,6 +148,7 @@ impl Fault {
             Fault::Reset => "TCP reset",
             Fault::CloseNotify => "TLS close_notify",
             Fault::FatalAlert => "TLS fatal alert",
+            Fault::StallHandshake => "stalled handshake",
             Fault::Stall => "stalled",
             Fault::WrongId => "wrong ID",
             Fault::Truncated => "truncated frame",
@@ -172,6 +179,8 @@ pub struct Counters {
     pub rogue_app_bytes: AtomicU64,
     /// Fatal alerts sent instead of a ServerHello.
     pub alerts_sent: AtomicUsize,
+    /// Connections whose ClientHello was left unanswered.
+    pub handshakes_stalled: AtomicUsize,
     /// DNS queries read.
     pub queries: AtomicUsize,
     /// Correct answers sent.
@@ -358,6 +367,8 @@ pub fn answer(query: &[u8]) -> Option<Vec<u8>> {
 #[derive(Debug)]
 struct Control {
     fault: Mutex<Fault>,
+    /// Bumped to close every established connection.
+    kick: watch::Sender<u64>,
 }
 
 impl Control {
@@ -367,6 +378,11 @@ impl Control {
 
     fn set(&self, fault: Fault) {
         *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    /// Completes when [`FaultyServer::drop_connections`] is called.
+    async fn kicked(mut kick: watch::Receiver<u64>) {
+        let _ = kick.changed().await;
     }
 }
 
@@ -443,6 +459,7 @@ impl FaultyServer {
         let counters = Arc::new(Counters::default());
         let control = Arc::new(Control {
             fault: Mutex::new(fault),
+            kick: watch::Sender::new(0),
         });
         let task = {
             let counters = Arc::clone(&counters);
@@ -460,10 +477,19 @@ impl FaultyServer {
                                 control: Arc::clone(&control),
                                 counters: Arc::clone(&counters),
                             };
-                            match kind {
-                                Kind::Dot => connections.spawn(dot_connection(tcp, ctx)),
-                                Kind::Doh => connections.spawn(doh_connection(tcp, ctx)),
-                            };
+                            let kicked = Control::kicked(control.kick.subscribe());
+                            connections.spawn(async move {
+                                // A kick drops the connection future, and with it the socket.
+                                tokio::select! {
+                                    _ = kicked => {}
+                                    _ = async {
+                                        match kind {
+                                            Kind::Dot => dot_connection(tcp, ctx).await,
+                                            Kind::Doh => doh_connection(tcp, ctx).await,
+                                        }
+                                    } => {}
+                                }
+                            });
                         }
                         Some(_) = connections.join_next(), if !connections.is_empty() => {}
                     }
@@ -487,6 +513,12 @@ impl FaultyServer {
     /// The current behaviour.
     pub fn fault(&self) -> Fault {
         self.control.get()
+    }
+
+    /// Closes every established connection (TCP FIN, no close_notify, no GOAWAY): the
+    /// client has to reconnect, and meets whatever handshake fault is set by then.
+    pub fn drop_connections(&self) {
+        self.control.kick.send_modify(|generation| *generation += 1);
     }
 
     /// A ctdns transport to this server with the real CT verifier of `pki`.
@@ -560,6 +592,15 @@ async fn handshake(tcp: TcpStream, ctx: &ConnCtx) -> Option<SharedIo> {
     let fault = ctx.control.get();
     if fault == Fault::FatalAlert {
         fatal_alert(tcp, &ctx.counters).await;
+        return None;
+    }
+    if fault == Fault::StallHandshake {
+        ctx.counters
+            .handshakes_stalled
+            .fetch_add(1, Ordering::SeqCst);
+        // Hold the socket without reading (bounded, so no task outlives a test).
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tcp);
         return None;
     }
     let rogue = fault == Fault::RogueCert;
@@ -660,6 +701,7 @@ async fn dot_connection(tcp: TcpStream, ctx: ConnCtx) {
             }
             Fault::Honest
             | Fault::FatalAlert
+            | Fault::StallHandshake
             | Fault::RogueCert
             | Fault::GoAway
             | Fault::RstStream => {
@@ -802,7 +844,7 @@ async fn doh_request(
             let garbage = Bytes::from(vec![0xFF; 65_535]);
             return Ok(dns_response(BoxBody::new(Full::new(garbage))));
         }
-        Fault::Honest | Fault::FatalAlert | Fault::RogueCert => {
+        Fault::Honest | Fault::FatalAlert | Fault::StallHandshake | Fault::RogueCert => {
             ctx.counters.answered.fetch_add(1, Ordering::SeqCst);
             return Ok(dns_response(BoxBody::new(Full::new(Bytes::from(response)))));
         }
