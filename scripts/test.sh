@@ -25,7 +25,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --all-targets -- -D warnings
-echo "== cargo test"
-cargo test --all-targets -- --test-threads=2
+echo "== cargo test (library, binary, integration tests, examples)"
+cargo test --lib --bins --tests --examples -- --test-threads=2
+echo "== cargo test --benches (each benchmark runs once, as a check that it works)"
+cargo test --benches
 echo "== doc tests"
 cargo test --doc
