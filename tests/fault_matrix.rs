@@ -235,6 +235,18 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
             }
         }
         Fault::RogueCert => {
+            // What the operator reads: the upstream error names the rule. Asking the faulty
+            // upstream directly also guarantees the rogue certificate is offered at least
+            // once: under load the pool may have served the whole burst from the honest
+            // upstream after the old connection was dropped.
+            match faulty_transport.query(&query(9, "rogue.test.", None)).await {
+                Err(e @ UpstreamError::Tls { .. }) if e.to_string().contains("rule issuer-pin") => {
+                }
+                other => failures.push(format!(
+                    "a direct query to the rogue upstream should fail naming issuer-pin: {other:?}"
+                )),
+            }
+            let entries = refusals.entries();
             let offered = Counters::get(&c.rogue_offered);
             let bytes = Counters::bytes(&c.rogue_app_bytes);
             if offered == 0 {
@@ -252,14 +264,6 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
             }
             if entries.is_empty() || entries.iter().any(|(_, rule, _)| *rule != "issuer-pin") {
                 failures.push(format!("refusals should all name issuer-pin: {entries:?}"));
-            }
-            // What the operator reads: the upstream error names the rule.
-            match faulty_transport.query(&query(9, "rogue.test.", None)).await {
-                Err(e @ UpstreamError::Tls { .. }) if e.to_string().contains("rule issuer-pin") => {
-                }
-                other => failures.push(format!(
-                    "a direct query to the rogue upstream should fail naming issuer-pin: {other:?}"
-                )),
             }
             let _ = write!(
                 notes,
