@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cd fuzz && cargo run --example gen_seeds -- [CT_VECTORS_DIR]
+//! cd fuzz && cargo run --example gen_seeds -- --check   # committed seeds still verify
 //! ```
 //!
 //! Generates (at the fixed time `ctdns_fuzz::PKI_NOW_SECS`) a test PKI and writes its root
@@ -45,6 +46,9 @@ impl Out {
 
 fn main() -> Result<()> {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if std::env::args().nth(1).as_deref() == Some("--check") {
+        return check_committed(&here);
+    }
     let vectors = std::env::args()
         .nth(1)
         .map(PathBuf::from)
@@ -233,6 +237,43 @@ fn check_accepted(pki: &TestPki, leaf: &ctdns::pki::IssuedLeaf) -> Result<()> {
     );
     if let Some(refusal) = decision.refusal {
         return Err(format!("seed chain refused: {refusal}").into());
+    }
+    Ok(())
+}
+
+/// `--check`: the committed `ct_decision` seeds of honest chains must be accepted with the
+/// committed `pki/` files (the ones the fuzz target compiles in), at `PKI_NOW_SECS`.
+fn check_committed(here: &Path) -> Result<()> {
+    use ctdns::ct::{checker::CtChecker, log_list::LogList, policy::CtPolicy};
+    use ctdns::tls::{roots::anchors_from_der, verifier::CtVerifier};
+    use std::sync::Arc;
+    let logs = LogList::from_json(&fs::read(here.join("pki/log_list.json"))?)?;
+    let root = CertificateDer::from(fs::read(here.join("pki/root.der"))?);
+    let verifier = CtVerifier::new(
+        Arc::new(anchors_from_der(&[root], "pki/root.der")?),
+        CtChecker::new(Arc::new(logs), CtPolicy::chrome()),
+    );
+    let now =
+        rustls_pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(PKI_NOW_SECS));
+    for name in ["pki_honest_0", "pki_stapled_0", "pki_rsa_leaf_0"] {
+        let seed = fs::read(here.join("corpus/ct_decision").join(name))?;
+        let parts = ctdns_fuzz::split(&seed, 4);
+        let [_, leaf, inter, ocsp] = parts.as_slice() else {
+            return Err(format!("{name}: not four parts").into());
+        };
+        let chain = [CertificateDer::from(*inter)];
+        let decision = verifier.verify(
+            &CertificateDer::from(*leaf),
+            &chain,
+            Some(LEAF_IP),
+            None,
+            ocsp,
+            now,
+        );
+        match decision.refusal {
+            None => println!("{name}: accepted"),
+            Some(r) => return Err(format!("{name}: refused: {r}").into()),
+        }
     }
     Ok(())
 }

@@ -81,6 +81,16 @@ pub enum WireError {
         /// Offset of the pointer.
         at: usize,
     },
+    /// The name reached through a compression pointer runs up to or past the pointer
+    /// itself: it is not a prior occurrence (RFC 1035 §4.1.4), and cutting bytes after the
+    /// pointer (as [`strip_opt`](super::padding::strip_opt) does) would change it.
+    #[error(
+        "domain name reached through the compression pointer at offset {at} runs past the pointer"
+    )]
+    PointerOverrun {
+        /// Offset of the pointer.
+        at: usize,
+    },
     /// The message must carry exactly one question.
     #[error("expected exactly one question, found {0}")]
     QuestionCount(u16),
@@ -305,6 +315,9 @@ fn read_name(
     // Every jump must land strictly below the previous jump target (or below the name's
     // own start), so the walk cannot loop; real compression chains always do.
     let mut floor = pos;
+    // After a jump, the rest of the name must lie before the pointer just followed.
+    let mut limit = msg.len();
+    let mut last_pointer = pos;
     loop {
         let len_byte = *msg.get(cursor).ok_or_else(|| truncated.clone())?;
         match len_byte & 0xC0 {
@@ -318,6 +331,9 @@ fn read_name(
                 let label = msg
                     .get(cursor..label_end)
                     .ok_or_else(|| truncated.clone())?;
+                if label_end > limit {
+                    return Err(WireError::PointerOverrun { at: last_pointer });
+                }
                 if let Some(out) = out.as_deref_mut() {
                     out.extend(label.iter().map(u8::to_ascii_lowercase));
                 }
@@ -332,10 +348,15 @@ fn read_name(
                 if target >= floor {
                     return Err(WireError::ForwardPointer { at: cursor });
                 }
+                if cursor + 2 > limit {
+                    return Err(WireError::PointerOverrun { at: last_pointer });
+                }
                 if end_in_place.is_none() {
                     end_in_place = Some(cursor + 2);
                 }
                 floor = target;
+                limit = cursor;
+                last_pointer = cursor;
                 cursor = target;
             }
             other => return Err(WireError::ReservedLabelType(other)),
@@ -439,6 +460,30 @@ mod tests {
         assert_eq!(
             layout(&in_answer),
             Err(WireError::OptOutsideAdditional(Section::Answer))
+        );
+    }
+
+    /// Found by the `upstream_response` fuzz target
+    /// (fuzz/regressions/upstream_response/pointer-into-opt): a pointer to an earlier
+    /// offset whose labels ran on past the pointer, into the OPT record's root name, so
+    /// `strip_opt` cut the end of a name still in use.
+    #[test]
+    fn rejects_names_running_past_their_pointer() {
+        // A pointer to a suffix of an earlier name (`com.` in the question) stays fine.
+        let mut m = response();
+        m[12 + 17 + 4 + 1] = 24;
+        assert!(layout(&m).is_ok());
+        // The fuzzer's message: answer 2's owner points into answer 1's RDATA, whose
+        // last label runs over the pointer and ends at the OPT owner's root byte.
+        let regression = [
+            0, 11, 129, 166, 0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 2, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 60, 0,
+            20, 6, 116, 97, 114, 103, 101, 116, 7, 101, 120, 97, 109, 112, 108, 101, 3, 110, 101,
+            116, 16, 192, 28, 0, 1, 0, 1, 0, 0, 1, 172, 0, 4, 192, 0, 2, 3, 0, 0, 41, 14, 0, 0, 0,
+            0, 0, 0, 0,
+        ];
+        assert_eq!(
+            layout(&regression),
+            Err(WireError::PointerOverrun { at: 48 })
         );
     }
 
