@@ -240,14 +240,16 @@ impl DotTransport {
             if let Err(e) = tcp.set_nodelay(true) {
                 debug!(upstream = %self.name, error = %e, "could not set TCP_NODELAY");
             }
+            let acks = QuickAck::new(&tcp);
             // The certificate verifier runs inside this handshake. It has to complete before
             // the stream is handed to the writer: no DNS byte is written before that.
             self.connector
                 .connect(self.server_name.clone(), tcp)
                 .await
+                .map(|stream| (stream, acks))
                 .map_err(|source| UpstreamError::Tls { addr, source })
         };
-        let stream = match limit.run(handshake).await {
+        let (stream, acks) = match limit.run(handshake).await {
             Ok(result) => result?,
             Err(_) if deadline.is_expired() => return Err(UpstreamError::Timeout),
             Err(_) => return Err(UpstreamError::ConnectTimeout { addr }),
@@ -256,6 +258,7 @@ impl DotTransport {
         debug!(upstream = %self.name, generation, "TLS session established");
         Ok(Connection::start(
             stream,
+            acks,
             addr,
             generation,
             self.opts.max_in_flight,
@@ -329,6 +332,7 @@ struct Connection {
 impl Connection {
     fn start(
         stream: Stream,
+        acks: QuickAck,
         peer: SocketAddr,
         generation: u64,
         capacity: usize,
@@ -353,6 +357,7 @@ impl Connection {
         tokio::spawn(read_loop(
             Arc::clone(&conn),
             reader,
+            acks,
             idle_timeout,
             conn.shutdown.subscribe(),
         ));
@@ -371,6 +376,11 @@ impl Connection {
 
     fn is_open(&self) -> bool {
         self.lock().closed.is_none()
+    }
+
+    /// How many queries are waiting for their response.
+    fn outstanding(&self) -> usize {
+        self.lock().inflight.len()
     }
 
     /// The error for a query that lost this connection.
@@ -503,6 +513,53 @@ impl Connection {
     }
 }
 
+/// Prompt TCP acknowledgements of the resolver's responses while queries are outstanding.
+///
+/// A resolver that leaves Nagle's algorithm on for its DoT sockets (unbound 1.17 does: it
+/// sets `TCP_NODELAY` only on DoH sockets) holds back each small response until its previous
+/// segment is acknowledged, and Linux delays acknowledgements by up to 40 ms when the
+/// receiver has nothing to send back. With queries pipelined on one connection, and more so
+/// when the writer batches them, that stalls the whole pipeline: on loopback against
+/// unbound, throughput was capped near 18k QPS with the CPUs far from busy. Asking the kernel
+/// (`TCP_QUICKACK`, which it resets on its own) to acknowledge at once after every read
+/// that leaves queries outstanding removes the stall; it changes nothing about what is sent
+/// or verified. Linux only; elsewhere a no-op.
+struct QuickAck {
+    /// A duplicate of the connection's socket descriptor, used only for `setsockopt`.
+    #[cfg(target_os = "linux")]
+    socket: Option<socket2::Socket>,
+}
+
+impl QuickAck {
+    fn new(tcp: &TcpStream) -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsFd;
+            QuickAck {
+                socket: tcp
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .ok()
+                    .map(socket2::Socket::from),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = tcp;
+            QuickAck {}
+        }
+    }
+
+    /// Acknowledge what has been received without delay.
+    fn now(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(socket) = &self.socket {
+            // Best effort: without it, acknowledgements are merely delayed.
+            let _ = socket.set_tcp_quickack(true);
+        }
+    }
+}
+
 /// Split one complete length-prefixed frame off the front of `buf`, if there is one.
 /// Public (hidden) only for the fuzz targets.
 #[doc(hidden)]
@@ -517,6 +574,7 @@ pub fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
 async fn read_loop(
     conn: Arc<Connection>,
     mut reader: ReadHalf<Stream>,
+    acks: QuickAck,
     idle_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -538,7 +596,11 @@ async fn read_loop(
                     conn.close("upstream closed the connection mid-message".into());
                     return;
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    if conn.outstanding() > 0 {
+                        acks.now();
+                    }
+                }
                 Err(e) => {
                     conn.close(format!("read failed: {e}"));
                     return;
@@ -554,12 +616,17 @@ async fn read_loop(
     }
 }
 
+/// Most bytes of queued queries the writer gathers into one write (one TLS record, one
+/// system call): about 100 padded queries, well below the 16 KiB TLS record limit.
+const WRITE_BATCH: usize = 12 * 1024;
+
 async fn write_loop(
     conn: Arc<Connection>,
     mut writer: WriteHalf<Stream>,
     mut frames: mpsc::Receiver<Vec<u8>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
     loop {
         let frame = tokio::select! {
             biased;
@@ -567,8 +634,23 @@ async fn write_loop(
             frame = frames.recv() => frame,
         };
         let Some(frame) = frame else { break };
+        // Queries that queue up together go out together: under load this saves a TLS
+        // record and a system call per query. With other queries outstanding (a sign of
+        // load), the writer first lets the tasks that are ready to run (typically more
+        // queries just read from clients) queue theirs; a lone query is written at once.
+        if conn.outstanding() > 1 {
+            tokio::task::yield_now().await;
+        }
+        batch.clear();
+        batch.extend_from_slice(&frame);
+        while batch.len() < WRITE_BATCH {
+            match frames.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
         let write = async {
-            writer.write_all(&frame).await?;
+            writer.write_all(&batch).await?;
             writer.flush().await
         };
         let written = tokio::select! {
