@@ -17,6 +17,7 @@ Needs valgrind (`apt-get install valgrind`) and a release build (`cargo build --
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ def main():
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--out", help="write the callgrind_annotate output here")
     p.add_argument("--cpu", type=int, default=1, help="CPU for ctdns (taskset)")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (dumps)")
     a = p.parse_args()
 
     ctx = Ctx()
@@ -113,6 +115,8 @@ def main():
     print("\n".join(_top(ann, a.top)))
     print("\n# inclusive cost (top)")
     print("\n".join(_top(incl, a.top)))
+    if not a.keep:
+        shutil.rmtree(ctx.work, ignore_errors=True)
     if a.out:
         Path(a.out).write_text(
             f"# {mode}, {a.protocol}, {done} answered; Ir/query "
