@@ -785,9 +785,9 @@ def render(ctx, info, results, tcp):
         "prefix, which Linux delays when the client has nothing to send. dnsperf's DoT client, "
         "unbound as forwarder and stubby wait for that: their fixed-rate DoT p50 is about the "
         "gap between queries (1 ms at 1000 QPS) and the first answer on a new DoT connection "
-        "takes ~40 ms. ctdns acknowledges at once while it has queries outstanding "
-        "(`TCP_QUICKACK` after each read, src/upstream/dot.rs `QuickAck`), so its DoT rows are "
-        "not held back; under load the same stall also limited pipelined throughput.",
+        "takes ~40 ms. ctdns acknowledges at once (`TCP_QUICKACK` after each write and read, "
+        "src/upstream/dot.rs `QuickAck`), so its DoT rows are not held back; under load the "
+        "same stall also limited pipelined throughput.",
         "",
     ]
     for l in ctx.layouts:

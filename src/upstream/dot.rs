@@ -327,6 +327,7 @@ struct Connection {
     outgoing: mpsc::Sender<Vec<u8>>,
     state: Mutex<ConnState>,
     shutdown: watch::Sender<bool>,
+    acks: QuickAck,
 }
 
 impl Connection {
@@ -352,12 +353,12 @@ impl Connection {
                 last_activity: now,
             }),
             shutdown,
+            acks,
         });
         let (reader, writer) = tokio::io::split(stream);
         tokio::spawn(read_loop(
             Arc::clone(&conn),
             reader,
-            acks,
             idle_timeout,
             conn.shutdown.subscribe(),
         ));
@@ -378,7 +379,7 @@ impl Connection {
         self.lock().closed.is_none()
     }
 
-    /// How many queries are waiting for their response.
+    /// How many queries are waiting for their response (registered, not yet answered).
     fn outstanding(&self) -> usize {
         self.lock().inflight.len()
     }
@@ -513,17 +514,22 @@ impl Connection {
     }
 }
 
-/// Prompt TCP acknowledgements of the resolver's responses while queries are outstanding.
+/// Prompt TCP acknowledgements of what the resolver sends.
 ///
 /// A resolver that leaves Nagle's algorithm on for its DoT sockets (unbound 1.17 does: it
-/// sets `TCP_NODELAY` only on DoH sockets) holds back each small response until its previous
-/// segment is acknowledged, and Linux delays acknowledgements by up to 40 ms when the
-/// receiver has nothing to send back. With queries pipelined on one connection, and more so
-/// when the writer batches them, that stalls the whole pipeline: on loopback against
-/// unbound, throughput was capped near 18k QPS with the CPUs far from busy. Asking the kernel
-/// (`TCP_QUICKACK`, which it resets on its own) to acknowledge at once after every read
-/// that leaves queries outstanding removes the stall; it changes nothing about what is sent
-/// or verified. Linux only; elsewhere a no-op.
+/// sets `TCP_NODELAY` only on DoH sockets, and writes a response's length prefix and
+/// message separately) holds back each small segment until its previous one is
+/// acknowledged, and Linux delays acknowledgements by up to 40 ms when the receiver has
+/// nothing to send back. So every answer waited for the next query (or 40 ms), the first
+/// answer on a new connection waited 40 ms behind the unacknowledged TLS session tickets
+/// (which reach no reader as data), and with queries pipelined on one connection, more so
+/// when the writer batches them, the whole pipeline stalled: on loopback against unbound,
+/// throughput was capped near 18k QPS with the CPUs far from busy. Asking the kernel
+/// (`TCP_QUICKACK`, which it resets on its own) to acknowledge at once after every write
+/// (sending puts Linux back into delayed-ACK mode) and after every read removes the
+/// stalls: one `setsockopt` per write batch and per read, each carrying many queries or
+/// responses under load. It changes nothing about what is sent or verified. Linux only;
+/// elsewhere a no-op.
 struct QuickAck {
     /// A duplicate of the connection's socket descriptor, used only for `setsockopt`.
     #[cfg(target_os = "linux")]
@@ -574,7 +580,6 @@ pub fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
 async fn read_loop(
     conn: Arc<Connection>,
     mut reader: ReadHalf<Stream>,
-    acks: QuickAck,
     idle_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -596,11 +601,7 @@ async fn read_loop(
                     conn.close("upstream closed the connection mid-message".into());
                     return;
                 }
-                Ok(_) => {
-                    if conn.outstanding() > 0 {
-                        acks.now();
-                    }
-                }
+                Ok(_) => conn.acks.now(),
                 Err(e) => {
                     conn.close(format!("read failed: {e}"));
                     return;
@@ -659,7 +660,12 @@ async fn write_loop(
             written = write => written,
         };
         match written {
-            Ok(()) => conn.touch(),
+            Ok(()) => {
+                // Sending data right after receiving some puts Linux back into delayed-ACK
+                // mode; the answers to what was just sent are to be acknowledged at once.
+                conn.acks.now();
+                conn.touch();
+            }
             Err(e) => {
                 conn.close(format!("write failed: {e}"));
                 break;
