@@ -104,6 +104,14 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
+def machine_busy_ticks():
+    """(busy, total) clock ticks over all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return sum(vals) - idle, sum(vals)
+
+
 def status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -157,6 +165,40 @@ def wait_tcp(proc, port, what, timeout=15):
 
 
 # --------------------------------------------------------------------------------------------
+# CPU layouts
+
+
+class Layout:
+    """Which CPU (taskset) the upstream, the contender and dnsperf run on."""
+
+    def __init__(self, name, upstream, contender, loadgen, title):
+        self.name, self.upstream, self.contender, self.loadgen = name, upstream, contender, loadgen
+        self.title = title
+
+    def describe(self):
+        return (f"upstream unbound on CPU {self.upstream}; contender on CPU {self.contender}; "
+                f"dnsperf on CPU {self.loadgen}")
+
+    def as_dict(self):
+        return {"name": self.name, "upstream_cpu": self.upstream,
+                "contender_cpu": self.contender, "loadgen_cpu": self.loadgen,
+                "title": self.title}
+
+
+def layouts(args):
+    """Layout A (the original): the contender shares its CPU with dnsperf, the upstream has
+    one to itself. Layout B: the contender has a CPU to itself, the upstream shares with
+    dnsperf. A charges the contender for the load generator's CPU; B charges the upstream."""
+    a = Layout("A", args.upstream_cpu, args.contender_cpu, args.loadgen_cpu,
+               "contender and dnsperf share a CPU")
+    b = Layout("B", args.contender_cpu ^ 1 if args.contender_cpu in (0, 1) else 0,
+               args.contender_cpu,
+               args.contender_cpu ^ 1 if args.contender_cpu in (0, 1) else 0,
+               "contender alone on its CPU; upstream and dnsperf share the other")
+    return {"A": a, "B": b}
+
+
+# --------------------------------------------------------------------------------------------
 # Setup: PKI, upstream, contenders
 
 
@@ -164,29 +206,12 @@ def ctdns_bin():
     return ROOT / "target" / "release" / "ctdns"
 
 
-def has_subcommand(name):
-    try:
-        return (
-            subprocess.run(
-                [str(ctdns_bin()), name, "--help"], capture_output=True, timeout=10
-            ).returncode
-            == 0
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def make_pki(work):
     pki = work / "pki"
-    if has_subcommand("pki"):
-        how = "ctdns pki"
-        sh([str(ctdns_bin()), "pki", "--out", str(pki), "--ip", LOOPBACK, "--dns", AUTH_NAME])
-    else:
-        how = "examples/bench_pki"
-        sh([str(ROOT / "target/release/examples/bench_pki"), str(pki), LOOPBACK])
+    sh([str(ctdns_bin()), "pki", "--out", str(pki), "--ip", LOOPBACK, "--dns", AUTH_NAME])
     for f in ["ca.pem", "chain.pem", "key.pem", "log_list.json"]:
         if not (pki / f).exists():
-            raise RuntimeError(f"{how} did not write {f}")
+            raise RuntimeError(f"ctdns pki did not write {f}")
     # SPKI SHA-256 pin of the root, computed independently with openssl.
     pub = sh(["openssl", "x509", "-in", str(pki / "ca.pem"), "-noout", "-pubkey"])
     der = subprocess.run(
@@ -196,7 +221,7 @@ def make_pki(work):
         check=True,
     ).stdout
     pin = base64.b64encode(hashlib.sha256(der).digest()).decode()
-    return pki, pin, how
+    return pki, pin, "ctdns pki"
 
 
 UNBOUND_COMMON = """  do-daemonize: no
@@ -223,7 +248,7 @@ class Upstream:
     def __init__(self, work, pki, cpu):
         self.dot, self.doh, self.plain = free_port(), free_port(), free_port()
         d = work / "upstream"
-        d.mkdir()
+        d.mkdir(parents=True)
         conf = (
             "server:\n"
             f"  interface: {LOOPBACK}@{self.dot}\n  interface: {LOOPBACK}@{self.doh}\n"
@@ -369,7 +394,7 @@ def dnsperf_target(target, ctx):
 
 
 def run_dnsperf(ctx, target, qfile, duration, once, qps=None, verbose=False):
-    args = ["taskset", "-c", str(ctx.args.loadgen_cpu), "dnsperf"] + dnsperf_target(target, ctx)
+    args = ["taskset", "-c", str(ctx.layout.loadgen), "dnsperf"] + dnsperf_target(target, ctx)
     args += [
         "-d", str(qfile), "-l", str(duration), "-c", str(ctx.args.clients),
         "-q", str(ctx.args.outstanding), "-t", "5",
@@ -419,6 +444,8 @@ def measured(ctx, target, proc, qfile, duration, once, qps=None, verbose=False, 
     `profile`, perf records the contender meanwhile (such a run is not counted)."""
     pids = {"contender": proc.pid if proc else None, "upstream": ctx.upstream.proc.pid}
     before = {k: cpu_ticks(p) for k, p in pids.items() if p}
+    busy_before = machine_busy_ticks()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     perf = None
     if proc and profile:
         perf_out = ctx.out / f"perf-{proc.name}.txt"
@@ -447,10 +474,22 @@ def measured(ctx, target, proc, qfile, duration, once, qps=None, verbose=False, 
             f"# perf profile of {proc.name} during one uncounted {duration} s warm cache-miss "
             "run\n# flat (self time)\n" + flat
             + "\n\n# who calls the hottest functions (self >= 2 %, 12 frames)\n" + callers + "\n")
+    busy_after = machine_busy_ticks()
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ours = 0.0
     for k in before:
         secs = (after[k] - before[k]) / CLK_TCK
+        ours += secs
         r[f"cpu_{k}_s"] = secs
         r[f"cpu_{k}_per_1k"] = secs / r["completed"] * 1000 if r["completed"] else None
+    # dnsperf (a finished child) and anything else this script waited for meanwhile.
+    ours += (children_after.ru_utime - children_before.ru_utime
+             + children_after.ru_stime - children_before.ru_stime)
+    busy = (busy_after[0] - busy_before[0]) / CLK_TCK
+    total = (busy_after[1] - busy_before[1]) / CLK_TCK
+    # CPU used by processes outside the benchmark (other users of a shared machine), as a
+    # share of all CPUs over the run; interrupts and kernel threads count here too.
+    r["other_load_pct"] = max(0.0, 100.0 * (busy - ours) / total) if total > 0 else None
     if verbose:
         r["p50_ms"] = pct(r["lat"], 50) * 1000 if r["lat"] else None
         r["p99_ms"] = pct(r["lat"], 99) * 1000 if r["lat"] else None
@@ -478,6 +517,7 @@ def summarize(name, mode, tput, lat, proc_rss_kib, first=None):
         "p99_ms": median_of(lat, "p99_ms"),
         "cpu_per_1k": median_of(tput, "cpu_contender_per_1k"),
         "upstream_cpu_per_1k": median_of(tput, "cpu_upstream_per_1k"),
+        "other_load_pct": median_of(tput, "other_load_pct"),
         "rss_mib": proc_rss_kib / 1024 if proc_rss_kib else None,
         "first_query_ms": statistics.median(first) * 1000 if first else None,
         "runs": {"throughput": tput, "latency": lat},
@@ -487,7 +527,7 @@ def summarize(name, mode, tput, lat, proc_rss_kib, first=None):
 def warm(ctx, c, hit):
     """Start once, prime the connections (and the cache for hit runs), then measure."""
     a = ctx.args
-    proc = c.start(ctx, cache_enabled=hit, cpu=a.contender_cpu)
+    proc = c.start(ctx, cache_enabled=hit, cpu=ctx.layout.contender)
     try:
         prime = ctx.queries.hit if hit else ctx.queries.unique()
         run_dnsperf(ctx, proc.port, prime, 2, once=not hit)
@@ -515,20 +555,20 @@ def cold(ctx, c):
     a = ctx.args
     tput, lat, first, rss = [], [], [], []
     for i in range(a.reps):
-        proc = c.start(ctx, cache_enabled=False, cpu=a.contender_cpu)
+        proc = c.start(ctx, cache_enabled=False, cpu=ctx.layout.contender)
         try:
             rcode, secs = udp_ask(proc.port, f"first{i}-{proc.port}.bench.")
             if rcode == 0:
                 first.append(secs)
         finally:
             proc.stop()
-        proc = c.start(ctx, cache_enabled=False, cpu=a.contender_cpu)
+        proc = c.start(ctx, cache_enabled=False, cpu=ctx.layout.contender)
         try:
             tput.append(measured(ctx, proc.port, proc, ctx.queries.unique(), a.duration, once=True))
             rss.append(status_kib(proc.pid, "VmHWM"))
         finally:
             proc.stop()
-        proc = c.start(ctx, cache_enabled=False, cpu=a.contender_cpu)
+        proc = c.start(ctx, cache_enabled=False, cpu=ctx.layout.contender)
         try:
             lat.append(measured(ctx, proc.port, proc, ctx.queries.unique(), a.lat_duration,
                                 once=True, qps=a.lat_qps, verbose=True))
@@ -582,7 +622,7 @@ async def hold_tcp_clients(port, n, hold_secs, on_all_answered):
 
 def tcp_clients(ctx, c):
     a = ctx.args
-    proc = c.start(ctx, cache_enabled=True, cpu=a.contender_cpu)
+    proc = c.start(ctx, cache_enabled=True, cpu=ctx.layout.contender)
     try:
         run_dnsperf(ctx, proc.port, ctx.queries.hit, 1, once=False)
         idle = status_kib(proc.pid, "VmRSS")
@@ -641,8 +681,9 @@ def fmt(v, spec):
 
 
 def table(rows, with_first=False):
-    head = "| contender | QPS | p50 ms | p99 ms | CPU s / 1k q | upstream CPU s / 1k q | peak RSS MiB |"
-    sep = "|---|---:|---:|---:|---:|---:|---:|"
+    head = ("| contender | QPS | p50 ms | p99 ms | CPU s / 1k q | upstream CPU s / 1k q | "
+            "peak RSS MiB | other load % |")
+    sep = "|---|---:|---:|---:|---:|---:|---:|---:|"
     if with_first:
         head += " first answer ms |"
         sep += "---:|"
@@ -650,11 +691,50 @@ def table(rows, with_first=False):
     for r in rows:
         line = (f"| {LABELS[r['contender']]} | {fmt(r['qps'], ',.0f')} | {fmt(r['p50_ms'], '.2f')} | "
                 f"{fmt(r['p99_ms'], '.2f')} | {fmt(r['cpu_per_1k'], '.3f')} | "
-                f"{fmt(r['upstream_cpu_per_1k'], '.3f')} | {fmt(r['rss_mib'], '.1f')} |")
+                f"{fmt(r['upstream_cpu_per_1k'], '.3f')} | {fmt(r['rss_mib'], '.1f')} | "
+                f"{fmt(r.get('other_load_pct'), '.0f')} |")
         if with_first:
             line += f" {fmt(r['first_query_ms'], '.1f')} |"
         out.append(line)
     return "\n".join(out)
+
+
+def rows_of(results, layout, mode):
+    return [r for r in results if r.get("layout", "A") == layout and r["mode"] == mode]
+
+
+def row(results, layout, mode, contender):
+    return next((r for r in rows_of(results, layout, mode) if r["contender"] == contender), None)
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def targets(results, tcp, layout):
+    """The benchmark issue's targets for one layout, as (target, value, met) rows."""
+    out = []
+    dot = row(results, layout, "warm-miss", "ctdns-dot")
+    if not dot:
+        return out
+    for peer, goal, label in [("unbound-fwd", 1.2, "≥ 1.2 × unbound fwd"),
+                              ("stubby", 1.5, "≥ 1.5 × stubby"),
+                              ("direct-dot", 0.8, "≥ 0.8 × dnsperf → DoT direct")]:
+        other = row(results, layout, "warm-miss", peer)
+        r = ratio(dot["qps"], other["qps"] if other else None)
+        if r is not None:
+            out.append((f"ctdns → DoT QPS {label}", f"{r:.2f} ×", r >= goal))
+    direct_dot = row(results, layout, "warm-miss", "direct-dot")
+    if direct_dot and dot.get("p50_ms") is not None and direct_dot.get("p50_ms") is not None:
+        added = (dot["p50_ms"] - direct_dot["p50_ms"]) * 1000
+        out.append(("added p50 vs direct DoT ≤ 100 µs (at the fixed latency rate)",
+                    f"{added:+.0f} µs", added <= 100))
+    for t in tcp:
+        if t.get("layout", "A") == layout and t["contender"] == "ctdns-dot":
+            mib = t["rss_kib"] / 1024
+            out.append((f"RSS ≤ 30 MB with {t['open_at_snapshot']} TCP clients open",
+                        f"{mib:.1f} MiB ({t['answered']} answered)", mib * 1.048576 <= 30))
+    return out
 
 
 def render(ctx, info, results, tcp):
@@ -669,15 +749,23 @@ def render(ctx, info, results, tcp):
         f"load average at start {' '.join(info['loadavg_at_start'])} "
         "(the machine may be shared: compare rows of one run, not runs of different days).",
         f"- Versions: {info['unbound']}; {info['dnsperf']}; {info['stubby']}; {info['openssl']}.",
-        f"- Pinning (taskset): upstream unbound on CPU {a.upstream_cpu}; contender on CPU "
-        f"{a.contender_cpu}; dnsperf on CPU {a.loadgen_cpu}.",
+        "- CPU layouts (taskset), each reported in its own section:",
+    ]
+    for l in ctx.layouts:
+        md.append(f"  - **Layout {l.name}** ({l.title}): {l.describe()}.")
+    md += [
+        "  Layout A charges the contender for dnsperf's CPU; layout B charges the upstream "
+        "(which then serves every contender, including the direct dnsperf rows, from a shared CPU).",
         f"- Throughput: dnsperf `-c {a.clients} -q {a.outstanding}` for {a.duration} s, "
         f"{a.reps} runs, median. Latency: separate dnsperf runs at a fixed {a.lat_qps} QPS "
         f"(`-Q`) for {a.lat_duration} s, per-query times from `-v`, {a.reps} runs, median of "
         "the per-run p50 / p99.",
         "- CPU s / 1k q: utime+stime of the contender process (all threads, `/proc/PID/stat`) "
         "over a throughput run, per 1000 answered queries; upstream likewise. Peak RSS: "
-        "`VmHWM` of the contender at the end of its runs.",
+        "`VmHWM` of the contender at the end of its runs. Other load %: CPU time used during "
+        "the throughput runs by anything but the contender, the upstream and dnsperf (other "
+        "users of the machine, kernel threads), as a share of both CPUs (median over runs): "
+        "rows with a high figure ran with less CPU.",
         "- Cache-miss runs ask names never asked before (`r<run>q<N>.bench.`, one pass, "
         "`-n 1`); ctdns runs with `cache.enabled = false`, unbound cannot disable its cache "
         "but never sees a name twice. Cache-hit runs loop over 10 names.",
@@ -685,45 +773,115 @@ def render(ctx, info, results, tcp):
         "open, CT already verified), then all runs. cold: a fresh process before every run "
         "(first queries pay TCP + TLS handshake + certificate/CT verification); "
         "'first answer' is one UDP query to a fresh process. Direct dnsperf rows open their "
-        "own connections at the start of each run.",
+        "own connections at the start of each run. Contenders are measured one after the "
+        "other (all runs of one, then the next), so load from outside the benchmark shifts "
+        "whole rows.",
         "- Every contender verifies the upstream: ctdns (chain to ca.pem, IP SAN, 2 SCTs from "
         "2 operators, issuer pin), unbound (`forward-addr …#" + AUTH_NAME + "`, "
         "`tls-cert-bundle`), stubby (`tls_auth_name`, `tls_ca_file`, authentication required).",
         "- Known upstream artifact: unbound 1.17 sets TCP_NODELAY on its DoH sockets "
-        "(`http-nodelay`) but not on DoT ones, so a DoT answer waits for the client's next "
-        "segment (Nagle + delayed ACK): at a fixed rate every DoT client's p50 is about the "
-        "gap between queries (1 ms at 1000 QPS), and the first answer on a new DoT connection "
-        "takes ~40 ms. A plain Python `ssl` client shows the same against this upstream. "
-        "The DoH rows show the stub's own latency.",
+        "(`http-nodelay`) but not on DoT ones, and writes a DoT answer's length prefix and "
+        "message separately, so the message waits (Nagle) until the client acknowledges the "
+        "prefix, which Linux delays when the client has nothing to send. dnsperf's DoT client, "
+        "unbound as forwarder and stubby wait for that: their fixed-rate DoT p50 is about the "
+        "gap between queries (1 ms at 1000 QPS) and the first answer on a new DoT connection "
+        "takes ~40 ms. ctdns acknowledges at once (`TCP_QUICKACK` after each write and read, "
+        "src/upstream/dot.rs `QuickAck`), so its DoT rows are not held back; under load the "
+        "same stall also limited pipelined throughput.",
         "",
     ]
-    for mode, title in [
-        ("warm-miss", "Cache miss, warm connections"),
-        ("cold-miss", "Cache miss, cold start"),
-        ("warm-hit", "Cache hit, warm"),
-    ]:
-        rows = [r for r in results if r["mode"] == mode]
-        if rows:
-            md += [f"## {title}", "", table(rows, with_first=(mode == "cold-miss")), ""]
-            if mode == "warm-hit":
-                md += ["stubby has no answer cache: its cache-hit row still forwards every query.", ""]
-    if tcp:
-        md += [
-            f"## {a.tcp_clients} concurrent TCP clients",
-            "",
-            "Each client opens a TCP connection to the contender, sends one (cached) query and "
-            "reads the answer; RSS is read while all connections are open.",
-            "",
-            "| contender | connections opened | answered | RSS idle MiB | RSS with clients MiB | KiB per connection |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for r in tcp:
-            per = (r["rss_kib"] - r["idle_rss_kib"]) / r["open_at_snapshot"] if r["open_at_snapshot"] else None
-            md.append(
-                f"| {LABELS[r['contender']]} | {r['opened']} | {r['answered']} | "
-                f"{r['idle_rss_kib'] / 1024:.1f} | {r['rss_kib'] / 1024:.1f} | {fmt(per, '.1f')} |")
-        md.append("")
-    md += ["Raw runs: `latest.json`. Chart: `latest.png`.", ""]
+    for l in ctx.layouts:
+        lrows = [r for r in results if r.get("layout", "A") == l.name]
+        ltcp = [t for t in tcp if t.get("layout", "A") == l.name]
+        if not lrows and not ltcp:
+            continue
+        md += [f"# Layout {l.name}: {l.describe()}", ""]
+        tg = targets(results, tcp, l.name)
+        if tg:
+            md += ["Targets (ratios within this layout and run):", "",
+                   "| target | value | met |", "|---|---:|---|"]
+            md += [f"| {t} | {v} | {'yes' if ok else '**no**'} |" for t, v, ok in tg]
+            md.append("")
+        for mode, title in [
+            ("warm-miss", "Cache miss, warm connections"),
+            ("cold-miss", "Cache miss, cold start"),
+            ("warm-hit", "Cache hit, warm"),
+        ]:
+            rows = rows_of(results, l.name, mode)
+            if rows:
+                md += [f"## {title} (layout {l.name})", "",
+                       table(rows, with_first=(mode == "cold-miss")), ""]
+                if mode == "warm-hit":
+                    md += ["stubby has no answer cache: its cache-hit row still forwards every query.", ""]
+        if ltcp:
+            md += [
+                f"## {a.tcp_clients} concurrent TCP clients (layout {l.name})",
+                "",
+                "Each client opens a TCP connection to the contender, sends one (cached) query and "
+                "reads the answer; RSS is read while all connections are open.",
+                "",
+                "| contender | connections opened | answered | RSS idle MiB | RSS with clients MiB | KiB per connection |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            for r in ltcp:
+                per = (r["rss_kib"] - r["idle_rss_kib"]) / r["open_at_snapshot"] if r["open_at_snapshot"] else None
+                md.append(
+                    f"| {LABELS[r['contender']]} | {r['opened']} | {r['answered']} | "
+                    f"{r['idle_rss_kib'] / 1024:.1f} | {r['rss_kib'] / 1024:.1f} | {fmt(per, '.1f')} |")
+            md.append("")
+    md += ["Raw runs: `latest.json`. Chart: `latest.png`. DoT vs DoH and stub vs unbound "
+           "summary: `closing-notes.md`.", ""]
+    return "\n".join(md)
+
+
+def closing_notes(ctx, info, results, tcp):
+    """DoT vs DoH through the stub, and the stub against a local unbound forwarder, from
+    the same run, for the issue's closing notes."""
+    a = ctx.args
+    md = [
+        "# Closing notes: figures from one `bench/run.sh` run",
+        "",
+        f"{info['date']}, ctdns {info['ctdns_commit']}, {a.duration} s throughput runs × {a.reps} "
+        f"(median), latency at a fixed {a.lat_qps} QPS for {a.lat_duration} s × {a.reps}; "
+        f"machine load at start {' '.join(info['loadavg_at_start'])}. Same upstream (unbound "
+        "1.17 serving DoT and DoH on loopback) for every row; full tables in `latest.md`.",
+        "",
+    ]
+    for l in ctx.layouts:
+        dot = row(results, l.name, "warm-miss", "ctdns-dot")
+        doh = row(results, l.name, "warm-miss", "ctdns-doh")
+        unb = row(results, l.name, "warm-miss", "unbound-fwd")
+        if not (dot or doh or unb):
+            continue
+        md += [f"## Layout {l.name}: {l.describe()}", ""]
+        if dot and doh:
+            md += [
+                "### DoT vs DoH through the stub (cache off, warm connections)",
+                "",
+                "| transport | QPS | p50 ms | p99 ms | CPU s / 1k q | peak RSS MiB | first answer ms (cold) |",
+                "|---|---:|---:|---:|---:|---:|---:|",
+            ]
+            for r in (dot, doh):
+                cold_row = row(results, l.name, "cold-miss", r["contender"])
+                md.append(
+                    f"| {LABELS[r['contender']]} | {fmt(r['qps'], ',.0f')} | {fmt(r['p50_ms'], '.2f')} | "
+                    f"{fmt(r['p99_ms'], '.2f')} | {fmt(r['cpu_per_1k'], '.3f')} | "
+                    f"{fmt(r['rss_mib'], '.1f')} | "
+                    f"{fmt(cold_row['first_query_ms'] if cold_row else None, '.1f')} |")
+            md.append("")
+        if dot and unb:
+            md += [
+                f"### Stub vs local unbound (forwarding over DoT), dnsperf {a.duration} s",
+                "",
+                "| resolver | QPS | p50 ms | p99 ms | CPU s / 1k q | peak RSS MiB |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            for r in (dot, unb):
+                md.append(
+                    f"| {LABELS[r['contender']]} | {fmt(r['qps'], ',.0f')} | {fmt(r['p50_ms'], '.2f')} | "
+                    f"{fmt(r['p99_ms'], '.2f')} | {fmt(r['cpu_per_1k'], '.3f')} | {fmt(r['rss_mib'], '.1f')} |")
+            r = ratio(dot["qps"], unb["qps"])
+            md += ["", f"ctdns / unbound QPS: {fmt(r, '.2f')} ×.", ""]
     return "\n".join(md)
 
 
@@ -733,13 +891,17 @@ def chart(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    modes = [m for m in ["warm-miss", "cold-miss", "warm-hit"] if any(r["mode"] == m for r in results)]
+    series = []
+    for r in results:
+        key = (r["mode"], r.get("layout", "A"))
+        if key not in series:
+            series.append(key)
     names = []
     for r in results:
         if r["contender"] not in names:
             names.append(r["contender"])
-    fig, axes = plt.subplots(1, 4, figsize=(21, 5.5))
-    width = 0.8 / max(1, len(modes))
+    fig, axes = plt.subplots(1, 4, figsize=(22, 6))
+    width = 0.8 / max(1, len(series))
     xs = range(len(names))
     for ax, key, title, log_scale in [
         (axes[0], "qps", "Throughput (QPS, higher is better)", False),
@@ -747,12 +909,14 @@ def chart(results, path):
         (axes[2], "p99_ms", "Latency p99 (ms, log) at fixed rate", True),
         (axes[3], "cpu_per_1k", "Contender CPU s per 1000 queries", False),
     ]:
-        for j, mode in enumerate(modes):
+        for j, (mode, layout) in enumerate(series):
             vals = []
             for n in names:
-                r = next((r for r in results if r["contender"] == n and r["mode"] == mode), None)
+                r = next((r for r in results if r["contender"] == n and r["mode"] == mode
+                          and r.get("layout", "A") == layout), None)
                 vals.append(r[key] if r and r[key] is not None else float("nan"))
-            ax.bar([x + (j - (len(modes) - 1) / 2) * width for x in xs], vals, width, label=mode)
+            ax.bar([x + (j - (len(series) - 1) / 2) * width for x in xs], vals, width,
+                   label=f"{mode}, layout {layout}")
         ax.set_xticks(list(xs))
         ax.set_xticklabels([LABELS[n] for n in names], rotation=30, ha="right", fontsize=8)
         ax.set_title(title)
@@ -760,6 +924,8 @@ def chart(results, path):
             ax.set_yscale("log")
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle("Layout A: upstream alone on a CPU, contender + dnsperf on the other; "
+                 "layout B: contender alone, upstream + dnsperf together", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -780,9 +946,14 @@ def main():
     p.add_argument("--lat-duration", type=int, default=int(env("LAT_DURATION", "5")), help="seconds per latency run (env LAT_DURATION)")
     p.add_argument("--clients", type=int, default=int(env("CLIENTS", "4")), help="dnsperf -c")
     p.add_argument("--outstanding", type=int, default=int(env("OUTSTANDING", "100")), help="dnsperf -q")
-    p.add_argument("--upstream-cpu", type=int, default=int(env("UPSTREAM_CPU", "0")))
-    p.add_argument("--contender-cpu", type=int, default=int(env("CONTENDER_CPU", "1")))
-    p.add_argument("--loadgen-cpu", type=int, default=int(env("LOADGEN_CPU", "1")))
+    p.add_argument("--upstream-cpu", type=int, default=int(env("UPSTREAM_CPU", "0")), help="layout A")
+    p.add_argument("--contender-cpu", type=int, default=int(env("CONTENDER_CPU", "1")), help="layouts A and B")
+    p.add_argument("--loadgen-cpu", type=int, default=int(env("LOADGEN_CPU", "1")), help="layout A")
+    p.add_argument("--layouts", default=env("LAYOUTS", "A,B"),
+                   help="CPU layouts to run, in order: A (upstream alone; contender + dnsperf), "
+                        "B (contender alone; upstream + dnsperf)")
+    p.add_argument("--alt-skip", default=env("ALT_SKIP", "cold,hit,tcp"),
+                   help="scenarios to skip in layouts after the first (default: only warm runs)")
     p.add_argument("--tcp-clients", type=int, default=int(env("TCP_CLIENTS", "1000")))
     p.add_argument("--only", default=env("ONLY", ""), help="comma-separated contenders (default all)")
     p.add_argument("--skip", default=env("SKIP", ""), help="comma-separated scenarios to skip: warm,cold,hit,tcp")
@@ -805,55 +976,63 @@ def main():
     ctx.work = Path(tempfile.mkdtemp(prefix="ctdns-bench-"))
     # Enough unique names that no run wraps around: far above any loopback QPS x duration.
     ctx.queries = QueryFiles(ctx.work, max(200_000, 60_000 * max(args.duration, args.lat_duration)))
-    if has_subcommand("serve"):
-        ctx.ctdns_cmd = [str(ctdns_bin()), "serve"]
-    else:
-        ctx.ctdns_cmd = [str(ROOT / "target/release/examples/bench_stub")]
+    ctx.ctdns_cmd = [str(ctdns_bin()), "serve"]
     only = {x for x in args.only.split(",") if x}
     skip = {x for x in args.skip.split(",") if x}
+    alt_skip = skip | {x for x in args.alt_skip.split(",") if x}
     contenders = [c for c in CONTENDERS if not only or c.name in only]
     directs = [d for d in DIRECT if not only or d in only]
+    all_layouts = layouts(args)
+    ctx.layouts = [all_layouts[n.strip().upper()] for n in args.layouts.split(",") if n.strip()]
 
     info = machine_info()
     log(f"work dir {ctx.work}; machine {info['nproc']} × {info['cpu']}; load {info['loadavg_at_start']}")
     ctx.pki, ctx.pin, ctx.pki_how = make_pki(ctx.work)
     log(f"PKI from {ctx.pki_how}; root pin {ctx.pin}; stub = {' '.join(ctx.ctdns_cmd)}")
-    ctx.upstream = Upstream(ctx.work, ctx.pki, args.upstream_cpu)
-    log(f"upstream unbound: DoT {ctx.upstream.dot}, DoH {ctx.upstream.doh}")
     results, tcp = [], []
-    try:
-        if "warm" not in skip:
-            for d in directs:
-                results.append(direct(ctx, d))
-            for c in contenders:
-                log(f"{c.name}: warm, cache miss")
-                results.append(warm(ctx, c, hit=False))
-        if "cold" not in skip:
-            for c in contenders:
-                log(f"{c.name}: cold, cache miss")
-                results.append(cold(ctx, c))
-        if "hit" not in skip:
-            for c in contenders:
-                if c.name == "ctdns-doh":
-                    continue  # the cache sits in front of the transport: DoT row suffices
-                log(f"{c.name}: warm, cache hit")
-                results.append(warm(ctx, c, hit=True))
-        if "tcp" not in skip:
-            for c in contenders:
-                if c.name == "ctdns-doh":
-                    continue
-                log(f"{c.name}: {args.tcp_clients} TCP clients")
-                tcp.append(tcp_clients(ctx, c))
-    finally:
-        ctx.upstream.proc.stop()
+    for i, layout in enumerate(ctx.layouts):
+        ctx.layout = layout
+        lskip = skip if i == 0 else alt_skip
+        ctx.upstream = Upstream(ctx.work / f"layout-{layout.name}", ctx.pki, layout.upstream)
+        log(f"layout {layout.name} ({layout.describe()}); upstream unbound: DoT "
+            f"{ctx.upstream.dot}, DoH {ctx.upstream.doh}")
+        tag = lambda r: {**r, "layout": layout.name}  # noqa: E731
+        try:
+            if "warm" not in lskip:
+                for d in directs:
+                    results.append(tag(direct(ctx, d)))
+                for c in contenders:
+                    log(f"{c.name}: warm, cache miss")
+                    results.append(tag(warm(ctx, c, hit=False)))
+            if "cold" not in lskip:
+                for c in contenders:
+                    log(f"{c.name}: cold, cache miss")
+                    results.append(tag(cold(ctx, c)))
+            if "hit" not in lskip:
+                for c in contenders:
+                    if c.name == "ctdns-doh":
+                        continue  # the cache sits in front of the transport: DoT row suffices
+                    log(f"{c.name}: warm, cache hit")
+                    results.append(tag(warm(ctx, c, hit=True)))
+            if "tcp" not in lskip:
+                for c in contenders:
+                    if c.name == "ctdns-doh":
+                        continue
+                    log(f"{c.name}: {args.tcp_clients} TCP clients")
+                    tcp.append(tag(tcp_clients(ctx, c)))
+        finally:
+            ctx.upstream.proc.stop()
 
     md = render(ctx, info, results, tcp)
     (ctx.out / "latest.md").write_text(md)
     (ctx.out / "latest.json").write_text(json.dumps(
-        {"machine": info, "args": vars(args), "results": results, "tcp_clients": tcp}, indent=1))
+        {"machine": info, "args": vars(args), "layouts": [l.as_dict() for l in ctx.layouts],
+         "results": results, "tcp_clients": tcp}, indent=1))
+    notes = closing_notes(ctx, info, results, tcp)
+    (ctx.out / "closing-notes.md").write_text(notes)
     chart(results, ctx.out / "latest.png")
     print(md)
-    log(f"wrote {ctx.out / 'latest.md'}, latest.json, latest.png")
+    log(f"wrote {ctx.out / 'latest.md'}, latest.json, latest.png, closing-notes.md")
     shutil.rmtree(ctx.work, ignore_errors=True)
 
 

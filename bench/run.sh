@@ -29,9 +29,8 @@ if [ "${#missing[@]}" -gt 0 ] && [[ " ${missing[*]} " == *" python3 "* ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib >&2
 fi
 
-# The ctdns binary (`ctdns serve` / `ctdns pki` when present) and the two benchmark examples
-# the harness falls back to (the same library code, see examples/bench_*.rs).
-cargo build --release --bin ctdns --example bench_pki --example bench_stub >&2
+# The ctdns binary: `ctdns pki` makes the test PKI, `ctdns serve` is the contender.
+cargo build --release --bin ctdns >&2
 
 # 1,000 concurrent TCP clients need more than the usual 1,024 descriptors.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true

@@ -206,7 +206,7 @@ fn check_one(handler: &QueryHandler, msg: &[u8], proto: Protocol) -> Option<Vec<
             assert_eq!(parsed.metadata.message_type, MessageType::Response);
             let client = Message::from_vec(msg).expect("classified query decodes");
             assert_eq!(parsed.queries, client.queries, "question changed");
-            let upstream = upstream_query(&q).expect("classified query re-encodes");
+            let upstream = upstream_query(&q);
             let again = Message::from_vec(&upstream).expect("upstream query decodes");
             assert_eq!(
                 again.queries, client.queries,

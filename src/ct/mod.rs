@@ -5,6 +5,7 @@ pub mod cert;
 pub mod checker;
 pub mod der;
 pub mod log_list;
+pub mod memo;
 pub mod ocsp;
 pub mod policy;
 pub mod sct;

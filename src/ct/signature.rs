@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use rustls::pki_types::{alg_id, AlgorithmIdentifier, SignatureVerificationAlgorithm};
 
 use crate::ct::der::{self, tag, Reader};
+use crate::ct::memo::{MemoKey, SignatureMemo};
 use crate::ct::sct::{Sct, HASH_SHA256, SIG_ECDSA, SIG_RSA};
 use crate::ct::signed_data::{signed_data, SignedDataError, SignedEntry};
 
@@ -69,6 +70,20 @@ pub fn verify_sct_signature(
     log_spki: &[u8],
     algs: &[&'static dyn SignatureVerificationAlgorithm],
 ) -> Result<(), SctSignatureError> {
+    verify_sct_signature_memo(sct, entry, log_spki, algs, None)
+}
+
+/// [`verify_sct_signature`], with the outcome of the final public-key operation looked up
+/// in and stored to `memo` (see [`crate::ct::memo`] for what is and is not remembered).
+/// Every other step (algorithm and key checks, rebuilding the signed data) runs each time,
+/// and the result is the same as without a memo.
+pub fn verify_sct_signature_memo(
+    sct: &Sct,
+    entry: SignedEntry<'_>,
+    log_spki: &[u8],
+    algs: &[&'static dyn SignatureVerificationAlgorithm],
+    memo: Option<&SignatureMemo>,
+) -> Result<(), SctSignatureError> {
     if sct.hash_alg != HASH_SHA256 {
         return Err(SctSignatureError::UnsupportedHash(sct.hash_alg));
     }
@@ -86,16 +101,36 @@ pub fn verify_sct_signature(
     if for_key.peek().is_none() {
         return Err(SctSignatureError::UnsupportedLogKey);
     }
-    let candidates: Vec<_> = for_key.filter(|a| a.signature_alg_id() == wanted).collect();
+    let candidates: Vec<&'static dyn SignatureVerificationAlgorithm> = for_key
+        .filter(|a| a.signature_alg_id() == wanted)
+        .copied()
+        .collect();
     if candidates.is_empty() {
         return Err(SctSignatureError::KeyAlgorithmMismatch);
     }
 
     let message = signed_data(sct.timestamp, entry, &sct.extensions)?;
-    if candidates.iter().any(|a| {
-        a.verify_signature(public_key, &message, &sct.signature)
-            .is_ok()
-    }) {
+    let verify = || {
+        candidates.iter().any(|a| {
+            a.verify_signature(public_key, &message, &sct.signature)
+                .is_ok()
+        })
+    };
+    let valid = match memo {
+        None => verify(),
+        Some(memo) => {
+            let key = MemoKey::new(log_spki, &message, &sct.signature, &wanted, &candidates);
+            match memo.get(&key) {
+                Some(valid) => valid,
+                None => {
+                    let valid = verify();
+                    memo.insert(key, valid);
+                    valid
+                }
+            }
+        }
+    };
+    if valid {
         Ok(())
     } else {
         Err(SctSignatureError::InvalidSignature)
@@ -195,6 +230,131 @@ mod tests {
             Err(SctSignatureError::InvalidSignature)
         );
     }
+
+    /// A leaf-sized entry, so that every byte position of realistic signed data is tried.
+    fn big_leaf() -> Vec<u8> {
+        let body: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        der::element(tag::SEQUENCE, &body)
+    }
+
+    #[test]
+    fn memo_gives_the_same_results_and_remembers_both_outcomes() {
+        let (key, spki) = p256_log();
+        let leaf = big_leaf();
+        let entry = SignedEntry::X509 { leaf: &leaf };
+        let sct = signed_sct(&key, &spki, entry);
+        let algs = default_algorithms();
+        let memo = SignatureMemo::new(16);
+        for round in 0..3 {
+            assert_eq!(
+                verify_sct_signature_memo(&sct, entry, &spki, algs, Some(&memo)),
+                Ok(()),
+                "round {round}"
+            );
+        }
+        let mut bad = sct.clone();
+        bad.timestamp += 1;
+        for _ in 0..2 {
+            assert_eq!(
+                verify_sct_signature_memo(&bad, entry, &spki, algs, Some(&memo)),
+                Err(SctSignatureError::InvalidSignature)
+            );
+        }
+        let stats = memo.stats();
+        assert_eq!((stats.hits, stats.misses, stats.entries), (3, 2, 2));
+        // Checks before the signature (algorithms, key) do not touch the memo.
+        let mut rsa = sct.clone();
+        rsa.sig_alg = SIG_RSA;
+        assert_eq!(
+            verify_sct_signature_memo(&rsa, entry, &spki, algs, Some(&memo)),
+            Err(SctSignatureError::KeyAlgorithmMismatch)
+        );
+        assert_eq!(memo.stats(), stats);
+    }
+
+    /// With a valid result remembered, changing any single byte of the signed input (the
+    /// certificate bytes, the timestamp, the extensions, the entry type and issuer key
+    /// hash), of the signature or of the log key misses the memo: the answer is computed
+    /// afresh, and it is never the remembered "valid".
+    #[test]
+    fn changed_byte_anywhere_misses() {
+        let (key, spki) = p256_log();
+        let leaf = big_leaf();
+        let entry = SignedEntry::X509 { leaf: &leaf };
+        let sct = signed_sct(&key, &spki, entry);
+        let algs = default_algorithms();
+        let memo = SignatureMemo::new(DEFAULT_MEMO_TEST_CAPACITY);
+        assert_eq!(
+            verify_sct_signature_memo(&sct, entry, &spki, algs, Some(&memo)),
+            Ok(())
+        );
+        let hits = memo.stats().hits;
+        let mut tried = 0;
+        let mut must_miss = |sct: &Sct, entry: SignedEntry<'_>, spki: &[u8], what: &str| {
+            let result = verify_sct_signature_memo(sct, entry, spki, algs, Some(&memo));
+            assert_ne!(result, Ok(()), "{what}");
+            assert_eq!(memo.stats().hits, hits, "{what} hit the memo");
+            tried += 1;
+        };
+        for i in 0..leaf.len() {
+            let mut changed = leaf.clone();
+            changed[i] ^= 0x01;
+            must_miss(
+                &sct,
+                SignedEntry::X509 { leaf: &changed },
+                &spki,
+                &format!("leaf byte {i}"),
+            );
+        }
+        for i in 0..sct.signature.len() {
+            let mut changed = sct.clone();
+            changed.signature[i] ^= 0x01;
+            must_miss(&changed, entry, &spki, &format!("signature byte {i}"));
+        }
+        for i in 0..spki.len() {
+            let mut changed = spki.clone();
+            changed[i] ^= 0x01;
+            must_miss(&sct, entry, &changed, &format!("log key byte {i}"));
+        }
+        for bit in 0..64 {
+            let mut changed = sct.clone();
+            changed.timestamp ^= 1 << bit;
+            must_miss(&changed, entry, &spki, &format!("timestamp bit {bit}"));
+        }
+        for i in 0..sct.extensions.len() {
+            let mut changed = sct.clone();
+            changed.extensions[i] ^= 0x01;
+            must_miss(&changed, entry, &spki, &format!("extension byte {i}"));
+        }
+        let precert = SignedEntry::Precert {
+            issuer_key_hash: [0; 32],
+            tbs: &leaf,
+        };
+        must_miss(&sct, precert, &spki, "entry type");
+        for i in 0..32 {
+            let mut issuer_key_hash = [0; 32];
+            issuer_key_hash[i] = 1;
+            must_miss(
+                &sct,
+                SignedEntry::Precert {
+                    issuer_key_hash,
+                    tbs: &leaf,
+                },
+                &spki,
+                &format!("issuer key hash byte {i}"),
+            );
+        }
+        assert!(tried > 400, "{tried} variants");
+        // The original still hits.
+        assert_eq!(
+            verify_sct_signature_memo(&sct, entry, &spki, algs, Some(&memo)),
+            Ok(())
+        );
+        assert_eq!(memo.stats().hits, hits + 1);
+    }
+
+    /// Large enough that no variant in `changed_byte_anywhere_misses` evicts the original.
+    const DEFAULT_MEMO_TEST_CAPACITY: usize = 4096;
 
     #[test]
     fn algorithm_selection_errors() {

@@ -3,9 +3,10 @@
 //! any number of clients by copying bytes and patching the ID, RD bit, question case and
 //! TTLs. The same form serves fresh answers and cached ones.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::message::{stub_edns, ClientQuery};
@@ -89,8 +90,9 @@ impl Answer {
         q: &ClientQuery<'_>,
         opts: &CacheOptions,
     ) -> Result<Self, AnswerError> {
-        let msg = Message::from_vec(response)?;
-        check_matches(&msg, q)?;
+        let msg = Message::from_vec(&without_opt_options(response))?;
+        let query = q.query()?;
+        check_matches(&msg, q, &query)?;
         let rcode = msg.metadata.response_code;
         if rcode.high() != 0 {
             return Err(AnswerError::ExtendedRcode(u16::from(rcode)));
@@ -102,7 +104,7 @@ impl Answer {
         let mut out = Message::new(q.id, MessageType::Response, OpCode::Query);
         out.metadata = msg.metadata;
         out.metadata.id = q.id;
-        out.add_query(q.query.clone());
+        out.add_query(query);
         out.answers = msg.answers;
         out.authorities = msg.authorities;
         out.additionals = msg.additionals;
@@ -221,7 +223,7 @@ impl Answer {
 
 /// The response must answer the query: QR set, same ID, opcode QUERY, same single question
 /// (name compared case-insensitively), and not truncated.
-fn check_matches(msg: &Message, q: &ClientQuery<'_>) -> Result<(), AnswerError> {
+fn check_matches(msg: &Message, q: &ClientQuery<'_>, query: &Query) -> Result<(), AnswerError> {
     let md = &msg.metadata;
     if md.message_type != MessageType::Response {
         return Err(AnswerError::NotAResponse);
@@ -239,9 +241,9 @@ fn check_matches(msg: &Message, q: &ClientQuery<'_>) -> Result<(), AnswerError> 
         return Err(AnswerError::Truncated);
     }
     match msg.queries.as_slice() {
-        [rq] if rq.name() == q.query.name()
-            && rq.query_type() == q.query.query_type()
-            && rq.query_class() == q.query.query_class() =>
+        [rq] if rq.name() == query.name()
+            && rq.query_type() == query.query_type()
+            && rq.query_class() == query.query_class() =>
         {
             Ok(())
         }
@@ -249,22 +251,94 @@ fn check_matches(msg: &Message, q: &ClientQuery<'_>) -> Result<(), AnswerError> 
     }
 }
 
-/// Sets every RRset's TTLs to the set's smallest, then clamps each to `[lo, hi]`.
+/// `response` with the RDATA of its OPT record emptied, when the OPT record is the last
+/// record and has a root owner name (what every resolver sends); otherwise `response` as it
+/// is.
+///
+/// The stub replaces the upstream's OPT record with its own and never looks at the upstream's
+/// EDNS options, but hickory-proto decodes them anyway, byte by byte: the padding option a
+/// DoT/DoH resolver adds to every response (RFC 8467: 468-byte blocks) cost a quarter of
+/// the stub's per-query instructions. Everything else of the OPT record (its place in the
+/// additional section, its owner name, the UDP payload size, the extended RCODE, version and
+/// flags in its TTL, that there is only one) is still decoded and checked by hickory-proto
+/// as before; what is no longer interpreted is the content of the options, which is
+/// discarded either way.
+fn without_opt_options(response: &[u8]) -> Cow<'_, [u8]> {
+    let Ok(Layout {
+        opt_start: Some(opt),
+        ..
+    }) = wire::layout(response)
+    else {
+        return Cow::Borrowed(response);
+    };
+    // A root owner name is one zero byte; TYPE, CLASS and TTL follow, then RDLENGTH.
+    let rdlength_at = opt + 1 + 8;
+    if response.get(opt) != Some(&0) || wire::u16_at(response, rdlength_at).is_none_or(|n| n == 0) {
+        return Cow::Borrowed(response);
+    }
+    let Some(head) = response.get(..rdlength_at + 2) else {
+        return Cow::Borrowed(response);
+    };
+    let mut out = head.to_vec();
+    wire::put_u16(&mut out, rdlength_at, 0);
+    Cow::Owned(out)
+}
+
+/// Sets every RRset's TTLs to the set's smallest, then clamps each to `[lo, hi]`. An RRset is
+/// the records of one owner name (compared case-insensitively, as hickory-proto's `Name`
+/// equality and hashing do), type and class.
 fn normalize_rrsets(records: &mut [Record], lo: u32, hi: u32) {
-    let mut min: HashMap<(Name, RecordType, DNSClass), u32> = HashMap::new();
-    for r in records.iter() {
+    let mins = if records.len() <= SMALL_SECTION {
+        small_set_minimums(records)
+    } else {
+        hashed_set_minimums(records)
+    };
+    for (r, set_min) in records.iter_mut().zip(mins) {
+        r.ttl = set_min.clamp(lo, hi);
+    }
+}
+
+/// Sections up to this many records find their RRsets by comparing every pair: cheaper than
+/// hashing (and cloning) names for the handful of records a typical section holds, and
+/// bounded, since larger sections are hashed.
+const SMALL_SECTION: usize = 16;
+
+fn same_rrset(a: &Record, b: &Record) -> bool {
+    a.record_type() == b.record_type() && a.dns_class == b.dns_class && a.name == b.name
+}
+
+/// For each record, the smallest TTL of its RRset, by pairwise comparison.
+fn small_set_minimums(records: &[Record]) -> Vec<u32> {
+    records
+        .iter()
+        .map(|r| {
+            records
+                .iter()
+                .filter(|other| same_rrset(r, other))
+                .map(|other| other.ttl)
+                .min()
+                .unwrap_or(r.ttl)
+        })
+        .collect()
+}
+
+/// For each record, the smallest TTL of its RRset, through a hash map.
+fn hashed_set_minimums(records: &[Record]) -> Vec<u32> {
+    let mut min: HashMap<(&Name, RecordType, DNSClass), u32> = HashMap::new();
+    for r in records {
         let e = min
-            .entry((r.name.clone(), r.record_type(), r.dns_class))
+            .entry((&r.name, r.record_type(), r.dns_class))
             .or_insert(r.ttl);
         *e = (*e).min(r.ttl);
     }
-    for r in records.iter_mut() {
-        let set_min = min
-            .get(&(r.name.clone(), r.record_type(), r.dns_class))
-            .copied()
-            .unwrap_or(r.ttl);
-        r.ttl = set_min.clamp(lo, hi);
-    }
+    records
+        .iter()
+        .map(|r| {
+            min.get(&(&r.name, r.record_type(), r.dns_class))
+                .copied()
+                .unwrap_or(r.ttl)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -274,6 +348,7 @@ pub(crate) mod tests {
     use crate::stub::message::tests::query_bytes;
     use crate::stub::message::{classify, Classified};
     use hickory_proto::op::Edns;
+    use hickory_proto::rr::rdata::opt::EdnsCode;
     use hickory_proto::rr::rdata::{A, SOA};
     use std::net::Ipv4Addr;
 
@@ -567,5 +642,111 @@ pub(crate) mod tests {
         let e = m.edns.unwrap();
         assert_eq!(e.max_payload(), 4096);
         assert!(e.flags().dnssec_ok);
+    }
+
+    /// `resp` (whose OPT record is last and empty) with its OPT record carrying a padding
+    /// option of `pad` bytes and extended RCODE bits `rcode_high`.
+    fn with_padded_opt(resp: &[u8], pad: usize, rcode_high: u8) -> Vec<u8> {
+        let mut b = resp.to_vec();
+        let opt = wire::layout(&b).unwrap().opt_start.unwrap();
+        assert_eq!(b.len(), opt + 11, "OPT record without options");
+        b[opt + 5] = rcode_high;
+        wire::put_u16(&mut b, opt + 9, (4 + pad) as u16);
+        b.extend_from_slice(&12u16.to_be_bytes());
+        b.extend_from_slice(&(pad as u16).to_be_bytes());
+        b.extend(std::iter::repeat_n(0u8, pad));
+        b
+    }
+
+    #[test]
+    fn upstream_padding_does_not_change_the_answer() {
+        let qb = query_bytes(1, "www.example.", RecordType::A, Some((1232, true)));
+        let q = client(&qb);
+        let plain = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 300, 1), a("www.example.", 60, 2)],
+            vec![],
+        );
+        let padded = with_padded_opt(&plain, 400, 0);
+        // hickory-proto sees the padding option in the original bytes...
+        let decoded = Message::from_vec(&padded).unwrap();
+        assert!(decoded.edns.unwrap().option(EdnsCode::Padding).is_some());
+        // ...and not in what the stub decodes, which is otherwise the same message.
+        let stripped = without_opt_options(&padded);
+        assert_eq!(stripped.len(), plain.len());
+        assert_eq!(&stripped[..], &plain[..]);
+        assert_eq!(
+            Answer::from_upstream(&padded, &q, &opts()).unwrap(),
+            Answer::from_upstream(&plain, &q, &opts()).unwrap()
+        );
+        // Nothing to strip: the bytes are used as they are.
+        assert!(matches!(without_opt_options(&plain), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn extended_rcode_is_seen_through_padding() {
+        let qb = query_bytes(1, "www.example.", RecordType::A, Some((1232, false)));
+        let q = client(&qb);
+        let plain = response(&qb, ResponseCode::NoError, vec![], vec![]);
+        let padded = with_padded_opt(&plain, 100, 1);
+        assert!(matches!(
+            Answer::from_upstream(&padded, &q, &opts()),
+            Err(AnswerError::ExtendedRcode(16))
+        ));
+    }
+
+    #[test]
+    fn opt_with_a_non_root_owner_is_still_refused() {
+        let qb = query_bytes(1, "www.example.", RecordType::A, Some((1232, false)));
+        let q = client(&qb);
+        let plain = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 60, 1)],
+            vec![],
+        );
+        let mut padded = with_padded_opt(&plain, 40, 0);
+        let opt = wire::layout(&padded).unwrap().opt_start.unwrap();
+        // Owner "a." instead of the root.
+        padded.splice(opt..opt + 1, [1, b'a', 0]);
+        assert!(matches!(without_opt_options(&padded), Cow::Borrowed(_)));
+        assert!(matches!(
+            Answer::from_upstream(&padded, &q, &opts()),
+            Err(AnswerError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn rrsets_are_matched_case_insensitively_in_small_and_large_sections() {
+        let mixed = |n: usize| -> Vec<Record> {
+            (0..n)
+                .map(|i| {
+                    let name = match i % 3 {
+                        0 => "www.example.",
+                        1 => "WWW.Example.",
+                        _ => "other.example.",
+                    };
+                    a(name, 1000 - (i as u32) * 7, i as u8)
+                })
+                .collect()
+        };
+        for n in [1, 2, 5, SMALL_SECTION, SMALL_SECTION + 1, 60] {
+            let records = mixed(n);
+            let small = small_set_minimums(&records);
+            assert_eq!(small, hashed_set_minimums(&records), "{n} records");
+            for (r, min) in records.iter().zip(&small) {
+                let expected = records
+                    .iter()
+                    .filter(|o| o.name.to_lowercase() == r.name.to_lowercase())
+                    .map(|o| o.ttl)
+                    .min()
+                    .unwrap();
+                assert_eq!(*min, expected);
+            }
+            let mut normalized = records.clone();
+            normalize_rrsets(&mut normalized, 0, u32::MAX);
+            assert_eq!(normalized.iter().map(|r| r.ttl).collect::<Vec<_>>(), small);
+        }
     }
 }

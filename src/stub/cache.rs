@@ -275,7 +275,7 @@ mod tests {
             let resp = response(
                 qb,
                 ResponseCode::NoError,
-                vec![a(&q.query.name().to_ascii(), ttl, 1)],
+                vec![a(&q.query().unwrap().name().to_ascii(), ttl, 1)],
                 vec![],
             );
             let ans = Answer::from_upstream(&resp, &q, &CacheOptions::default()).unwrap();

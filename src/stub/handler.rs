@@ -99,7 +99,7 @@ impl QueryHandler {
     }
 
     async fn ask_upstream(&self, q: &ClientQuery<'_>) -> Result<Answer, Failure> {
-        let query = upstream_query(q).map_err(Failure::Encode)?;
+        let query = upstream_query(q);
         let response = tokio::time::timeout(self.query_timeout, self.upstream.query(&query))
             .await
             .map_err(|_| Failure::Timeout)?
@@ -125,8 +125,6 @@ impl QueryHandler {
 /// Why a query got SERVFAIL.
 #[derive(Debug, thiserror::Error)]
 enum Failure {
-    #[error("query does not encode: {0}")]
-    Encode(hickory_proto::ProtoError),
     #[error("no upstream answer within the query timeout")]
     Timeout,
     #[error("upstream: {0}")]

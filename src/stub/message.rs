@@ -2,7 +2,8 @@
 //! a query to resolve, an error to answer (FORMERR, NOTIMP, BADVERS) or something to drop;
 //! and the messages the stub writes itself (the upstream query, SERVFAIL).
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError};
 
 use super::cache::CacheKey;
 use super::error::Protocol;
@@ -23,11 +24,17 @@ pub struct ClientQuery<'a> {
     /// The question exactly as the client wrote it (name, type, class), so that responses
     /// echo its letter case (clients using 0x20 mixed case check it).
     pub(crate) question: &'a [u8],
-    pub(crate) query: Query,
     pub(crate) key: CacheKey,
 }
 
 impl ClientQuery<'_> {
+    /// The question as hickory-proto's [`Query`], decoded from [`Self::question`] when it is
+    /// needed (not on the cache-hit path). It always decodes: [`classify`] only accepts
+    /// questions hickory-proto decodes.
+    pub(crate) fn query(&self) -> Result<Query, DecodeError> {
+        Query::read(&mut BinDecoder::new(self.question))
+    }
+
     /// The cache key of this query.
     pub fn key(&self) -> &CacheKey {
         &self.key
@@ -97,7 +104,31 @@ pub enum Classified<'a> {
     Drop(DropReason),
 }
 
+/// What [`classify`] reads from a message past its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parsed {
+    /// Position just after the question name.
+    qname_end: usize,
+    /// The OPT record's fields, if the message has one.
+    edns: Option<EdnsFields>,
+}
+
+/// The fields of an OPT record the stub uses (RFC 6891 §6.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EdnsFields {
+    version: u8,
+    dnssec_ok: bool,
+    /// The requestor's UDP payload size (the CLASS field).
+    max_payload: u16,
+}
+
 /// Sorts one client message (RFC 1035 §4.1, RFC 6891).
+///
+/// Queries of the usual shape (one question, no answer or authority records, at most an OPT
+/// record, nothing after it) are read by a byte-level walk ([`quick_parse`]); anything else
+/// is decoded by hickory-proto as a whole ([`full_parse`]). The walk accepts only messages
+/// hickory-proto decodes and reads the same fields from them, so both give the same result
+/// (the test `quick_and_full_parse_agree` checks this on many messages).
 pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
     let (Some(id), Some(&flags)) = (wire::u16_at(bytes, 0), bytes.get(header::FLAGS_HI)) else {
         return Classified::Drop(DropReason::ShortHeader);
@@ -120,16 +151,14 @@ pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
     if op_code != OpCode::Query {
         return refuse(Refusal::OpcodeNotQuery);
     }
-    let Ok(message) = Message::from_vec(bytes) else {
-        return refuse(Refusal::Undecodable);
+    let parsed = match quick_parse(bytes) {
+        Some(parsed) => parsed,
+        None => match full_parse(bytes) {
+            Ok(parsed) => parsed,
+            Err(reason) => return refuse(reason),
+        },
     };
-    let mut queries = message.queries;
-    let (Some(query), true) = (queries.pop(), queries.is_empty()) else {
-        return refuse(Refusal::QuestionCount);
-    };
-    let Ok(qname_end) = wire::uncompressed_name_end(bytes, HEADER_LEN) else {
-        return refuse(Refusal::BadQuestion);
-    };
+    let qname_end = parsed.qname_end;
     let Some(question) = bytes.get(HEADER_LEN..qname_end + 4) else {
         return refuse(Refusal::BadQuestion);
     };
@@ -141,19 +170,21 @@ pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
         _ => return refuse(Refusal::BadQuestion),
     };
 
-    let edns = message.edns.as_ref();
+    let edns = parsed.edns;
     if let Some(e) = edns {
-        if e.version() != 0 {
+        if e.version != 0 {
             return Classified::Refuse {
-                response: badvers_response(id, rd, &query),
+                response: badvers_response(id, rd, question),
                 reason: Refusal::EdnsVersion,
             };
         }
     }
-    let dnssec_ok = edns.is_some_and(|e| e.flags().dnssec_ok);
-    let checking_disabled = message.metadata.checking_disabled;
+    let dnssec_ok = edns.is_some_and(|e| e.dnssec_ok);
+    let checking_disabled = bytes
+        .get(header::FLAGS_LO)
+        .is_some_and(|lo| lo & header::CD != 0);
     let udp_limit = match edns {
-        Some(e) => e.max_payload().clamp(MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
+        Some(e) => e.max_payload.clamp(MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
         None => MIN_UDP_PAYLOAD,
     };
     let qname = question
@@ -168,7 +199,6 @@ pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
         edns: edns.is_some(),
         udp_limit: usize::from(udp_limit),
         question,
-        query,
         key: CacheKey::new(
             qname.into_boxed_slice(),
             qtype,
@@ -179,18 +209,118 @@ pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
     }))
 }
 
+/// EDNS option codes hickory-proto parses into structures (and so may refuse): NSID, DAU
+/// and Client Subnet. A query carrying one goes to [`full_parse`].
+const PARSED_OPTION_CODES: [u16; 3] = [3, 5, 8];
+
+/// Reads a query of the usual shape at the byte level, or `None` when the message has any
+/// other shape (then [`full_parse`] decides). Accepts exactly: QDCOUNT 1, ANCOUNT 0,
+/// NSCOUNT 0, ARCOUNT 0 or 1; an uncompressed question name of at most 255 bytes (labels of
+/// at most 63 bytes); and, with ARCOUNT 1, an OPT record with the root as owner whose options
+/// fill its RDATA exactly and include none of [`PARSED_OPTION_CODES`]; the message ends right
+/// after the question or the OPT record. hickory-proto decodes every such message, with one
+/// question and the same OPT fields.
+fn quick_parse(bytes: &[u8]) -> Option<Parsed> {
+    let counts = (
+        wire::u16_at(bytes, header::QDCOUNT)?,
+        wire::u16_at(bytes, header::ANCOUNT)?,
+        wire::u16_at(bytes, header::NSCOUNT)?,
+        wire::u16_at(bytes, header::ARCOUNT)?,
+    );
+    let with_opt = match counts {
+        (1, 0, 0, 0) => false,
+        (1, 0, 0, 1) => true,
+        _ => return None,
+    };
+    let qname_end = wire::uncompressed_name_end(bytes, HEADER_LEN).ok()?;
+    let question_end = qname_end + 4;
+    if !with_opt {
+        return (question_end == bytes.len()).then_some(Parsed {
+            qname_end,
+            edns: None,
+        });
+    }
+    // OPT: root owner (one zero byte), TYPE 41, CLASS = payload size, TTL = extended RCODE,
+    // version and flags, RDLENGTH, options.
+    let opt = question_end;
+    if bytes.get(opt) != Some(&0) || wire::u16_at(bytes, opt + 1)? != wire::TYPE_OPT {
+        return None;
+    }
+    let max_payload = wire::u16_at(bytes, opt + 3)?;
+    let version = *bytes.get(opt + 6)?;
+    let flags = wire::u16_at(bytes, opt + 7)?;
+    let rdlength = usize::from(wire::u16_at(bytes, opt + 9)?);
+    let rdata_start = opt + 11;
+    if rdata_start + rdlength != bytes.len() {
+        return None;
+    }
+    let mut pos = rdata_start;
+    while pos < bytes.len() {
+        let code = wire::u16_at(bytes, pos)?;
+        let len = usize::from(wire::u16_at(bytes, pos + 2)?);
+        if PARSED_OPTION_CODES.contains(&code) {
+            return None;
+        }
+        pos += 4 + len;
+    }
+    (pos == bytes.len()).then_some(Parsed {
+        qname_end,
+        edns: Some(EdnsFields {
+            version,
+            dnssec_ok: flags & 0x8000 != 0,
+            // hickory-proto reads the payload size as at least 512 (RFC 6891 §6.2.3).
+            max_payload: max_payload.max(512),
+        }),
+    })
+}
+
+/// Decodes the whole message with hickory-proto: the path for every message
+/// [`quick_parse`] leaves alone.
+fn full_parse(bytes: &[u8]) -> Result<Parsed, Refusal> {
+    let message = Message::from_vec(bytes).map_err(|_| Refusal::Undecodable)?;
+    if message.queries.len() != 1 {
+        return Err(Refusal::QuestionCount);
+    }
+    let qname_end =
+        wire::uncompressed_name_end(bytes, HEADER_LEN).map_err(|_| Refusal::BadQuestion)?;
+    Ok(Parsed {
+        qname_end,
+        edns: message.edns.as_ref().map(|e| EdnsFields {
+            version: e.version(),
+            dnssec_ok: e.flags().dnssec_ok,
+            max_payload: e.max_payload(),
+        }),
+    })
+}
+
 /// The query the stub sends upstream for a client query: same ID and question, RD set, CD
 /// and DO as the client asked, AD set (RFC 6840 §5.7: the stub understands it), and an OPT
 /// record without any of the client's EDNS options (no client subnet, cookies or padding
-/// leave the machine).
-pub fn upstream_query(q: &ClientQuery<'_>) -> Result<Vec<u8>, hickory_proto::ProtoError> {
-    let mut m = Message::new(q.id, MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = true;
-    m.metadata.checking_disabled = q.checking_disabled;
-    m.metadata.authentic_data = true;
-    m.add_query(q.query.clone());
-    m.set_edns(stub_edns(q.dnssec_ok));
-    m.to_vec()
+/// leave the machine). Written at the byte level; the bytes are those hickory-proto encodes
+/// for the same message (the test `upstream_query_bytes_match_hickory` checks this).
+pub fn upstream_query(q: &ClientQuery<'_>) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_LEN + q.question.len() + STUB_OPT_LEN);
+    b.extend_from_slice(&q.id.to_be_bytes());
+    b.push(header::RD);
+    b.push(header::AD | if q.checking_disabled { header::CD } else { 0 });
+    b.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]); // QDCOUNT 1, ARCOUNT 1
+    b.extend_from_slice(q.question);
+    push_stub_opt(&mut b, q.dnssec_ok);
+    b
+}
+
+/// Length of the stub's OPT record (root owner, no options).
+const STUB_OPT_LEN: usize = 11;
+
+/// Appends the stub's OPT record: root owner, payload [`MAX_UDP_PAYLOAD`], version 0, DO as
+/// given, no options. The same record as [`stub_edns`] encodes to.
+fn push_stub_opt(b: &mut Vec<u8>, dnssec_ok: bool) {
+    b.push(0);
+    b.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
+    b.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
+    b.extend_from_slice(&[0, 0]); // extended RCODE, version
+    b.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
+    b.extend_from_slice(&[0, 0]); // RDLENGTH
 }
 
 /// The OPT record the stub puts in its messages.
@@ -209,7 +339,15 @@ pub fn servfail(q: &ClientQuery<'_>) -> Vec<u8> {
     m.metadata.recursion_desired = q.recursion_desired;
     m.metadata.recursion_available = true;
     m.metadata.checking_disabled = q.checking_disabled;
-    m.add_query(q.query.clone());
+    let Ok(query) = q.query() else {
+        return header_only_response(
+            q.id,
+            OpCode::Query,
+            q.recursion_desired,
+            ResponseCode::ServFail,
+        );
+    };
+    m.add_query(query);
     if q.edns {
         m.set_edns(stub_edns(q.dnssec_ok));
     }
@@ -240,11 +378,14 @@ pub fn header_only_response(id: u16, op_code: OpCode, rd: bool, rcode: ResponseC
 }
 
 /// BADVERS (RFC 6891 §6.1.3): the stub speaks EDNS version 0 only, and says so in its OPT.
-fn badvers_response(id: u16, rd: bool, query: &Query) -> Vec<u8> {
+fn badvers_response(id: u16, rd: bool, question: &[u8]) -> Vec<u8> {
     let mut m = Message::error_msg(id, OpCode::Query, ResponseCode::BADVERS);
     m.metadata.recursion_desired = rd;
     m.metadata.recursion_available = true;
-    m.add_query(query.clone());
+    let Ok(query) = Query::read(&mut BinDecoder::new(question)) else {
+        return header_only_response(id, OpCode::Query, rd, ResponseCode::FormErr);
+    };
+    m.add_query(query);
     m.set_edns(stub_edns(false));
     m.to_vec()
         .unwrap_or_else(|_| header_only_response(id, OpCode::Query, rd, ResponseCode::FormErr))
@@ -253,6 +394,7 @@ fn badvers_response(id: u16, rd: bool, query: &Query) -> Vec<u8> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use hickory_proto::op::MessageType;
     use hickory_proto::rr::{Name, RecordType};
 
     /// A query for `name`/`qtype` with the given ID and, optionally, EDNS payload and DO.
@@ -438,7 +580,7 @@ pub(crate) mod tests {
         let Classified::Query(q) = classify(&b, Protocol::Udp) else {
             panic!("expected a query");
         };
-        let up = Message::from_vec(&upstream_query(&q).unwrap()).unwrap();
+        let up = Message::from_vec(&upstream_query(&q)).unwrap();
         assert_eq!(up.metadata.id, 18);
         assert!(up.metadata.recursion_desired && up.metadata.checking_disabled);
         let e = up.edns.unwrap();
@@ -463,5 +605,327 @@ pub(crate) mod tests {
             panic!("expected a query");
         };
         assert!(Message::from_vec(&servfail(&q)).unwrap().edns.is_none());
+    }
+
+    /// A query with `name`, the given counts left as encoded, and an OPT record built from
+    /// raw parts (owner byte, payload, TTL, RDATA) when `opt` is given.
+    fn raw_query(name: &[u8], opt: Option<(u8, u16, u32, &[u8])>) -> Vec<u8> {
+        let mut b = vec![
+            0x12,
+            0x34,
+            0x01,
+            0x00,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            u8::from(opt.is_some()),
+        ];
+        b.extend_from_slice(name);
+        b.extend_from_slice(&[0, 1, 0, 1]);
+        if let Some((owner, payload, ttl, rdata)) = opt {
+            b.push(owner);
+            b.extend_from_slice(&41u16.to_be_bytes());
+            b.extend_from_slice(&payload.to_be_bytes());
+            b.extend_from_slice(&ttl.to_be_bytes());
+            b.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            b.extend_from_slice(rdata);
+        }
+        b
+    }
+
+    /// Queries of many shapes: the usual ones, edge cases of names and OPT records, and
+    /// shapes only the full decoder handles.
+    fn query_corpus() -> Vec<Vec<u8>> {
+        let www = b"\x03www\x07ExAmple\x03com\x00".as_slice();
+        let mut label63 = vec![63u8];
+        label63.extend_from_slice(&[b'a'; 63]);
+        let mut longest = Vec::new(); // 255 bytes: 3 x 64 + 62 + root
+        for _ in 0..3 {
+            longest.extend_from_slice(&label63);
+        }
+        longest.push(61);
+        longest.extend_from_slice(&[b'b'; 61]);
+        longest.push(0);
+        assert_eq!(longest.len(), 255);
+        let mut too_long = longest.clone();
+        too_long.pop();
+        too_long.extend_from_slice(&[1, b'c', 0]);
+        let mut label64 = vec![64u8];
+        label64.extend_from_slice(&[b'a'; 64]);
+        label64.push(0);
+        let cookie: &[u8] = &[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let padding: &[u8] = &[0, 12, 0, 3, 0, 0, 0];
+        let ecs: &[u8] = &[0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2];
+        let bad_ecs: &[u8] = &[0, 8, 0, 2, 0, 9];
+        let nsid: &[u8] = &[0, 3, 0, 0];
+        let overlong_option: &[u8] = &[0, 10, 0, 9, 1, 2];
+        let short_option: &[u8] = &[0, 10];
+        let mut c = vec![
+            raw_query(www, None),
+            raw_query(b"\x00", None),
+            raw_query(&longest, None),
+            raw_query(&too_long, None),
+            raw_query(&label64, None),
+            raw_query(
+                &label63.iter().copied().chain([0]).collect::<Vec<_>>(),
+                None,
+            ),
+            raw_query(b"\xC0\x0C", None),
+            raw_query(b"\x01a\xC0\x0C", None),
+            raw_query(b"\x41a\x00", None),
+            raw_query(www, Some((0, 1232, 0, &[]))),
+            raw_query(www, Some((0, 4096, 0x0000_8000, cookie))),
+            raw_query(www, Some((0, 100, 0, padding))),
+            raw_query(www, Some((0, 65535, 0x0001_0000, &[]))),
+            raw_query(www, Some((0, 1232, 0x0100_0000, &[]))),
+            raw_query(www, Some((0, 1232, 0, ecs))),
+            raw_query(www, Some((0, 1232, 0, bad_ecs))),
+            raw_query(www, Some((0, 1232, 0, nsid))),
+            raw_query(www, Some((0, 1232, 0, overlong_option))),
+            raw_query(www, Some((0, 1232, 0, short_option))),
+            raw_query(www, Some((1, 1232, 0, &[]))),
+            query_bytes(1, "a.example.", RecordType::AAAA, Some((1232, true))),
+            query_bytes(2, "example.", RecordType::MX, None),
+        ];
+        // Trailing bytes, wrong counts, an extra answer record, a second OPT.
+        let mut trailing = raw_query(www, Some((0, 1232, 0, &[])));
+        trailing.push(0);
+        c.push(trailing);
+        let mut answer = raw_query(www, None);
+        answer[7] = 1;
+        answer.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+        c.push(answer);
+        let mut two_opts = raw_query(www, Some((0, 1232, 0, &[])));
+        two_opts.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
+        two_opts[11] = 2;
+        c.push(two_opts);
+        let mut no_question = raw_query(www, None);
+        no_question[5] = 0;
+        c.push(no_question);
+        c
+    }
+
+    /// Every message [`quick_parse`] reads is one the full hickory-proto decode accepts,
+    /// with the same fields; and the usual queries do take the quick path. Checked on the
+    /// corpus and on 30,000 deterministic random mutations of it (a few thousand of which
+    /// still take the quick path).
+    #[test]
+    fn quick_and_full_parse_agree() {
+        let mut quick = 0;
+        let mut check = |b: &[u8]| {
+            if let Some(p) = quick_parse(b) {
+                quick += 1;
+                assert_eq!(full_parse(b), Ok(p), "{b:02x?}");
+            }
+        };
+        let corpus = query_corpus();
+        for b in &corpus {
+            check(b);
+        }
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..30_000 {
+            let mut b = corpus[next() as usize % corpus.len()].clone();
+            for _ in 0..=(next() % 3) {
+                let at = next() as usize % b.len();
+                match next() % 4 {
+                    0 => b[at] = next() as u8,
+                    1 => b[at] ^= 1 << (next() % 8),
+                    2 => b.truncate(at.max(HEADER_LEN)),
+                    _ => b.insert(at, next() as u8),
+                }
+            }
+            check(&b);
+        }
+        assert!(quick > 1_000, "quick path taken {quick} times");
+
+        for (b, expect_quick) in [
+            (query_bytes(1, "www.example.", RecordType::A, None), true),
+            (
+                query_bytes(1, "www.example.", RecordType::A, Some((1232, true))),
+                true,
+            ),
+            (corpus[14].clone(), false), // client subnet: hickory parses it
+            (corpus[6].clone(), false),  // compressed question
+        ] {
+            assert_eq!(quick_parse(&b).is_some(), expect_quick, "{b:02x?}");
+        }
+    }
+
+    /// The classification as it was before the quick path: a full hickory-proto decode of
+    /// every message. Returns what `classify` returns, flattened for comparison.
+    fn reference_classify(bytes: &[u8], proto: Protocol) -> String {
+        let (Some(id), Some(&flags)) = (wire::u16_at(bytes, 0), bytes.get(header::FLAGS_HI)) else {
+            return format!("drop {:?}", DropReason::ShortHeader);
+        };
+        if bytes.len() < HEADER_LEN {
+            return format!("drop {:?}", DropReason::ShortHeader);
+        }
+        let op_code = OpCode::from_u8((flags >> 3) & 0x0F);
+        let rd = flags & header::RD != 0;
+        let refuse = |reason: Refusal| {
+            let response = header_only_response(id, op_code, rd, reason.response_code());
+            format!("refuse {reason:?} {response:02x?}")
+        };
+        if flags & header::QR != 0 {
+            return match proto {
+                Protocol::Udp => format!("drop {:?}", DropReason::ResponseOverUdp),
+                Protocol::Tcp => refuse(Refusal::NotAQuery),
+            };
+        }
+        if op_code != OpCode::Query {
+            return refuse(Refusal::OpcodeNotQuery);
+        }
+        let Ok(message) = Message::from_vec(bytes) else {
+            return refuse(Refusal::Undecodable);
+        };
+        let mut queries = message.queries;
+        let (Some(query), true) = (queries.pop(), queries.is_empty()) else {
+            return refuse(Refusal::QuestionCount);
+        };
+        let Ok(qname_end) = wire::uncompressed_name_end(bytes, HEADER_LEN) else {
+            return refuse(Refusal::BadQuestion);
+        };
+        let Some(question) = bytes.get(HEADER_LEN..qname_end + 4) else {
+            return refuse(Refusal::BadQuestion);
+        };
+        let edns = message.edns.as_ref();
+        if let Some(e) = edns {
+            if e.version() != 0 {
+                let mut m = Message::error_msg(id, OpCode::Query, ResponseCode::BADVERS);
+                m.metadata.recursion_desired = rd;
+                m.metadata.recursion_available = true;
+                m.add_query(query.clone());
+                m.set_edns(stub_edns(false));
+                let response = m.to_vec().unwrap();
+                return format!("refuse {:?} {response:02x?}", Refusal::EdnsVersion);
+            }
+        }
+        let dnssec_ok = edns.is_some_and(|e| e.flags().dnssec_ok);
+        let udp_limit = match edns {
+            Some(e) => e.max_payload().clamp(MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
+            None => MIN_UDP_PAYLOAD,
+        };
+        format!(
+            "query id={id} rd={rd} cd={} do={dnssec_ok} edns={} limit={udp_limit} \
+             question={question:02x?} query={query:?}",
+            message.metadata.checking_disabled,
+            edns.is_some(),
+        )
+    }
+
+    fn flatten(c: Classified<'_>) -> String {
+        match c {
+            Classified::Drop(reason) => format!("drop {reason:?}"),
+            Classified::Refuse { response, reason } => {
+                format!("refuse {reason:?} {response:02x?}")
+            }
+            Classified::Query(q) => format!(
+                "query id={} rd={} cd={} do={} edns={} limit={} question={:02x?} query={:?}",
+                q.id,
+                q.recursion_desired,
+                q.checking_disabled,
+                q.dnssec_ok,
+                q.edns,
+                q.udp_limit,
+                q.question,
+                q.query().unwrap()
+            ),
+        }
+    }
+
+    /// `classify` gives exactly what the full-decode classification gave (outcome, refusal
+    /// response bytes, every query field), over UDP and TCP, on the corpus and on 20,000
+    /// deterministic random mutations of it.
+    #[test]
+    fn classify_matches_the_full_decode_classification() {
+        let corpus = query_corpus();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut messages = corpus.clone();
+        for _ in 0..20_000 {
+            let mut b = corpus[next() as usize % corpus.len()].clone();
+            for _ in 0..=(next() % 3) {
+                if b.is_empty() {
+                    break;
+                }
+                let at = next() as usize % b.len();
+                match next() % 4 {
+                    0 => b[at] = next() as u8,
+                    1 => b[at] ^= 1 << (next() % 8),
+                    2 => b.truncate(at),
+                    _ => b.insert(at, next() as u8),
+                }
+            }
+            messages.push(b);
+        }
+        let mut kinds = std::collections::HashSet::new();
+        for b in &messages {
+            for proto in [Protocol::Udp, Protocol::Tcp] {
+                let got = flatten(classify(b, proto));
+                assert_eq!(got, reference_classify(b, proto), "{b:02x?}");
+                kinds.insert(got.split(' ').take(2).collect::<Vec<_>>().join(" "));
+            }
+        }
+        // The corpus and its mutations reach every outcome.
+        for kind in [
+            "drop ShortHeader",
+            "drop ResponseOverUdp",
+            "refuse NotAQuery",
+            "refuse OpcodeNotQuery",
+            "refuse Undecodable",
+            "refuse QuestionCount",
+            "refuse BadQuestion",
+            "refuse EdnsVersion",
+        ] {
+            assert!(kinds.contains(kind), "{kind} never reached: {kinds:?}");
+        }
+        assert!(kinds.iter().any(|k| k.starts_with("query id=")));
+    }
+
+    /// The byte-level upstream query is what hickory-proto encodes for the same message.
+    #[test]
+    fn upstream_query_bytes_match_hickory() {
+        for (name, qtype, edns, cd) in [
+            ("www.example.", RecordType::A, Some((1232, false)), false),
+            ("WwW.ExAmPlE.", RecordType::AAAA, Some((512, true)), true),
+            ("example.", RecordType::MX, None, false),
+            (".", RecordType::NS, None, true),
+            (
+                "x.example.",
+                RecordType::Unknown(65000),
+                Some((4096, true)),
+                false,
+            ),
+        ] {
+            let mut b = query_bytes(0xA1B2, name, qtype, edns);
+            if cd {
+                b[3] |= header::CD;
+            }
+            let Classified::Query(q) = classify(&b, Protocol::Udp) else {
+                panic!("expected a query");
+            };
+            let mut m = Message::new(q.id, MessageType::Query, OpCode::Query);
+            m.metadata.recursion_desired = true;
+            m.metadata.checking_disabled = q.checking_disabled;
+            m.metadata.authentic_data = true;
+            m.add_query(q.query().unwrap());
+            m.set_edns(stub_edns(q.dnssec_ok));
+            assert_eq!(upstream_query(&q), m.to_vec().unwrap(), "{name}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 /// Length of the DNS header (RFC 1035 §4.1.1).
 pub(crate) const HEADER_LEN: usize = 12;
 /// Record type of the EDNS(0) OPT pseudo-record (RFC 6891).
-const TYPE_OPT: u16 = 41;
+pub(crate) const TYPE_OPT: u16 = 41;
 /// Longest domain name in wire format (RFC 1035 §2.3.4).
 const MAX_NAME_LEN: usize = 255;
 
@@ -24,6 +24,10 @@ pub(crate) mod header {
     pub(crate) const TC: u8 = 0x02;
     /// RD bit in [`FLAGS_HI`].
     pub(crate) const RD: u8 = 0x01;
+    /// AD bit in [`FLAGS_LO`].
+    pub(crate) const AD: u8 = 0x20;
+    /// CD bit in [`FLAGS_LO`].
+    pub(crate) const CD: u8 = 0x10;
     /// Offset of QDCOUNT.
     pub(crate) const QDCOUNT: usize = 4;
     /// Offset of ANCOUNT.
