@@ -550,6 +550,55 @@ def warm(ctx, c, hit):
     return summarize(c.name, "warm-hit" if hit else "warm-miss", tput, lat, rss)
 
 
+def warm_interleaved(ctx, contenders, directs, hit):
+    """Like `warm` (and `direct`) for several contenders at once, with their runs taken in
+    turn: round r runs every contender once (the order rotating from round to round), so
+    load from outside the benchmark falls on all of them alike instead of on whichever
+    contender happened to be measured while it lasted. Every contender runs for the whole
+    scenario (idle ones use no CPU); each measured run is preceded by an uncounted 1 s pass
+    that re-opens upstream connections closed while the others ran."""
+    a = ctx.args
+    mode = "warm-hit" if hit else "warm-miss"
+    procs = {}
+    try:
+        for c in contenders:
+            procs[c.name] = c.start(ctx, cache_enabled=hit, cpu=ctx.layout.contender)
+            prime = ctx.queries.hit if hit else ctx.queries.unique()
+            run_dnsperf(ctx, procs[c.name].port, prime, 2, once=not hit)
+        order = list(directs) + [c.name for c in contenders]
+        tput = {n: [] for n in order}
+        lat = {n: [] for n in order}
+
+        def one(name, **kw):
+            proc = procs.get(name)
+            target = proc.port if proc else name
+            if proc:
+                warmup = ctx.queries.hit if hit else ctx.queries.unique()
+                run_dnsperf(ctx, target, warmup, 1, once=not hit)
+            q = ctx.queries.hit if hit else ctx.queries.unique()
+            return measured(ctx, target, proc, q, once=not hit, **kw)
+
+        for i in range(a.reps):
+            k = i % len(order)
+            for name in order[k:] + order[:k]:
+                tput[name].append(one(name, duration=a.duration))
+                log(f"  {name} {mode} round {i + 1}: {tput[name][-1]['qps']:.0f} qps")
+        for i in range(a.reps):
+            k = i % len(order)
+            for name in order[k:] + order[:k]:
+                lat[name].append(one(name, duration=a.lat_duration, qps=a.lat_qps,
+                                     verbose=True))
+        rss = {n: status_kib(p.pid, "VmHWM") for n, p in procs.items()}
+        if a.perf in procs and not hit:
+            log(f"  {a.perf}: profiling one extra (uncounted) run with perf")
+            measured(ctx, procs[a.perf].port, procs[a.perf], ctx.queries.unique(),
+                     a.duration, once=True, profile=True)
+    finally:
+        for p in procs.values():
+            p.stop()
+    return [summarize(n, mode, tput[n], lat[n], rss.get(n)) for n in order]
+
+
 def cold(ctx, c):
     """A fresh process before every run: no upstream connection, empty cache."""
     a = ctx.args
@@ -773,9 +822,14 @@ def render(ctx, info, results, tcp):
         "open, CT already verified), then all runs. cold: a fresh process before every run "
         "(first queries pay TCP + TLS handshake + certificate/CT verification); "
         "'first answer' is one UDP query to a fresh process. Direct dnsperf rows open their "
-        "own connections at the start of each run. Contenders are measured one after the "
-        "other (all runs of one, then the next), so load from outside the benchmark shifts "
-        "whole rows.",
+        "own connections at the start of each run. " + (
+            "Warm scenarios take their runs in turn (round r runs every contender once, the "
+            "order rotating per round; each run preceded by an uncounted 1 s pass that "
+            "re-opens upstream connections), so load from outside the benchmark falls on all "
+            "contenders alike; cold runs are one contender after the other."
+            if a.interleave else
+            "Contenders are measured one after the other (all runs of one, then the next), so "
+            "load from outside the benchmark shifts whole rows."),
         "- Every contender verifies the upstream: ctdns (chain to ca.pem, IP SAN, 2 SCTs from "
         "2 operators, issuer pin), unbound (`forward-addr …#" + AUTH_NAME + "`, "
         "`tls-cert-bundle`), stubby (`tls_auth_name`, `tls_ca_file`, authentication required).",
@@ -954,6 +1008,9 @@ def main():
                         "B (contender alone; upstream + dnsperf)")
     p.add_argument("--alt-skip", default=env("ALT_SKIP", "cold,hit,tcp"),
                    help="scenarios to skip in layouts after the first (default: only warm runs)")
+    p.add_argument("--no-interleave", dest="interleave", action="store_false",
+                   default=env("INTERLEAVE", "1") != "0",
+                   help="measure warm contenders one after the other instead of in turn")
     p.add_argument("--tcp-clients", type=int, default=int(env("TCP_CLIENTS", "1000")))
     p.add_argument("--only", default=env("ONLY", ""), help="comma-separated contenders (default all)")
     p.add_argument("--skip", default=env("SKIP", ""), help="comma-separated scenarios to skip: warm,cold,hit,tcp")
@@ -999,21 +1056,30 @@ def main():
         tag = lambda r: {**r, "layout": layout.name}  # noqa: E731
         try:
             if "warm" not in lskip:
-                for d in directs:
-                    results.append(tag(direct(ctx, d)))
-                for c in contenders:
-                    log(f"{c.name}: warm, cache miss")
-                    results.append(tag(warm(ctx, c, hit=False)))
+                if args.interleave:
+                    log("warm, cache miss: " + ", ".join(directs + [c.name for c in contenders])
+                        + " in turn")
+                    results += [tag(r) for r in warm_interleaved(ctx, contenders, directs, False)]
+                else:
+                    for d in directs:
+                        results.append(tag(direct(ctx, d)))
+                    for c in contenders:
+                        log(f"{c.name}: warm, cache miss")
+                        results.append(tag(warm(ctx, c, hit=False)))
             if "cold" not in lskip:
                 for c in contenders:
                     log(f"{c.name}: cold, cache miss")
                     results.append(tag(cold(ctx, c)))
             if "hit" not in lskip:
-                for c in contenders:
-                    if c.name == "ctdns-doh":
-                        continue  # the cache sits in front of the transport: DoT row suffices
-                    log(f"{c.name}: warm, cache hit")
-                    results.append(tag(warm(ctx, c, hit=True)))
+                # The cache sits in front of the transport: the DoT row suffices.
+                hitters = [c for c in contenders if c.name != "ctdns-doh"]
+                if args.interleave:
+                    log("warm, cache hit: " + ", ".join(c.name for c in hitters) + " in turn")
+                    results += [tag(r) for r in warm_interleaved(ctx, hitters, [], True)]
+                else:
+                    for c in hitters:
+                        log(f"{c.name}: warm, cache hit")
+                        results.append(tag(warm(ctx, c, hit=True)))
             if "tcp" not in lskip:
                 for c in contenders:
                     if c.name == "ctdns-doh":
