@@ -760,8 +760,14 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+# Rows whose median other-load figures differ by more than this many percentage points
+# did not run under comparable conditions; their ratio is flagged.
+COMPARABLE_LOAD_PP = 15
+
+
 def targets(results, tcp, layout):
-    """The benchmark issue's targets for one layout, as (target, value, met) rows."""
+    """The benchmark issue's targets for one layout, as (target, value, met) rows; `met` is
+    a bool, or a string when the compared rows did not run under comparable load."""
     out = []
     dot = row(results, layout, "warm-miss", "ctdns-dot")
     if not dot:
@@ -771,8 +777,14 @@ def targets(results, tcp, layout):
                               ("direct-dot", 0.8, "≥ 0.8 × dnsperf → DoT direct")]:
         other = row(results, layout, "warm-miss", peer)
         r = ratio(dot["qps"], other["qps"] if other else None)
-        if r is not None:
-            out.append((f"ctdns → DoT QPS {label}", f"{r:.2f} ×", r >= goal))
+        if r is None:
+            continue
+        met = r >= goal
+        la, lb = dot.get("other_load_pct"), other.get("other_load_pct")
+        if la is not None and lb is not None and abs(la - lb) > COMPARABLE_LOAD_PP:
+            met = (f"{'yes' if met else 'no'}, but not comparable: other load "
+                   f"{la:.0f} % vs {lb:.0f} %")
+        out.append((f"ctdns → DoT QPS {label}", f"{r:.2f} ×", met))
     direct_dot = row(results, layout, "warm-miss", "direct-dot")
     if direct_dot and dot.get("p50_ms") is not None and direct_dot.get("p50_ms") is not None:
         added = (dot["p50_ms"] - direct_dot["p50_ms"]) * 1000
@@ -854,7 +866,9 @@ def render(ctx, info, results, tcp):
         if tg:
             md += ["Targets (ratios within this layout and run):", "",
                    "| target | value | met |", "|---|---:|---|"]
-            md += [f"| {t} | {v} | {'yes' if ok else '**no**'} |" for t, v, ok in tg]
+            md += [f"| {t} | {v} | "
+                   f"{ok if isinstance(ok, str) else ('yes' if ok else '**no**')} |"
+                   for t, v, ok in tg]
             md.append("")
         for mode, title in [
             ("warm-miss", "Cache miss, warm connections"),
