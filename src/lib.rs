@@ -57,3 +57,4 @@ pub mod runtime;
 pub mod stub;
 pub mod tls;
 pub mod upstream;
+pub mod wire;

@@ -25,7 +25,7 @@ use ctdns::upstream::doh::{check_head, PreparedQuery};
 use ctdns::upstream::dot::take_frame;
 use ctdns::upstream::msgid::{message_id, set_message_id};
 use ctdns::upstream::padding::{pad_query, strip_opt, PadOutcome, QUERY_BLOCK};
-use ctdns::upstream::wire::{self, Header};
+use ctdns::wire::{self, Header};
 use ctdns_fuzz::split;
 use libfuzzer_sys::fuzz_target;
 

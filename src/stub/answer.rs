@@ -11,7 +11,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::message::{stub_edns, ClientQuery};
 use super::options::CacheOptions;
-use super::wire::{self, header, Layout, WireError, HEADER_LEN};
+use crate::wire::{self, header, WireError, HEADER_LEN, TYPE_OPT};
 
 /// Why an upstream response was not served (the client gets SERVFAIL instead).
 #[derive(Debug, thiserror::Error)]
@@ -134,14 +134,7 @@ impl Answer {
         };
 
         let wire = out.to_vec()?;
-        let Layout {
-            question_end,
-            ttl_offsets,
-            opt_start,
-        } = wire::layout(&wire)?;
-        let Some(opt_start) = opt_start else {
-            return Err(AnswerError::Layout(WireError::OptNotLast));
-        };
+        let (question_end, opt_start, ttl_offsets) = serving_positions(&wire)?;
         if question_end.checked_sub(HEADER_LEN) != Some(q.question.len()) {
             return Err(AnswerError::QuestionMismatch);
         }
@@ -184,14 +177,14 @@ impl Answer {
             if age > 0 {
                 for &off in self.ttl_offsets.iter() {
                     let off = usize::from(off);
-                    if let Some(ttl) = wire::u32_at(wire, off) {
-                        wire::put_u32(&mut out, off, ttl.saturating_sub(age));
+                    if let Some(ttl) = wire::read_u32(wire, off) {
+                        wire::write_u32(&mut out, off, ttl.saturating_sub(age));
                     }
                 }
             }
             if !q.edns {
-                let ar = wire::u16_at(wire, header::ARCOUNT).unwrap_or(1);
-                wire::put_u16(&mut out, header::ARCOUNT, ar.saturating_sub(1));
+                let ar = wire::read_u16(wire, header::ARCOUNT).unwrap_or(1);
+                wire::write_u16(&mut out, header::ARCOUNT, ar.saturating_sub(1));
             }
             out
         } else {
@@ -201,14 +194,14 @@ impl Answer {
             let mut out = Vec::with_capacity(head.len() + opt.len());
             out.extend_from_slice(head);
             out.extend_from_slice(opt);
-            wire::put_u16(&mut out, header::ANCOUNT, 0);
-            wire::put_u16(&mut out, header::NSCOUNT, 0);
-            wire::put_u16(&mut out, header::ARCOUNT, u16::from(q.edns));
-            wire::set_bit(&mut out, header::FLAGS_HI, header::TC, true);
+            wire::write_u16(&mut out, header::ANCOUNT, 0);
+            wire::write_u16(&mut out, header::NSCOUNT, 0);
+            wire::write_u16(&mut out, header::ARCOUNT, u16::from(q.edns));
+            wire::set_bits(&mut out, header::FLAGS_HI, header::TC, true);
             out
         };
-        wire::put_u16(&mut out, 0, q.id);
-        wire::set_bit(&mut out, header::FLAGS_HI, header::RD, q.recursion_desired);
+        wire::write_u16(&mut out, 0, q.id);
+        wire::set_bits(&mut out, header::FLAGS_HI, header::RD, q.recursion_desired);
         if let Some(dst) = out.get_mut(HEADER_LEN..self.question_end) {
             if dst.len() == q.question.len() {
                 dst.copy_from_slice(q.question);
@@ -264,24 +257,55 @@ fn check_matches(msg: &Message, q: &ClientQuery<'_>, query: &Query) -> Result<()
 /// as before; what is no longer interpreted is the content of the options, which is
 /// discarded either way.
 fn without_opt_options(response: &[u8]) -> Cow<'_, [u8]> {
-    let Ok(Layout {
-        opt_start: Some(opt),
-        ..
-    }) = wire::layout(response)
+    let Some(opt) = wire::layout(response)
+        .ok()
+        .and_then(|l| l.opt)
+        .filter(|o| o.is_last)
     else {
         return Cow::Borrowed(response);
     };
     // A root owner name is one zero byte; TYPE, CLASS and TTL follow, then RDLENGTH.
-    let rdlength_at = opt + 1 + 8;
-    if response.get(opt) != Some(&0) || wire::u16_at(response, rdlength_at).is_none_or(|n| n == 0) {
+    let rdlength_at = opt.rdlength_at;
+    if response.get(opt.start) != Some(&0)
+        || rdlength_at != opt.start + 1 + 8
+        || wire::read_u16(response, rdlength_at).is_none_or(|n| n == 0)
+    {
         return Cow::Borrowed(response);
     }
     let Some(head) = response.get(..rdlength_at + 2) else {
         return Cow::Borrowed(response);
     };
     let mut out = head.to_vec();
-    wire::put_u16(&mut out, rdlength_at, 0);
+    wire::write_u16(&mut out, rdlength_at, 0);
     Cow::Owned(out)
+}
+
+/// Where a normalized response is patched when it is served: the end of its single question,
+/// the start of its OPT record (which must be the last record), and the TTL field of every
+/// other record.
+fn serving_positions(wire: &[u8]) -> Result<(usize, usize, Vec<u16>), WireError> {
+    let mut ttl_offsets = Vec::new();
+    let mut too_far = false;
+    let layout = wire::walk(wire, |r| {
+        if r.rtype != TYPE_OPT {
+            match u16::try_from(r.ttl_at) {
+                Ok(at) => ttl_offsets.push(at),
+                Err(_) => too_far = true,
+            }
+        }
+    })?;
+    if layout.header.qdcount != 1 {
+        return Err(WireError::QuestionCount(layout.header.qdcount));
+    }
+    let opt = layout
+        .opt
+        .filter(|o| o.is_last)
+        .ok_or(WireError::OptNotLast)?;
+    if too_far {
+        // `walk` refuses messages over 65535 bytes, so no offset inside one exceeds u16.
+        return Err(WireError::TooLong { len: wire.len() });
+    }
+    Ok((layout.question_end, opt.start, ttl_offsets))
 }
 
 /// Sets every RRset's TTLs to the set's smallest, then clamps each to `[lo, hi]`. An RRset is
@@ -648,10 +672,10 @@ pub(crate) mod tests {
     /// option of `pad` bytes and extended RCODE bits `rcode_high`.
     fn with_padded_opt(resp: &[u8], pad: usize, rcode_high: u8) -> Vec<u8> {
         let mut b = resp.to_vec();
-        let opt = wire::layout(&b).unwrap().opt_start.unwrap();
+        let opt = wire::layout(&b).unwrap().opt.unwrap().start;
         assert_eq!(b.len(), opt + 11, "OPT record without options");
         b[opt + 5] = rcode_high;
-        wire::put_u16(&mut b, opt + 9, (4 + pad) as u16);
+        wire::write_u16(&mut b, opt + 9, (4 + pad) as u16);
         b.extend_from_slice(&12u16.to_be_bytes());
         b.extend_from_slice(&(pad as u16).to_be_bytes());
         b.extend(std::iter::repeat_n(0u8, pad));
@@ -707,7 +731,7 @@ pub(crate) mod tests {
             vec![],
         );
         let mut padded = with_padded_opt(&plain, 40, 0);
-        let opt = wire::layout(&padded).unwrap().opt_start.unwrap();
+        let opt = wire::layout(&padded).unwrap().opt.unwrap().start;
         // Owner "a." instead of the root.
         padded.splice(opt..opt + 1, [1, b'a', 0]);
         assert!(matches!(without_opt_options(&padded), Cow::Borrowed(_)));
@@ -715,6 +739,46 @@ pub(crate) mod tests {
             Answer::from_upstream(&padded, &q, &opts()),
             Err(AnswerError::Decode(_))
         ));
+    }
+
+    /// The positions the cache patches: TTLs of every record but OPT, and an OPT record
+    /// that must come last in a message with one question.
+    #[test]
+    fn serving_positions_need_one_question_and_a_last_opt() {
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 1];
+        m.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+        let question_end = m.len();
+        for ttl in [300u32, 60] {
+            m.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1]);
+            m.extend_from_slice(&ttl.to_be_bytes());
+            m.extend_from_slice(&[0, 4, 192, 0, 2, 1]);
+        }
+        let opt = m.len();
+        m.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+        let (q_end, opt_start, ttls) = serving_positions(&m).unwrap();
+        assert_eq!((q_end, opt_start), (question_end, opt));
+        let read: Vec<_> = ttls
+            .iter()
+            .map(|&at| wire::read_u32(&m, usize::from(at)))
+            .collect();
+        assert_eq!(read, vec![Some(300), Some(60)]);
+
+        // OPT first, then an A record: refused.
+        let mut not_last = m[..question_end].to_vec();
+        not_last[7] = 0; // ancount
+        not_last[11] = 2; // arcount
+        not_last.extend_from_slice(&m[opt..]);
+        not_last.extend_from_slice(&m[question_end..question_end + 16]);
+        assert_eq!(serving_positions(&not_last), Err(WireError::OptNotLast));
+        // No OPT at all: refused the same way (the normalized answer always has one).
+        let mut no_opt = m[..opt].to_vec();
+        no_opt[11] = 0;
+        assert_eq!(serving_positions(&no_opt), Err(WireError::OptNotLast));
+        // Two questions: refused.
+        let mut two = m.clone();
+        two[5] = 2;
+        two.splice(question_end..question_end, m[12..question_end].to_vec());
+        assert_eq!(serving_positions(&two), Err(WireError::QuestionCount(2)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError};
 use super::cache::CacheKey;
 use super::error::Protocol;
 use super::options::{MAX_UDP_PAYLOAD, MIN_UDP_PAYLOAD};
-use super::wire::{self, header, HEADER_LEN};
+use crate::wire::{self, header, HEADER_LEN};
 
 /// A well-formed client query, borrowing the bytes it was read from.
 #[derive(Debug, Clone)]
@@ -130,7 +130,7 @@ struct EdnsFields {
 /// hickory-proto decodes and reads the same fields from them, so both give the same result
 /// (the test `quick_and_full_parse_agree` checks this on many messages).
 pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
-    let (Some(id), Some(&flags)) = (wire::u16_at(bytes, 0), bytes.get(header::FLAGS_HI)) else {
+    let (Some(id), Some(&flags)) = (wire::read_u16(bytes, 0), bytes.get(header::FLAGS_HI)) else {
         return Classified::Drop(DropReason::ShortHeader);
     };
     if bytes.len() < HEADER_LEN {
@@ -163,8 +163,8 @@ pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
         return refuse(Refusal::BadQuestion);
     };
     let (qtype, qclass) = match (
-        wire::u16_at(bytes, qname_end),
-        wire::u16_at(bytes, qname_end + 2),
+        wire::read_u16(bytes, qname_end),
+        wire::read_u16(bytes, qname_end + 2),
     ) {
         (Some(t), Some(c)) => (t, c),
         _ => return refuse(Refusal::BadQuestion),
@@ -222,10 +222,10 @@ const PARSED_OPTION_CODES: [u16; 3] = [3, 5, 8];
 /// question and the same OPT fields.
 fn quick_parse(bytes: &[u8]) -> Option<Parsed> {
     let counts = (
-        wire::u16_at(bytes, header::QDCOUNT)?,
-        wire::u16_at(bytes, header::ANCOUNT)?,
-        wire::u16_at(bytes, header::NSCOUNT)?,
-        wire::u16_at(bytes, header::ARCOUNT)?,
+        wire::read_u16(bytes, header::QDCOUNT)?,
+        wire::read_u16(bytes, header::ANCOUNT)?,
+        wire::read_u16(bytes, header::NSCOUNT)?,
+        wire::read_u16(bytes, header::ARCOUNT)?,
     );
     let with_opt = match counts {
         (1, 0, 0, 0) => false,
@@ -243,21 +243,21 @@ fn quick_parse(bytes: &[u8]) -> Option<Parsed> {
     // OPT: root owner (one zero byte), TYPE 41, CLASS = payload size, TTL = extended RCODE,
     // version and flags, RDLENGTH, options.
     let opt = question_end;
-    if bytes.get(opt) != Some(&0) || wire::u16_at(bytes, opt + 1)? != wire::TYPE_OPT {
+    if bytes.get(opt) != Some(&0) || wire::read_u16(bytes, opt + 1)? != wire::TYPE_OPT {
         return None;
     }
-    let max_payload = wire::u16_at(bytes, opt + 3)?;
+    let max_payload = wire::read_u16(bytes, opt + 3)?;
     let version = *bytes.get(opt + 6)?;
-    let flags = wire::u16_at(bytes, opt + 7)?;
-    let rdlength = usize::from(wire::u16_at(bytes, opt + 9)?);
+    let flags = wire::read_u16(bytes, opt + 7)?;
+    let rdlength = usize::from(wire::read_u16(bytes, opt + 9)?);
     let rdata_start = opt + 11;
     if rdata_start + rdlength != bytes.len() {
         return None;
     }
     let mut pos = rdata_start;
     while pos < bytes.len() {
-        let code = wire::u16_at(bytes, pos)?;
-        let len = usize::from(wire::u16_at(bytes, pos + 2)?);
+        let code = wire::read_u16(bytes, pos)?;
+        let len = usize::from(wire::read_u16(bytes, pos + 2)?);
         if PARSED_OPTION_CODES.contains(&code) {
             return None;
         }
@@ -365,7 +365,7 @@ pub fn servfail(q: &ClientQuery<'_>) -> Vec<u8> {
 /// answers, and `rcode`. Used when the message could not be decoded far enough to echo more.
 pub fn header_only_response(id: u16, op_code: OpCode, rd: bool, rcode: ResponseCode) -> Vec<u8> {
     let mut b = vec![0u8; HEADER_LEN];
-    wire::put_u16(&mut b, 0, id);
+    wire::write_u16(&mut b, 0, id);
     let op: u8 = op_code.into();
     if let Some(hi) = b.get_mut(header::FLAGS_HI) {
         *hi = header::QR | ((op & 0x0F) << 3) | if rd { header::RD } else { 0 };
@@ -764,7 +764,8 @@ pub(crate) mod tests {
     /// The classification as it was before the quick path: a full hickory-proto decode of
     /// every message. Returns what `classify` returns, flattened for comparison.
     fn reference_classify(bytes: &[u8], proto: Protocol) -> String {
-        let (Some(id), Some(&flags)) = (wire::u16_at(bytes, 0), bytes.get(header::FLAGS_HI)) else {
+        let (Some(id), Some(&flags)) = (wire::read_u16(bytes, 0), bytes.get(header::FLAGS_HI))
+        else {
             return format!("drop {:?}", DropReason::ShortHeader);
         };
         if bytes.len() < HEADER_LEN {

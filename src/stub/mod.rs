@@ -22,7 +22,6 @@ pub mod options;
 pub mod server;
 mod tcp;
 mod udp;
-pub mod wire;
 
 pub use cache::{Cache, CacheKey};
 pub use error::{Protocol, StubError};

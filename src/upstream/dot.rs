@@ -41,8 +41,8 @@ use tracing::{debug, warn};
 use super::deadline::Deadline;
 use super::msgid::{self, IdAllocator};
 use super::padding::{self, PadOutcome};
-use super::wire::{self, Header, Question, WireError};
 use super::{BoxFuture, Transport, UpstreamError};
+use crate::wire::{self, Header, Question, WireError};
 
 type Stream = TlsStream<TcpStream>;
 

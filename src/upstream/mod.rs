@@ -11,7 +11,8 @@ pub mod dot;
 pub mod msgid;
 pub mod padding;
 pub mod pool;
-pub mod wire;
+
+use crate::wire;
 
 /// A boxed, sendable future, so that [`Transport`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -17,7 +17,7 @@
 //!
 //! Both cases are reported in [`PadOutcome`]; neither occurs in what stub clients send.
 
-use super::wire::{self, WireError, TYPE_OPT};
+use crate::wire::{self, WireError, TYPE_OPT};
 
 /// The EDNS(0) option code of Padding (RFC 7830).
 pub const PADDING_OPTION: u16 = 12;

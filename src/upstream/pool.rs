@@ -237,7 +237,7 @@ fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::wire::WireError;
+    use crate::wire::WireError;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A transport with scripted results that counts its calls.

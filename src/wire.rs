@@ -1,9 +1,13 @@
-//! A minimal, non-panicking reader of the DNS wire format (RFC 1035 §4), with just what the
-//! transports need: the header, the question, and where the EDNS(0) OPT record sits.
+//! A minimal, non-panicking walker of the DNS wire format (RFC 1035 §4), shared by the stub
+//! and the upstream transports: the header, the question, where every record sits (its TTL,
+//! the OPT record), and bounds-checked field readers and writers.
 //!
-//! The transports edit messages at the byte level (message ID, OPT padding) instead of
-//! decoding and re-encoding them, so the resolver's answer reaches the client byte for byte.
-//! Every read from the message is bounds-checked and returns a [`WireError`].
+//! Both sides edit messages at the byte level instead of decoding and re-encoding them: the
+//! transports rewrite the message ID and the OPT padding so the resolver's answer reaches the
+//! client byte for byte; the stub's cache serves an answer by copying bytes and patching the
+//! ID, the TTLs and a few flags. hickory-proto does every real decoding; this module only finds
+//! positions, skipping RDATA without looking at it. Every read is bounds-checked and returns a
+//! [`WireError`] naming what did not fit.
 
 use std::fmt;
 
@@ -22,6 +26,34 @@ pub const TYPE_TSIG: u16 = 250;
 const MAX_NAME_LEN: usize = 255;
 /// QR bit of the header flags: set on responses.
 const FLAG_QR: u16 = 0x8000;
+
+/// Header field positions and flag bits (RFC 1035 §4.1.1, RFC 4035 §3.2 for AD and CD).
+pub mod header {
+    /// Offset of the flags word.
+    pub const FLAGS: usize = 2;
+    /// Offset of the byte holding QR, OPCODE, AA, TC, RD.
+    pub const FLAGS_HI: usize = 2;
+    /// Offset of the byte holding RA, Z, AD, CD, RCODE.
+    pub const FLAGS_LO: usize = 3;
+    /// QR bit in [`FLAGS_HI`].
+    pub const QR: u8 = 0x80;
+    /// TC bit in [`FLAGS_HI`].
+    pub const TC: u8 = 0x02;
+    /// RD bit in [`FLAGS_HI`].
+    pub const RD: u8 = 0x01;
+    /// AD bit in [`FLAGS_LO`].
+    pub const AD: u8 = 0x20;
+    /// CD bit in [`FLAGS_LO`].
+    pub const CD: u8 = 0x10;
+    /// Offset of QDCOUNT.
+    pub const QDCOUNT: usize = 4;
+    /// Offset of ANCOUNT.
+    pub const ANCOUNT: usize = 6;
+    /// Offset of NSCOUNT.
+    pub const NSCOUNT: usize = 8;
+    /// Offset of ARCOUNT.
+    pub const ARCOUNT: usize = 10;
+}
 
 /// A section of a DNS message, to say where a message was cut short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +115,7 @@ pub enum WireError {
     },
     /// The name reached through a compression pointer runs up to or past the pointer
     /// itself: it is not a prior occurrence (RFC 1035 §4.1.4), and cutting bytes after the
-    /// pointer (as [`strip_opt`](super::padding::strip_opt) does) would change it.
+    /// pointer (as [`strip_opt`](crate::upstream::padding::strip_opt) does) would change it.
     #[error(
         "domain name reached through the compression pointer at offset {at} runs past the pointer"
     )]
@@ -94,6 +126,17 @@ pub enum WireError {
     /// The message must carry exactly one question.
     #[error("expected exactly one question, found {0}")]
     QuestionCount(u16),
+    /// A question name uses a compression pointer where nothing may be compressed (the
+    /// question of a client query: there is nothing before it to point at).
+    #[error("compression pointer in the question name at offset {at}")]
+    PointerInQuestion {
+        /// Offset of the pointer.
+        at: usize,
+    },
+    /// The OPT record is followed by another record where it must be the last one (the
+    /// stub's cache cuts it off and appends its own).
+    #[error("OPT record is not the last record")]
+    OptNotLast,
     /// Bytes remain after the last record the header announced.
     #[error("{0} trailing bytes after the last record")]
     TrailingBytes(usize),
@@ -101,7 +144,7 @@ pub enum WireError {
     #[error("more than one OPT record")]
     MultipleOpt,
     /// An OPT record outside the additional section (RFC 6891 §6.1.1 places it there).
-    /// Accepting it would let [`strip_opt`](super::padding::strip_opt) cut a record that
+    /// Accepting it would let [`strip_opt`](crate::upstream::padding::strip_opt) cut a record that
     /// ANCOUNT or NSCOUNT still counts.
     #[error("OPT record in the {0} section (only allowed in the additional section)")]
     OptOutsideAdditional(Section),
@@ -201,11 +244,31 @@ pub struct OptRecord {
     pub is_last: bool,
 }
 
-/// The shape of a whole message: its header and where the OPT record is.
+/// Where one resource record sits, as [`walk`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordPos {
+    /// The section holding it.
+    pub section: Section,
+    /// Offset of its owner name (its first byte).
+    pub start: usize,
+    /// Its TYPE.
+    pub rtype: u16,
+    /// Offset of its TTL field (for OPT: extended RCODE, version and flags).
+    pub ttl_at: usize,
+    /// Offset of its RDLENGTH field.
+    pub rdlength_at: usize,
+    /// Offset just past its RDATA.
+    pub end: usize,
+}
+
+/// The shape of a whole message: its header, where the question section ends and where the
+/// OPT record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     /// The header.
     pub header: Header,
+    /// Offset just past the question section.
+    pub question_end: usize,
     /// The OPT record, if any.
     pub opt: Option<OptRecord>,
     /// Whether the last record is a TSIG or SIG(0) signature, which covers the bytes before
@@ -214,8 +277,14 @@ pub struct Layout {
 }
 
 /// Walk the whole of `msg`: every question and record must lie within it, no bytes may
-/// follow the last record, and at most one OPT record may appear.
+/// follow the last record, and at most one OPT record may appear, in the additional section.
 pub fn layout(msg: &[u8]) -> Result<Layout, WireError> {
+    walk(msg, |_| {})
+}
+
+/// [`layout`], calling `visit` with the position of every record, in message order, as it is
+/// reached (so a message that fails later may already have reported some records).
+pub fn walk(msg: &[u8], mut visit: impl FnMut(&RecordPos)) -> Result<Layout, WireError> {
     if msg.len() > MAX_MESSAGE_LEN {
         return Err(WireError::TooLong { len: msg.len() });
     }
@@ -230,6 +299,7 @@ pub fn layout(msg: &[u8]) -> Result<Layout, WireError> {
                 section: Section::Question,
             })?;
     }
+    let question_end = pos;
     let sections = [
         (Section::Answer, header.ancount),
         (Section::Authority, header.nscount),
@@ -249,6 +319,14 @@ pub fn layout(msg: &[u8]) -> Result<Layout, WireError> {
                 .checked_add(usize::from(rdlength))
                 .filter(|&e| e <= msg.len())
                 .ok_or(truncated)?;
+            visit(&RecordPos {
+                section,
+                start,
+                rtype,
+                ttl_at: fixed + 4,
+                rdlength_at,
+                end,
+            });
             if rtype == TYPE_OPT {
                 if section != Section::Additional {
                     return Err(WireError::OptOutsideAdditional(section));
@@ -276,6 +354,7 @@ pub fn layout(msg: &[u8]) -> Result<Layout, WireError> {
     let signed = header.arcount > 0 && matches!(last_type, Some(TYPE_TSIG | TYPE_SIG));
     Ok(Layout {
         header,
+        question_end,
         opt,
         signed,
     })
@@ -295,6 +374,63 @@ pub fn write_u16(msg: &mut [u8], at: usize, value: u16) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// Read a big-endian u32 at `at`, or `None` past the end.
+pub fn read_u32(msg: &[u8], at: usize) -> Option<u32> {
+    let bytes: [u8; 4] = msg.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+/// Write a big-endian u32 at `at`; `false` (and nothing written) past the end.
+pub fn write_u32(msg: &mut [u8], at: usize, value: u32) -> bool {
+    match at.checked_add(4).and_then(|end| msg.get_mut(at..end)) {
+        Some(slot) => {
+            slot.copy_from_slice(&value.to_be_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
+/// Set or clear the bits `mask` in the byte at `at`; `false` (and nothing changed) past the
+/// end.
+pub fn set_bits(msg: &mut [u8], at: usize, mask: u8, on: bool) -> bool {
+    match msg.get_mut(at) {
+        Some(byte) => {
+            if on {
+                *byte |= mask;
+            } else {
+                *byte &= !mask;
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+/// The offset just past the uncompressed name at `start`: the question name of a client
+/// query, which has nothing before it to point at, so a compression pointer there is an
+/// error ([`WireError::PointerInQuestion`]).
+pub fn uncompressed_name_end(msg: &[u8], start: usize) -> Result<usize, WireError> {
+    let mut pos = start;
+    loop {
+        let len = *msg.get(pos).ok_or(WireError::Truncated {
+            section: Section::Question,
+        })?;
+        match len & 0xC0 {
+            0x00 => {}
+            0xC0 => return Err(WireError::PointerInQuestion { at: pos }),
+            other => return Err(WireError::ReservedLabelType(other)),
+        }
+        pos += 1 + usize::from(len);
+        if pos - start > MAX_NAME_LEN {
+            return Err(WireError::NameTooLong);
+        }
+        if len == 0 {
+            return Ok(pos);
+        }
     }
 }
 
@@ -560,5 +696,75 @@ mod tests {
         assert!(!write_u16(&mut b, 2, 1));
         assert_eq!(read_u16(&b, 2), None);
         assert_eq!(read_u16(&b, usize::MAX), None);
+    }
+
+    #[test]
+    fn walk_reports_every_record_with_its_ttl() {
+        let r = response();
+        let mut seen = Vec::new();
+        let l = walk(&r, |rec| seen.push(*rec)).unwrap();
+        assert_eq!(l.question_end, 12 + 17 + 4);
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].section, Section::Answer);
+        assert_eq!(seen[0].start, l.question_end);
+        assert_eq!(read_u32(&r, seen[0].ttl_at), Some(60));
+        assert_eq!(seen[1].rtype, TYPE_OPT);
+        assert_eq!(seen[1].section, Section::Additional);
+        assert_eq!(Some(seen[1].start), l.opt.map(|o| o.start));
+        assert_eq!(seen[1].rdlength_at, seen[1].ttl_at + 4);
+        assert_eq!(seen[1].end, r.len());
+    }
+
+    #[test]
+    fn reports_an_opt_record_that_is_not_last() {
+        let mut r = query();
+        r[2] = 0x81;
+        r[11] = 2; // arcount: OPT, then an A record
+        r.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]);
+        r.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+        let opt = layout(&r).unwrap().opt.unwrap();
+        assert!(!opt.is_last);
+        assert_eq!(opt.start, 12 + 17 + 4);
+    }
+
+    #[test]
+    fn question_name_of_a_query_must_not_be_compressed_or_too_long() {
+        assert_eq!(
+            uncompressed_name_end(b"\xC0\x0C\x00\x01", 0),
+            Err(WireError::PointerInQuestion { at: 0 })
+        );
+        assert_eq!(
+            uncompressed_name_end(b"\x01a\x80", 0),
+            Err(WireError::ReservedLabelType(0x80))
+        );
+        assert_eq!(
+            uncompressed_name_end(b"\x03abc", 0),
+            Err(WireError::Truncated {
+                section: Section::Question
+            })
+        );
+        let mut long = Vec::new();
+        for _ in 0..5 {
+            long.push(63);
+            long.extend_from_slice(&[b'a'; 63]);
+        }
+        long.push(0);
+        assert_eq!(uncompressed_name_end(&long, 0), Err(WireError::NameTooLong));
+        assert_eq!(uncompressed_name_end(b"\x01a\x00", 0), Ok(3));
+    }
+
+    #[test]
+    fn u32_and_bit_helpers_are_bounds_checked() {
+        let mut b = vec![0u8; 4];
+        assert!(!write_u32(&mut b, 1, 0xFFFF_FFFF));
+        assert!(!set_bits(&mut b, 9, 0x80, true));
+        assert_eq!(b, vec![0, 0, 0, 0]);
+        assert!(write_u32(&mut b, 0, 0x0102_0304));
+        assert_eq!(read_u32(&b, 0), Some(0x0102_0304));
+        assert_eq!(read_u32(&b, 1), None);
+        assert!(set_bits(&mut b, 3, 0x80, true));
+        assert_eq!(b[3], 0x84);
+        assert!(set_bits(&mut b, 3, 0x04, false));
+        assert_eq!(b[3], 0x80);
     }
 }
