@@ -393,6 +393,42 @@ async fn refused_certificate_means_no_http_at_all() {
     );
 }
 
+/// Queries waiting while the handshake is refused share that refusal: one handshake for
+/// the burst; a query arriving afterwards dials again.
+#[tokio::test]
+async fn a_burst_waiting_on_a_refused_handshake_shares_it() {
+    let trusted = TestPki::new("trusted root");
+    let other = TestPki::new("untrusted root");
+    let server = DohServer::start(&other, Knobs::default()).await;
+    let t = Arc::new(transport(&server, &trusted, options()));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20u16 {
+        let t = Arc::clone(&t);
+        set.spawn(async move { t.query(&query(i, "a.test.")).await });
+    }
+    let mut refused = 0;
+    while let Some(joined) = set.join_next().await {
+        let err = joined.unwrap().unwrap_err();
+        assert!(matches!(err, UpstreamError::Tls { .. }), "{err:?}");
+        refused += 1;
+    }
+    assert_eq!(refused, 20);
+    server.wait_closed(1).await;
+    assert_eq!(
+        count(&server.counters.tls_failed),
+        1,
+        "one handshake for the burst"
+    );
+
+    let err = t.query(&query(21, "a.test.")).await.unwrap_err();
+    assert!(matches!(err, UpstreamError::Tls { .. }), "{err:?}");
+    server.wait_closed(2).await;
+    let c = &server.counters;
+    assert_eq!(count(&c.tls_failed), 2);
+    assert_eq!(count(&c.tls_accepted), 0);
+    assert_eq!(count(&c.requests), 0);
+}
+
 #[tokio::test]
 async fn server_without_h2_alpn_gets_nothing() {
     let pki = TestPki::new("root");

@@ -637,6 +637,84 @@ async fn fails_over_when_certificate_is_refused_and_refused_server_gets_no_dns_b
     Ok(())
 }
 
+/// Queries that wait while a connection attempt is refused share that refusal: a burst
+/// costs the refusing upstream one handshake, not one per query, and fails over at once.
+#[tokio::test]
+async fn a_burst_waiting_on_a_refused_handshake_shares_it_instead_of_redialing() -> TestResult {
+    init_tracing();
+    let trusted = make_pki("ctdns trusted CA")?;
+    let untrusted = make_pki("ctdns untrusted CA")?;
+    let config = client_config(&trusted.root)?;
+    let rogue = start_server(&untrusted, Behavior::default()).await?;
+    let good = start_server(&trusted, Behavior::default()).await?;
+
+    // Directly: 20 concurrent queries, one TCP connection, 20 TLS errors naming the cause.
+    let direct = dot(&rogue, &config, quick_opts());
+    let mut tasks = JoinSet::new();
+    for i in 0..20u16 {
+        let t = Arc::clone(&direct);
+        tasks.spawn(async move {
+            let query = query_msg(&format!("b{i}.test."), i, false).map_err(|e| e.to_string())?;
+            Ok::<_, String>(t.query(&query).await)
+        });
+    }
+    let mut refused = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined?? {
+            Err(UpstreamError::Tls { addr, source }) => {
+                assert_eq!(addr, rogue.addr);
+                assert!(source.to_string().contains("UnknownIssuer"), "{source}");
+                refused += 1;
+            }
+            other => panic!("expected a TLS error, got {other:?}"),
+        }
+    }
+    assert_eq!(refused, 20);
+    assert!(wait_until(|| Stats::get(&rogue.stats.handshake_failures) == 1).await);
+    assert_eq!(
+        Stats::get(&rogue.stats.tcp_accepted),
+        1,
+        "one handshake for the burst"
+    );
+
+    // A query that arrives after the failure dials again: nothing is remembered longer.
+    assert!(direct
+        .query(&query_msg("later.test.", 99, false)?)
+        .await
+        .is_err());
+    assert!(wait_until(|| Stats::get(&rogue.stats.tcp_accepted) == 2).await);
+
+    // Through the pool: every query of a burst is answered by the honest upstream, and the
+    // refused one saw one more connection, no DNS byte.
+    let pool = Arc::new(Pool::new(
+        vec![
+            dot(&rogue, &config, quick_opts()),
+            dot(&good, &config, quick_opts()),
+        ],
+        PoolOptions::default(),
+    ));
+    let mut tasks = JoinSet::new();
+    for i in 0..20u16 {
+        let p = Arc::clone(&pool);
+        tasks.spawn(async move {
+            let query = query_msg(&format!("q{i}.test."), i, false).map_err(|e| e.to_string())?;
+            p.query(&query).await.map_err(|e| e.to_string())
+        });
+    }
+    let mut answered = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let response = joined??;
+        assert_eq!(a_answers(&response)?.len(), 1);
+        answered += 1;
+    }
+    assert_eq!(answered, 20);
+    assert!(wait_until(|| Stats::get(&rogue.stats.handshake_failures) == 3).await);
+    assert_eq!(Stats::get(&rogue.stats.tcp_accepted), 3);
+    assert_eq!(Stats::get(&rogue.stats.app_bytes), 0);
+    assert_eq!(good.stats.queries().len(), 20);
+    Ok(())
+}
+
 #[tokio::test]
 async fn stalled_upstream_times_out_within_the_deadline() -> TestResult {
     init_tracing();

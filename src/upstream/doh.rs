@@ -44,6 +44,7 @@ pub use self::message::PreparedQuery;
 #[doc(hidden)]
 pub use self::request::check_head;
 use self::request::RequestTarget;
+use super::dial::LastFailure;
 use super::{BoxFuture, Transport, UpstreamError};
 
 /// Floor on the keep-alive PING interval derived from the query timeout.
@@ -133,8 +134,15 @@ pub struct DohTransport {
     target: Result<RequestTarget, EndpointError>,
     dialer: Dialer,
     opts: DohOptions,
-    slot: tokio::sync::Mutex<Option<Conn>>,
+    slot: tokio::sync::Mutex<Slot>,
     next_conn_id: AtomicU64,
+}
+
+/// The shared connection, and the last failed attempt to open one.
+#[derive(Default)]
+struct Slot {
+    conn: Option<Conn>,
+    last_failure: LastFailure,
 }
 
 impl fmt::Debug for DohTransport {
@@ -173,7 +181,7 @@ impl DohTransport {
             endpoint: target,
             dialer,
             opts,
-            slot: tokio::sync::Mutex::new(None),
+            slot: tokio::sync::Mutex::new(Slot::default()),
             next_conn_id: AtomicU64::new(1),
         }
     }
@@ -226,28 +234,43 @@ impl DohTransport {
     }
 
     /// The shared connection, opened if there is none, it is closed, or it is `stale`.
-    /// Concurrent callers wait for one connection attempt instead of each dialing.
+    /// Concurrent callers wait for one connection attempt instead of each dialing, and
+    /// share its error if it fails ([`super::dial`]).
     async fn connection(&self, stale: Option<u64>) -> Result<Conn, UpstreamError> {
+        let waiting_since = Instant::now();
         let mut slot = self.slot.lock().await;
-        if let Some(conn) = slot.as_ref() {
+        if let Some(conn) = slot.conn.as_ref() {
             if !conn.is_closed() && Some(conn.id) != stale {
                 return Ok(conn.clone());
             }
         }
         // Drop our handle on a dead or stale connection: in-flight streams keep it alive
         // until they finish, then it closes.
-        *slot = None;
+        slot.conn = None;
+        if let Some(error) = slot.last_failure.shared_with(waiting_since) {
+            tracing::debug!(upstream = %self.name, error = %error,
+                "sharing the failed connection attempt this query waited for");
+            return Err(error);
+        }
         let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        let conn = self.dialer.dial(id, self.opts.connect_timeout).await?;
-        *slot = Some(conn.clone());
-        Ok(conn)
+        match self.dialer.dial(id, self.opts.connect_timeout).await {
+            Ok(conn) => {
+                slot.last_failure.clear();
+                slot.conn = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(error) => {
+                slot.last_failure.record(&error);
+                Err(error)
+            }
+        }
     }
 
     /// Forgets connection `id` if it is still the shared one.
     async fn retire(&self, id: u64) {
         let mut slot = self.slot.lock().await;
-        if slot.as_ref().is_some_and(|c| c.id == id) {
-            *slot = None;
+        if slot.conn.as_ref().is_some_and(|c| c.id == id) {
+            slot.conn = None;
         }
     }
 

@@ -8,7 +8,9 @@
 //!    the given [`rustls::ClientConfig`]. The certificate verifier runs **inside** the
 //!    handshake, and nothing is written to the connection until
 //!    [`tokio_rustls::TlsConnector::connect`] has returned a finished session, so a refused
-//!    certificate means no DNS byte ever left this host.
+//!    certificate means no DNS byte ever left this host. Queries that arrive while a
+//!    connection is being opened wait for that attempt; if it fails, they all receive its
+//!    error instead of dialing again one after the other ([`super::dial`]).
 //! 4. It is registered under a fresh message ID unique among the connection's outstanding
 //!    queries ([`super::msgid`]), and handed to the connection's writer task.
 //! 5. The reader task reads length-prefixed responses, drops any with an unknown ID or a
@@ -39,6 +41,7 @@ use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
 use super::deadline::Deadline;
+use super::dial::LastFailure;
 use super::msgid::{self, IdAllocator};
 use super::padding::{self, PadOutcome};
 use super::{BoxFuture, Transport, UpstreamError};
@@ -91,8 +94,15 @@ pub struct DotTransport {
     name: String,
     ids: IdAllocator,
     slots: Semaphore,
-    current: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    current: tokio::sync::Mutex<Slot>,
     generations: AtomicU64,
+}
+
+/// The shared connection, and the last failed attempt to open one.
+#[derive(Default)]
+struct Slot {
+    conn: Option<Arc<Connection>>,
+    last_failure: LastFailure,
 }
 
 impl fmt::Debug for DotTransport {
@@ -129,7 +139,7 @@ impl DotTransport {
             name: format!("dot://{addr}"),
             ids: IdAllocator::new(),
             slots: Semaphore::new(max_in_flight),
-            current: tokio::sync::Mutex::new(None),
+            current: tokio::sync::Mutex::new(Slot::default()),
             generations: AtomicU64::new(0),
             opts: DotOptions {
                 max_in_flight,
@@ -214,19 +224,33 @@ impl DotTransport {
         Ok(response)
     }
 
-    /// The live connection, or a new one.
+    /// The live connection, or a new one; or the error of the attempt this query waited for.
     async fn connection(&self, deadline: &Deadline) -> Result<Arc<Connection>, UpstreamError> {
+        let waiting_since = Instant::now();
         let mut current = deadline
             .run(self.current.lock())
             .await
             .map_err(|_| UpstreamError::Timeout)?;
-        if let Some(conn) = current.as_ref().filter(|c| c.is_open()) {
+        if let Some(conn) = current.conn.as_ref().filter(|c| c.is_open()) {
             return Ok(Arc::clone(conn));
         }
-        *current = None;
-        let conn = self.connect(deadline).await?;
-        *current = Some(Arc::clone(&conn));
-        Ok(conn)
+        current.conn = None;
+        if let Some(error) = current.last_failure.shared_with(waiting_since) {
+            debug!(upstream = %self.name, error = %error,
+                "sharing the failed connection attempt this query waited for");
+            return Err(error);
+        }
+        match self.connect(deadline).await {
+            Ok(conn) => {
+                current.last_failure.clear();
+                current.conn = Some(Arc::clone(&conn));
+                Ok(conn)
+            }
+            Err(error) => {
+                current.last_failure.record(&error);
+                Err(error)
+            }
+        }
     }
 
     /// TCP connect and TLS handshake, then start the reader and writer tasks.
@@ -270,7 +294,7 @@ impl DotTransport {
 impl Drop for DotTransport {
     fn drop(&mut self) {
         if let Ok(mut current) = self.current.try_lock() {
-            if let Some(conn) = current.take() {
+            if let Some(conn) = current.conn.take() {
                 conn.close("transport dropped".into());
             }
         }

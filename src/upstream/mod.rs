@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub mod deadline;
+mod dial;
 pub mod dot;
 pub mod msgid;
 pub mod padding;
