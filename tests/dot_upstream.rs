@@ -588,15 +588,23 @@ async fn fails_over_when_first_upstream_refuses_connections() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn fails_over_when_certificate_is_refused_and_refused_server_gets_no_dns_bytes() -> TestResult
-{
-    init_tracing();
+/// A client config trusting one CA, a server whose certificate comes from another CA (so
+/// the client refuses it) and a server it trusts.
+async fn rogue_and_good(
+) -> Result<(Arc<rustls::ClientConfig>, TestServer, TestServer), Box<dyn std::error::Error>> {
     let trusted = make_pki("ctdns trusted CA")?;
     let untrusted = make_pki("ctdns untrusted CA")?;
     let config = client_config(&trusted.root)?;
     let rogue = start_server(&untrusted, Behavior::default()).await?;
     let good = start_server(&trusted, Behavior::default()).await?;
+    Ok((config, rogue, good))
+}
+
+#[tokio::test]
+async fn fails_over_when_certificate_is_refused_and_refused_server_gets_no_dns_bytes() -> TestResult
+{
+    init_tracing();
+    let (config, rogue, good) = rogue_and_good().await?;
 
     // Directly: a TLS error naming the refusal.
     let direct = dot(&rogue, &config, quick_opts());
@@ -642,11 +650,7 @@ async fn fails_over_when_certificate_is_refused_and_refused_server_gets_no_dns_b
 #[tokio::test]
 async fn a_burst_waiting_on_a_refused_handshake_shares_it_instead_of_redialing() -> TestResult {
     init_tracing();
-    let trusted = make_pki("ctdns trusted CA")?;
-    let untrusted = make_pki("ctdns untrusted CA")?;
-    let config = client_config(&trusted.root)?;
-    let rogue = start_server(&untrusted, Behavior::default()).await?;
-    let good = start_server(&trusted, Behavior::default()).await?;
+    let (config, rogue, good) = rogue_and_good().await?;
 
     // Directly: 20 concurrent queries, one TCP connection, 20 TLS errors naming the cause.
     let direct = dot(&rogue, &config, quick_opts());
