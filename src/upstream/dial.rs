@@ -17,6 +17,8 @@
 //! (certificate refusals included), the connect timeout, and a DoH server without ALPN `h2`.
 //! A query that ran out of its own time (`Timeout`) shares nothing: the next one has its own.
 
+use std::future::Future;
+
 use tokio::time::Instant;
 
 use super::doh::DohError;
@@ -29,9 +31,31 @@ pub(crate) struct LastFailure {
 }
 
 impl LastFailure {
+    /// Runs `dial` for a query that began waiting for the connection at `waiting_since`,
+    /// unless an attempt that ended after that has failed: then that failure is returned
+    /// and nothing is dialed. Remembers the outcome for the queries waiting now.
+    pub(crate) async fn dial<T>(
+        &mut self,
+        upstream: &str,
+        waiting_since: Instant,
+        dial: impl Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        if let Some(error) = self.shared_with(waiting_since) {
+            tracing::debug!(upstream, error = %error,
+                "sharing the failed connection attempt this query waited for");
+            return Err(error);
+        }
+        let outcome = dial.await;
+        match &outcome {
+            Ok(_) => self.failed = None,
+            Err(error) => self.record(error),
+        }
+        outcome
+    }
+
     /// The failure to report instead of dialing, for a query that began waiting for the
     /// connection at `waiting_since`: the outcome of an attempt that ended after that.
-    pub(crate) fn shared_with(&self, waiting_since: Instant) -> Option<UpstreamError> {
+    fn shared_with(&self, waiting_since: Instant) -> Option<UpstreamError> {
         match &self.failed {
             Some((ended, error)) if *ended >= waiting_since => replay(error),
             _ => None,
@@ -40,13 +64,8 @@ impl LastFailure {
 
     /// Remembers `error`, the outcome of an attempt that just ended (or forgets the previous
     /// failure when `error` is not one to share).
-    pub(crate) fn record(&mut self, error: &UpstreamError) {
+    fn record(&mut self, error: &UpstreamError) {
         self.failed = replay(error).map(|copy| (Instant::now(), copy));
-    }
-
-    /// Forgets the last failure (a connection attempt succeeded).
-    pub(crate) fn clear(&mut self) {
-        self.failed = None;
     }
 }
 
@@ -177,7 +196,20 @@ mod tests {
         last.record(&UpstreamError::Timeout);
         assert!(last.shared_with(before).is_none());
         last.record(&refused());
-        last.clear();
+        // Through `dial`: a query that waited gets the failure without dialing...
+        let dialed = std::sync::atomic::AtomicBool::new(false);
+        let shared = last
+            .dial("t", before, async {
+                dialed.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert!(matches!(shared, Err(UpstreamError::Tls { .. })));
+        assert!(!dialed.load(std::sync::atomic::Ordering::SeqCst));
+        // ...one arriving later dials, and its success clears the memory.
+        last.dial("t", Instant::now(), async { Ok(()) })
+            .await
+            .unwrap();
         assert!(last.shared_with(before).is_none());
     }
 }

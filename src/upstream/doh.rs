@@ -247,23 +247,16 @@ impl DohTransport {
         // Drop our handle on a dead or stale connection: in-flight streams keep it alive
         // until they finish, then it closes.
         slot.conn = None;
-        if let Some(error) = slot.last_failure.shared_with(waiting_since) {
-            tracing::debug!(upstream = %self.name, error = %error,
-                "sharing the failed connection attempt this query waited for");
-            return Err(error);
-        }
-        let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        match self.dialer.dial(id, self.opts.connect_timeout).await {
-            Ok(conn) => {
-                slot.last_failure.clear();
-                slot.conn = Some(conn.clone());
-                Ok(conn)
-            }
-            Err(error) => {
-                slot.last_failure.record(&error);
-                Err(error)
-            }
-        }
+        let dial = async {
+            let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
+            self.dialer.dial(id, self.opts.connect_timeout).await
+        };
+        let conn = slot
+            .last_failure
+            .dial(&self.name, waiting_since, dial)
+            .await?;
+        slot.conn = Some(conn.clone());
+        Ok(conn)
     }
 
     /// Forgets connection `id` if it is still the shared one.

@@ -235,22 +235,12 @@ impl DotTransport {
             return Ok(Arc::clone(conn));
         }
         current.conn = None;
-        if let Some(error) = current.last_failure.shared_with(waiting_since) {
-            debug!(upstream = %self.name, error = %error,
-                "sharing the failed connection attempt this query waited for");
-            return Err(error);
-        }
-        match self.connect(deadline).await {
-            Ok(conn) => {
-                current.last_failure.clear();
-                current.conn = Some(Arc::clone(&conn));
-                Ok(conn)
-            }
-            Err(error) => {
-                current.last_failure.record(&error);
-                Err(error)
-            }
-        }
+        let conn = current
+            .last_failure
+            .dial(&self.name, waiting_since, self.connect(deadline))
+            .await?;
+        current.conn = Some(Arc::clone(&conn));
+        Ok(conn)
     }
 
     /// TCP connect and TLS handshake, then start the reader and writer tasks.
