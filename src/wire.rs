@@ -29,6 +29,8 @@ const FLAG_QR: u16 = 0x8000;
 
 /// Header field positions and flag bits (RFC 1035 §4.1.1, RFC 4035 §3.2 for AD and CD).
 pub mod header {
+    /// Offset of the message ID.
+    pub const ID: usize = 0;
     /// Offset of the flags word.
     pub const FLAGS: usize = 2;
     /// Offset of the byte holding QR, OPCODE, AA, TC, RD.
@@ -182,12 +184,12 @@ impl Header {
         let short = WireError::ShortHeader { len: msg.len() };
         let word = |at: usize| read_u16(msg, at).ok_or_else(|| short.clone());
         Ok(Header {
-            id: word(0)?,
-            flags: word(2)?,
-            qdcount: word(4)?,
-            ancount: word(6)?,
-            nscount: word(8)?,
-            arcount: word(10)?,
+            id: word(header::ID)?,
+            flags: word(header::FLAGS)?,
+            qdcount: word(header::QDCOUNT)?,
+            ancount: word(header::ANCOUNT)?,
+            nscount: word(header::NSCOUNT)?,
+            arcount: word(header::ARCOUNT)?,
         })
     }
 
@@ -368,13 +370,7 @@ pub fn read_u16(msg: &[u8], at: usize) -> Option<u16> {
 
 /// Write a big-endian u16 at `at`; `false` (and nothing written) past the end.
 pub fn write_u16(msg: &mut [u8], at: usize, value: u16) -> bool {
-    match at.checked_add(2).and_then(|end| msg.get_mut(at..end)) {
-        Some(slot) => {
-            slot.copy_from_slice(&value.to_be_bytes());
-            true
-        }
-        None => false,
-    }
+    write_bytes(msg, at, &value.to_be_bytes())
 }
 
 /// Read a big-endian u32 at `at`, or `None` past the end.
@@ -385,9 +381,17 @@ pub fn read_u32(msg: &[u8], at: usize) -> Option<u32> {
 
 /// Write a big-endian u32 at `at`; `false` (and nothing written) past the end.
 pub fn write_u32(msg: &mut [u8], at: usize, value: u32) -> bool {
-    match at.checked_add(4).and_then(|end| msg.get_mut(at..end)) {
+    write_bytes(msg, at, &value.to_be_bytes())
+}
+
+/// Overwrite `msg` from `at` with `bytes`; `false` (and nothing written) past the end.
+fn write_bytes(msg: &mut [u8], at: usize, bytes: &[u8]) -> bool {
+    match at
+        .checked_add(bytes.len())
+        .and_then(|end| msg.get_mut(at..end))
+    {
         Some(slot) => {
-            slot.copy_from_slice(&value.to_be_bytes());
+            slot.copy_from_slice(bytes);
             true
         }
         None => false,

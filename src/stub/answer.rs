@@ -200,7 +200,7 @@ impl Answer {
             wire::set_bits(&mut out, header::FLAGS_HI, header::TC, true);
             out
         };
-        wire::write_u16(&mut out, 0, q.id);
+        wire::write_u16(&mut out, header::ID, q.id);
         wire::set_bits(&mut out, header::FLAGS_HI, header::RD, q.recursion_desired);
         if let Some(dst) = out.get_mut(HEADER_LEN..self.question_end) {
             if dst.len() == q.question.len() {
@@ -264,10 +264,10 @@ fn without_opt_options(response: &[u8]) -> Cow<'_, [u8]> {
     else {
         return Cow::Borrowed(response);
     };
-    // A root owner name is one zero byte; TYPE, CLASS and TTL follow, then RDLENGTH.
+    // A root owner name is one zero byte (the walk put RDLENGTH right after it, TYPE, CLASS
+    // and TTL).
     let rdlength_at = opt.rdlength_at;
     if response.get(opt.start) != Some(&0)
-        || rdlength_at != opt.start + 1 + 8
         || wire::read_u16(response, rdlength_at).is_none_or(|n| n == 0)
     {
         return Cow::Borrowed(response);

@@ -130,7 +130,10 @@ struct EdnsFields {
 /// hickory-proto decodes and reads the same fields from them, so both give the same result
 /// (the test `quick_and_full_parse_agree` checks this on many messages).
 pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {
-    let (Some(id), Some(&flags)) = (wire::read_u16(bytes, 0), bytes.get(header::FLAGS_HI)) else {
+    let (Some(id), Some(&flags)) = (
+        wire::read_u16(bytes, header::ID),
+        bytes.get(header::FLAGS_HI),
+    ) else {
         return Classified::Drop(DropReason::ShortHeader);
     };
     if bytes.len() < HEADER_LEN {
@@ -365,7 +368,7 @@ pub fn servfail(q: &ClientQuery<'_>) -> Vec<u8> {
 /// answers, and `rcode`. Used when the message could not be decoded far enough to echo more.
 pub fn header_only_response(id: u16, op_code: OpCode, rd: bool, rcode: ResponseCode) -> Vec<u8> {
     let mut b = vec![0u8; HEADER_LEN];
-    wire::write_u16(&mut b, 0, id);
+    wire::write_u16(&mut b, header::ID, id);
     let op: u8 = op_code.into();
     if let Some(hi) = b.get_mut(header::FLAGS_HI) {
         *hi = header::QR | ((op & 0x0F) << 3) | if rd { header::RD } else { 0 };
@@ -764,8 +767,10 @@ pub(crate) mod tests {
     /// The classification as it was before the quick path: a full hickory-proto decode of
     /// every message. Returns what `classify` returns, flattened for comparison.
     fn reference_classify(bytes: &[u8], proto: Protocol) -> String {
-        let (Some(id), Some(&flags)) = (wire::read_u16(bytes, 0), bytes.get(header::FLAGS_HI))
-        else {
+        let (Some(id), Some(&flags)) = (
+            wire::read_u16(bytes, header::ID),
+            bytes.get(header::FLAGS_HI),
+        ) else {
             return format!("drop {:?}", DropReason::ShortHeader);
         };
         if bytes.len() < HEADER_LEN {

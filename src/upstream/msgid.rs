@@ -18,13 +18,13 @@ const RANDOM_BUFFER: usize = 512;
 
 /// The message ID of `msg`, or `None` if it is shorter than two bytes.
 pub fn message_id(msg: &[u8]) -> Option<u16> {
-    crate::wire::read_u16(msg, 0)
+    crate::wire::read_u16(msg, crate::wire::header::ID)
 }
 
 /// Set the message ID of `msg`; `false` (and `msg` untouched) if it is shorter than two
 /// bytes.
 pub fn set_message_id(msg: &mut [u8], id: u16) -> bool {
-    crate::wire::write_u16(msg, 0, id)
+    crate::wire::write_u16(msg, crate::wire::header::ID, id)
 }
 
 /// Picks message IDs that are unpredictable and not in use.

@@ -17,7 +17,7 @@
 //!
 //! Both cases are reported in [`PadOutcome`]; neither occurs in what stub clients send.
 
-use crate::wire::{self, WireError, TYPE_OPT};
+use crate::wire::{self, header, WireError, TYPE_OPT};
 
 /// The EDNS(0) option code of Padding (RFC 7830).
 pub const PADDING_OPTION: u16 = 12;
@@ -105,7 +105,7 @@ pub fn pad_query(query: &[u8]) -> Result<PaddedQuery, WireError> {
                 .map_err(|_| WireError::TooLong { len: base + pad })?;
             let mut out = Vec::with_capacity(base + OPTION_HEADER_LEN + pad);
             out.extend_from_slice(query);
-            if !wire::write_u16(&mut out, 10, arcount) {
+            if !wire::write_u16(&mut out, header::ARCOUNT, arcount) {
                 return Err(WireError::ShortHeader { len: query.len() });
             }
             out.push(0); // root owner name
@@ -156,7 +156,9 @@ pub fn strip_opt(response: &[u8]) -> Result<Vec<u8>, WireError> {
     if extended_rcode != 0 {
         flags = (flags & !0x000F) | RCODE_SERVFAIL;
     }
-    if !(wire::write_u16(&mut out, 10, arcount) && wire::write_u16(&mut out, 2, flags)) {
+    if !(wire::write_u16(&mut out, header::ARCOUNT, arcount)
+        && wire::write_u16(&mut out, header::FLAGS, flags))
+    {
         return Err(WireError::ShortHeader { len: out.len() });
     }
     Ok(out)
