@@ -16,7 +16,7 @@ const REAL: &str = "real/rustls-bench";
 const AT: &str = "2026-01-15T00:00:00Z";
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/ct-vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ct-vectors")
 }
 
 fn read_vector(rel: &str) -> Vec<u8> {
@@ -295,7 +295,7 @@ fn real_chain_relying_on_rejected_logs_is_refused_with_the_bundled_list() {
     }
     // With Chrome's list of 2025-12 the same chain complies.
     let list = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/loglists/chrome_log_list_v80.4_2025-12-23.json");
+        .join("tests/data/ct-vectors/loglists/chrome_log_list_v80.4_2025-12-23.json");
     let v = json(
         &[
             "verify",

@@ -13,15 +13,23 @@ use rcgen::{PublicKeyData, SigningKey};
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use x509_parser::prelude::FromDer;
 
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ct-vectors")
+}
+
 fn lists_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/loglists")
+    vectors_dir().join("loglists")
 }
 
 #[test]
 fn every_public_list_loads_from_disk() {
     let mut loaded = 0;
-    for entry in std::fs::read_dir(lists_dir()).unwrap() {
-        let path = entry.unwrap().path();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(lists_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    paths.push(vectors_dir().join("google-ct-go/loglist3-test-fixture.json"));
+    for path in paths {
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
         }

@@ -1,5 +1,5 @@
 //! The certificate-side CT primitives against the real, public vectors in
-//! `../shared/ct-vectors` (see its README): embedded SCTs from production and test
+//! `tests/data/ct-vectors` (see its README): embedded SCTs from production and test
 //! certificates, detached `.proof` SCTs, an RSA test log, and the README's negative
 //! checks. Every expectation comes from the vectors' own table or README.
 
@@ -18,7 +18,7 @@ const TEST_LOG_KEY: &str = "google-ct-cpp/ct-server-key-public.pem";
 const RSA_TEST_LOG_KEY: &str = "google-ct-cpp/rsa/ct-server-key-public-rsa.pem";
 
 fn vectors_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/ct-vectors")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ct-vectors")
 }
 
 fn read(rel: &str) -> Vec<u8> {

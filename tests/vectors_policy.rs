@@ -1,5 +1,5 @@
 //! The whole CT decision (`CtChecker`: SCT extraction, signature check against the log
-//! list, policy) on the real, public vectors in `../shared/ct-vectors`, with the log list
+//! list, policy) on the real, public vectors in `tests/data/ct-vectors`, with the log list
 //! that fits each and an injected time. Expected outcomes come from the vectors' README
 //! and SCT table (log states per list) and the lists themselves.
 
@@ -22,7 +22,7 @@ const EMB: SctSource = SctSource::Embedded;
 const DAY_MS: u64 = 86_400_000;
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/ct-vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ct-vectors")
 }
 
 fn read(rel: &str) -> Vec<u8> {
@@ -47,7 +47,7 @@ fn cert(rel: &str) -> Vec<u8> {
 /// A log list copy from `tests/data/loglists`.
 fn list(name: &str) -> Arc<LogList> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/loglists")
+        .join("tests/data/ct-vectors/loglists")
         .join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     Arc::new(LogList::from_json(&bytes).unwrap_or_else(|e| panic!("{name}: {e}")))

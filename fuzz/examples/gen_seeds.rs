@@ -8,7 +8,7 @@
 //! Generates (at the fixed time `ctdns_fuzz::PKI_NOW_SECS`) a test PKI and writes its root
 //! to `pki/root.der` and its log list to `pki/log_list.json`, then chains, SCT lists, OCSP
 //! responses and DNS messages (built with hickory) under `corpus/<target>/`. When
-//! `CT_VECTORS_DIR` (default `../../shared/ct-vectors`) exists, its certificates, `.proof`
+//! the vectors directory (argument 1, default `../tests/data/ct-vectors`) exists, its certificates, `.proof`
 //! SCTs and log lists are added too. Re-running replaces the PKI (new keys), so commit the
 //! PKI and the corpus together. `GEN_SEEDS_OUT=DIR` writes under `DIR` instead. The honest
 //! chains are checked to pass `CtVerifier::verify` before anything is written for them.
@@ -52,7 +52,7 @@ fn main() -> Result<()> {
     let vectors = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| here.join("../../shared/ct-vectors"));
+        .unwrap_or_else(|| here.join("../tests/data/ct-vectors"));
     // GEN_SEEDS_OUT writes somewhere else (e.g. to try the generator without touching
     // the committed files).
     let here = std::env::var_os("GEN_SEEDS_OUT").map_or(here, PathBuf::from);

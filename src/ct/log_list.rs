@@ -795,7 +795,7 @@ mod tests {
 
     macro_rules! list_file {
         ($name:literal) => {
-            include_bytes!(concat!("../../tests/data/loglists/", $name)).as_slice()
+            include_bytes!(concat!("../../tests/data/ct-vectors/loglists/", $name)).as_slice()
         };
     }
 
@@ -805,7 +805,8 @@ mod tests {
     const A26: &[u8] = list_file!("chrome_all_logs_list_2026-08_mcpherrinm_noversion.json");
     const ANDROID: &[u8] = list_file!("android_log_list_v85.28_2026-03-27.json");
     const APPLE: &[u8] = list_file!("apple_current_log_list_2026-04-01.json");
-    const FIXTURE: &[u8] = list_file!("loglist3-test-fixture.json");
+    const FIXTURE: &[u8] =
+        include_bytes!("../../tests/data/ct-vectors/google-ct-go/loglist3-test-fixture.json");
 
     fn id(b64: &str) -> LogId {
         let v = base64::engine::general_purpose::STANDARD
@@ -1294,11 +1295,11 @@ mod tests {
         // The constants are SHA-256 of the public halves of the published private keys.
         for (pem, want) in [
             (
-                include_str!("../../tests/data/mimics/mimic1.pem"),
+                include_str!("../../tests/data/ct-vectors/mimics/mimic1.pem"),
                 MIMIC_LOG_IDS[0],
             ),
             (
-                include_str!("../../tests/data/mimics/mimic2.pem"),
+                include_str!("../../tests/data/ct-vectors/mimics/mimic2.pem"),
                 MIMIC_LOG_IDS[1],
             ),
         ] {
@@ -1314,8 +1315,10 @@ mod tests {
     #[test]
     fn a_mimic_log_loads_but_is_marked() {
         use rcgen::PublicKeyData;
-        let kp =
-            rcgen::KeyPair::from_pem(include_str!("../../tests/data/mimics/mimic1.pem")).unwrap();
+        let kp = rcgen::KeyPair::from_pem(include_str!(
+            "../../tests/data/ct-vectors/mimics/mimic1.pem"
+        ))
+        .unwrap();
         let spki = kp.subject_public_key_info();
         let key = base64::engine::general_purpose::STANDARD.encode(&spki);
         let json = edit(C86, |v| {

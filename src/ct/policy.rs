@@ -1498,7 +1498,7 @@ mod tests {
     #[test]
     fn mimic_logs_never_count_even_when_listed() {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let mimic_pem = include_str!("../../tests/data/mimics/mimic1.pem");
+        let mimic_pem = include_str!("../../tests/data/ct-vectors/mimics/mimic1.pem");
         let mimic = rcgen::KeyPair::from_pem(mimic_pem).unwrap();
         let spki = mimic.subject_public_key_info();
         let f = standard();
