@@ -282,46 +282,149 @@ fn default_evidence_bytes() -> u64 {
     64 * 1024 * 1024
 }
 
-/// Issuer pins for the built-in upstreams: the DigiCert roots that Cloudflare's and Quad9's
-/// resolver certificates chain to (see `certs/README.md` for how they were derived).
-pub const DEFAULT_PINS: &[&str] = crate::config::defaults::DIGICERT_ROOT_PINS;
-
-/// Built-in defaults that are data rather than code.
+/// Built-in defaults that are claims about the real world: which CAs the built-in
+/// resolvers' certificates come from. Each pin set is dated evidence with a revisit date;
+/// `certs/README.md` holds the full table and how to update it.
 pub mod defaults {
-    /// Base64 SHA-256 of the SubjectPublicKeyInfo of the DigiCert roots in webpki-roots
-    /// that Cloudflare's and Quad9's resolver certificates chain to (Global Root G2 via
-    /// "DigiCert Global G2 TLS RSA SHA256 2020 CA1", Global Root G3 for ECC issuance) and
-    /// DigiCert's successor roots (TLS RSA4096 Root G5, TLS ECC P384 Root G5), so a routine
-    /// rotation inside DigiCert keeps working while any other CA is refused. A test checks
-    /// each one is a webpki-roots anchor.
-    pub const DIGICERT_ROOT_PINS: &[&str] = &[
-        "i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY=", // DigiCert Global Root G2
-        "uUwZgwDOxcBXrQcntwu+kYFpkiVkOaezL0WYEZ3anJc=", // DigiCert Global Root G3
-        "ape1HIIZ6T5d7GS61YBs3rD4NVvkfnVwELcCRW4Bqv0=", // DigiCert TLS RSA4096 Root G5
-        "oC+voZLIy4HLE0FVT5wFtxzKKokLDRKY1oNkfJYe+98=", // DigiCert TLS ECC P384 Root G5
-    ];
+    /// Whether a pin is the CA a resolver serves from today or a backup for a rotation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum PinRole {
+        /// The root of the chain the operator was recorded serving.
+        Serving,
+        /// A root the operator served from before, or a named backup for a CA change.
+        Backup,
+    }
+
+    /// One built-in issuer pin: the SPKI SHA-256 of a root certificate in webpki-roots.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+    pub struct BuiltinPin {
+        /// Base64 SHA-256 of the root's SubjectPublicKeyInfo.
+        pub pin: &'static str,
+        /// The root certificate's common name.
+        pub ca: &'static str,
+        /// Serving or backup.
+        pub role: PinRole,
+    }
+
+    /// The pin set of one resolver operator and the evidence behind it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+    pub struct OperatorPins {
+        /// The operator.
+        pub operator: &'static str,
+        /// The pins; a connection passes when any CA of its verified path matches one.
+        pub pins: &'static [BuiltinPin],
+        /// The newest date the served chain was recorded (public record, `openssl s_client`).
+        pub evidence_date: &'static str,
+        /// Revisit the set by this date: the recorded leaf's notAfter (a renewal may come from
+        /// another CA). ctdns warns at startup once it has passed.
+        pub revisit_by: &'static str,
+    }
+
+    impl OperatorPins {
+        /// The pins as configuration strings.
+        pub fn pin_strings(&self) -> Vec<String> {
+            self.pins.iter().map(|p| p.pin.to_string()).collect()
+        }
+    }
+
+    const SSLCOM_ECC: BuiltinPin = BuiltinPin {
+        pin: "oyD01TTXvpfBro3QSZc1vIlcMjrdLTiL/M9mLCPX+Zo=",
+        ca: "SSL.com Root Certification Authority ECC",
+        role: PinRole::Serving,
+    };
+    const SSLCOM_RSA: BuiltinPin = BuiltinPin {
+        pin: "0cRTd+vc1hjNFlHcLgLCHXUeWqn80bNDH/bs9qMTSPo=",
+        ca: "SSL.com Root Certification Authority RSA",
+        role: PinRole::Backup,
+    };
+    const DIGICERT_G2: BuiltinPin = BuiltinPin {
+        pin: "i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY=",
+        ca: "DigiCert Global Root G2",
+        role: PinRole::Backup,
+    };
+    const DIGICERT_G3: BuiltinPin = BuiltinPin {
+        pin: "uUwZgwDOxcBXrQcntwu+kYFpkiVkOaezL0WYEZ3anJc=",
+        ca: "DigiCert Global Root G3",
+        role: PinRole::Backup,
+    };
+    const DIGICERT_RSA_G5: BuiltinPin = BuiltinPin {
+        pin: "ape1HIIZ6T5d7GS61YBs3rD4NVvkfnVwELcCRW4Bqv0=",
+        ca: "DigiCert TLS RSA4096 Root G5",
+        role: PinRole::Backup,
+    };
+    const DIGICERT_ECC_G5: BuiltinPin = BuiltinPin {
+        pin: "oC+voZLIy4HLE0FVT5wFtxzKKokLDRKY1oNkfJYe+98=",
+        ca: "DigiCert TLS ECC P384 Root G5",
+        role: PinRole::Backup,
+    };
+
+    /// Cloudflare (1.1.1.1, 1.0.0.1; DoT and DoH). Serving: SSL.com's ECC root (leaf from
+    /// "SSL.com SSL Intermediate CA ECC R2", recorded 2025-07-16 .. 2026-09-29, leaf valid to
+    /// 2026-12-21). Backups: SSL.com's RSA root (same CA, other key type); DigiCert Global
+    /// Root G2 (Cloudflare's CA until 2025) and G3 — a second, independent lineage.
+    pub const CLOUDFLARE: OperatorPins = OperatorPins {
+        operator: "Cloudflare",
+        pins: &[SSLCOM_ECC, SSLCOM_RSA, DIGICERT_G2, DIGICERT_G3],
+        evidence_date: "2026-09-29",
+        revisit_by: "2026-12-21",
+    };
+
+    /// Quad9 (9.9.9.9, 149.112.112.112; DoT). Serving: DigiCert Global Root G3 (leaf from
+    /// "DigiCert Global G3 TLS ECC SHA384 2020 CA1", recorded 2026-09-06 and 2026-09-08).
+    /// Backups: DigiCert Global Root G2 and DigiCert's TLS-dedicated G5 roots (rotation
+    /// inside DigiCert), and SSL.com's ECC root — a second lineage, from a CA that issues
+    /// publicly-trusted IP-address certificates to a public resolver today. The leaf's
+    /// notAfter was not recorded; under the CA/B Forum's 200-day limit (from 2026-03-15) a
+    /// leaf seen on 2026-09-06 expires by 2027-03-25.
+    pub const QUAD9: OperatorPins = OperatorPins {
+        operator: "Quad9",
+        pins: &[
+            BuiltinPin {
+                role: PinRole::Serving,
+                ..DIGICERT_G3
+            },
+            DIGICERT_G2,
+            DIGICERT_ECC_G5,
+            DIGICERT_RSA_G5,
+            BuiltinPin {
+                role: PinRole::Backup,
+                ..SSLCOM_ECC
+            },
+        ],
+        evidence_date: "2026-09-08",
+        revisit_by: "2027-03-25",
+    };
+
+    /// Every operator with built-in pins.
+    pub const OPERATORS: &[OperatorPins] = &[CLOUDFLARE, QUAD9];
+
+    /// The built-in operator whose pin set `pins` is, if any.
+    pub fn operator_of(pins: &[String]) -> Option<&'static OperatorPins> {
+        OPERATORS.iter().find(|op| op.pin_strings() == pins)
+    }
 }
 
 fn default_upstreams() -> Vec<UpstreamConfig> {
-    let dot = |ip: [u8; 4], name: &str| UpstreamConfig {
+    let dot = |ip: [u8; 4], name: &str, op: &defaults::OperatorPins| UpstreamConfig {
         protocol: Protocol::Dot,
         ip: Some(IpAddr::from(ip)),
         port: Some(853),
         name: Some(name.to_string()),
         url: None,
         method: DohMethod::Post,
-        pins: DEFAULT_PINS.iter().map(|p| p.to_string()).collect(),
+        pins: op.pin_strings(),
     };
     vec![
-        dot([1, 1, 1, 1], "cloudflare-dns.com"),
-        dot([1, 0, 0, 1], "cloudflare-dns.com"),
-        dot([9, 9, 9, 9], "dns.quad9.net"),
-        dot([149, 112, 112, 112], "dns.quad9.net"),
+        dot([1, 1, 1, 1], "cloudflare-dns.com", &defaults::CLOUDFLARE),
+        dot([1, 0, 0, 1], "cloudflare-dns.com", &defaults::CLOUDFLARE),
+        dot([9, 9, 9, 9], "dns.quad9.net", &defaults::QUAD9),
+        dot([149, 112, 112, 112], "dns.quad9.net", &defaults::QUAD9),
     ]
 }
 
 /// The built-in DoH alternative (`ctdns serve --doh`): Cloudflare's DoH endpoints on 1.1.1.1
-/// and 1.0.0.1 (IP URLs: no bootstrap needed), with the same issuer pins as the DoT default.
+/// and 1.0.0.1 (IP URLs: no bootstrap needed), with Cloudflare's built-in issuer pins.
 pub fn cloudflare_doh() -> Vec<UpstreamConfig> {
     ["https://1.1.1.1/dns-query", "https://1.0.0.1/dns-query"]
         .iter()
@@ -332,7 +435,7 @@ pub fn cloudflare_doh() -> Vec<UpstreamConfig> {
             name: Some("cloudflare-dns.com".into()),
             url: Some(url.to_string()),
             method: DohMethod::Post,
-            pins: DEFAULT_PINS.iter().map(|p| p.to_string()).collect(),
+            pins: defaults::CLOUDFLARE.pin_strings(),
         })
         .collect()
 }
@@ -527,19 +630,36 @@ mod tests {
     }
 
     #[test]
-    fn default_pins_are_webpki_roots() {
-        let roots: Vec<String> = crate::tls::roots::webpki_roots()
-            .iter()
-            .map(|a| {
-                crate::tls::pins::SpkiPin::of_spki(webpki::spki_for_anchor(a).as_ref()).to_string()
-            })
-            .collect();
-        for pin in DEFAULT_PINS {
+    fn default_pins_are_webpki_roots_with_the_names_given() {
+        let anchors = crate::tls::roots::webpki_roots();
+        for op in defaults::OPERATORS {
             assert!(
-                roots.iter().any(|r| r == pin),
-                "{pin} is not a webpki-roots anchor"
+                op.pins.iter().any(|p| p.role == defaults::PinRole::Serving),
+                "{}: no serving pin",
+                op.operator
             );
+            for p in op.pins {
+                let pin = crate::tls::pins::SpkiPin::parse(p.pin).unwrap();
+                let anchor = anchors
+                    .iter()
+                    .find(|a| {
+                        crate::tls::pins::SpkiPin::of_spki(webpki::spki_for_anchor(a).as_ref())
+                            == pin
+                    })
+                    .unwrap_or_else(|| panic!("{} is not a webpki-roots anchor", p.pin));
+                let name = crate::tls::lineage::common_name(anchor).unwrap();
+                assert_eq!(name, p.ca, "{}", p.pin);
+            }
         }
+        let c = Config::default();
+        assert_eq!(
+            defaults::operator_of(&c.upstreams[0].pins),
+            Some(&defaults::CLOUDFLARE)
+        );
+        assert_eq!(
+            defaults::operator_of(&c.upstreams[2].pins),
+            Some(&defaults::QUAD9)
+        );
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! issuer pins and the denylist, and the client configuration built around it.
 
 pub mod config;
+pub mod lineage;
 pub mod pins;
+pub mod presented;
 pub mod roots;
 pub mod verifier;
 
 pub use config::client_config;
+pub use presented::{Presented, RefusedCertificate};
 pub use verifier::{CtVerifier, Decision, Refusal};

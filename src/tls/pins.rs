@@ -62,6 +62,13 @@ impl std::fmt::Display for SpkiPin {
     }
 }
 
+/// The issuer-pin rule: with no pins configured every path passes; otherwise some CA
+/// certificate of the verified path (`path`: its CA pins, trust anchor included) must match
+/// one of `pins`.
+pub fn pins_admit(pins: &[SpkiPin], path: &[SpkiPin]) -> bool {
+    pins.is_empty() || path.iter().any(|p| pins.contains(p))
+}
+
 /// The SHA-256 fingerprint of a whole DER certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CertFingerprint(pub [u8; 32]);

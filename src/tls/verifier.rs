@@ -29,6 +29,7 @@ use crate::ct::checker::{CtChecker, CtInputError};
 use crate::ct::log_list::{Staleness, StalenessError, StalenessPolicy};
 use crate::ct::policy::CtReport;
 use crate::tls::pins::{CertFingerprint, SpkiPin};
+use crate::tls::presented::{Presented, RefusedCertificate};
 
 /// Why a server certificate was refused. [`Refusal::rule`] names the rule that failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +145,12 @@ impl Refusal {
                 if let Some(r) = other.0.downcast_ref::<Refusal>() {
                     return Some(r);
                 }
+                if let Some(r) = other.0.downcast_ref::<RefusedCertificate>() {
+                    return Some(&r.refusal);
+                }
+            }
+            if let Some(r) = e.downcast_ref::<RefusedCertificate>() {
+                return Some(&r.refusal);
             }
             cur = e.source();
         }
@@ -385,7 +392,7 @@ impl CtVerifier {
         }
 
         // 4. issuer pins
-        if !self.pins.is_empty() && !decision.path_pins.iter().any(|p| self.pins.contains(p)) {
+        if !crate::tls::pins::pins_admit(&self.pins, &decision.path_pins) {
             return Err(Refusal::IssuerNotPinned {
                 chain: decision.path_pins.clone(),
                 pins: self.pins.clone(),
@@ -546,8 +553,19 @@ impl CtVerifier {
             .refusal
             .take()
             .unwrap_or(Refusal::NotDialedByIp(String::new()));
-        tracing::warn!(upstream = %self.label, rule = refusal.rule(), "refused certificate: {refusal}");
-        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(refusal))))
+        let refused = RefusedCertificate {
+            presented: Presented::describe(end_entity.as_ref(), intermediates, &decision.path_pins),
+            refusal,
+        };
+        tracing::warn!(
+            upstream = %self.label,
+            rule = refused.refusal.rule(),
+            leaf_subject = %refused.presented.leaf_subject,
+            issuer = %refused.presented.leaf_issuer,
+            chain_pins = %refused.presented.pins_text(),
+            "refused certificate: {refused}"
+        );
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(refused))))
     }
 }
 

@@ -79,6 +79,9 @@ pub enum UpstreamError {
 /// e.g. `Other(OtherError(IssuerNotPinned { chain: [SpkiPin([116, ...`), anything else is
 /// shown as it is.
 fn tls_failure(source: &std::io::Error) -> String {
+    if let Some(refused) = crate::tls::presented::RefusedCertificate::find_in(source) {
+        return format!("certificate refused: {refused}");
+    }
     match crate::tls::verifier::Refusal::find_in(source) {
         Some(refusal) => format!("certificate refused: {refusal}"),
         None => source.to_string(),
