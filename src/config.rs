@@ -75,6 +75,10 @@ pub struct Config {
     /// Upstream resolvers, tried in order with failover.
     #[serde(default = "default_upstreams", rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
+    /// Whether `listen` is the built-in default (not written by the user): then an address
+    /// the host cannot have (`[::1]` without IPv6) is skipped with a WARN instead of failing.
+    #[serde(skip)]
+    pub listen_is_builtin: bool,
 }
 
 /// Answer cache settings.
@@ -454,6 +458,7 @@ impl Default for Config {
             log: LogConfig::default(),
             evidence: EvidenceConfig::default(),
             upstreams: default_upstreams(),
+            listen_is_builtin: true,
         }
     }
 }
@@ -461,7 +466,9 @@ impl Default for Config {
 impl Config {
     /// Parse and validate a TOML document.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text)?;
+        let mut config: Config = toml::from_str(text)?;
+        let table: toml::Table = toml::from_str(text)?;
+        config.listen_is_builtin = !table.contains_key("listen");
         config.validate()?;
         Ok(config)
     }

@@ -62,9 +62,14 @@ impl EvidenceStore {
         &self.dir
     }
 
+    /// The JSON evidence file a refusal of `leaf` at `now_secs` is written to.
+    pub fn path_for(&self, now_secs: u64, leaf: &[u8]) -> PathBuf {
+        self.dir
+            .join(format!("{}.json", evidence_stem(now_secs, leaf)))
+    }
+
     fn write(&self, event: &RefusalEvent<'_>) -> std::io::Result<PathBuf> {
         let leaf = event.chain.first().map(|c| c.as_ref()).unwrap_or(&[]);
-        let fingerprint = CertFingerprint::of_cert(leaf).to_string();
         let time = format_time(event.now.as_secs());
         let refusal = event.decision.refusal.as_ref();
         let record = EvidenceRecord {
@@ -86,7 +91,7 @@ impl EvidenceStore {
                 .unwrap_or(serde_json::Value::Null),
             ocsp_base64: base64::engine::general_purpose::STANDARD.encode(event.ocsp),
         };
-        let stem = format!("{}-{}", time.replace(':', ""), &fingerprint[..16]);
+        let stem = evidence_stem(event.now.as_secs(), leaf);
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let pem_path = self.dir.join(format!("{stem}.pem"));
         let mut pem = std::fs::File::create(&pem_path)?;
@@ -138,6 +143,14 @@ impl RefusalObserver for EvidenceStore {
             }
         }
     }
+}
+
+/// The file name stem of the evidence of a refusal of `leaf` at `now_secs`:
+/// `<RFC 3339 time without colons>-<first 16 hex digits of the leaf's SHA-256>`.
+fn evidence_stem(now_secs: u64, leaf: &[u8]) -> String {
+    let fingerprint = CertFingerprint::of_cert(leaf).to_string();
+    let short = fingerprint.get(..16).unwrap_or(&fingerprint);
+    format!("{}-{short}", format_time(now_secs).replace(':', ""))
 }
 
 /// A PEM block with 64-column base64.

@@ -184,6 +184,16 @@ impl Trust {
         }
     }
 
+    /// The trust anchors.
+    pub fn roots(&self) -> &[TrustAnchor<'static>] {
+        &self.roots
+    }
+
+    /// The evidence store, when evidence is kept.
+    pub fn evidence(&self) -> Option<&Arc<EvidenceStore>> {
+        self.evidence.as_ref()
+    }
+
     /// The CT checker in force.
     pub fn checker(&self) -> &CtChecker {
         &self.checker
@@ -211,6 +221,24 @@ impl Trust {
     }
 }
 
+/// The verifier of one configured upstream: shared trust plus its pins and name, labelled
+/// `label`. (A DoH URL with a host name adds the dialed IP; see [`transport`].)
+pub fn verifier_for(trust: &Trust, label: &str, up: &UpstreamConfig) -> Result<CtVerifier, String> {
+    let pins = up
+        .pins
+        .iter()
+        .map(|p| SpkiPin::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let name = match &up.name {
+        Some(n) => {
+            Some(ServerName::try_from(n.clone()).map_err(|_| format!("`{n}` is not a DNS name"))?)
+        }
+        None => None,
+    };
+    Ok(trust.verifier(label, pins, name))
+}
+
 /// Build the transport for one configured upstream.
 pub fn transport(
     trust: &Trust,
@@ -219,18 +247,6 @@ pub fn transport(
     query_timeout: Duration,
 ) -> Result<Arc<dyn Transport>, SetupError> {
     let bad = |reason: String| SetupError::Upstream { index, reason };
-    let pins = up
-        .pins
-        .iter()
-        .map(|p| SpkiPin::parse(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    let name = match &up.name {
-        Some(n) => Some(
-            ServerName::try_from(n.clone()).map_err(|_| bad(format!("`{n}` is not a DNS name")))?,
-        ),
-        None => None,
-    };
     match up.protocol {
         Protocol::Dot => {
             let ip = up
@@ -238,7 +254,7 @@ pub fn transport(
                 .ok_or_else(|| bad("a DoT upstream needs `ip`".into()))?;
             let addr = SocketAddr::new(ip, up.port.unwrap_or(853));
             let label = format!("dot://{addr}");
-            let verifier = Arc::new(trust.verifier(&label, pins, name));
+            let verifier = Arc::new(verifier_for(trust, &label, up).map_err(bad)?);
             let tls = client_config(verifier, &[])?;
             let opts = DotOptions {
                 query_timeout,
@@ -263,7 +279,7 @@ pub fn transport(
                 .ok_or_else(|| bad("a DoH URL with a host name needs an explicit `ip`".into()))?;
             let addr = SocketAddr::new(ip, up.port.unwrap_or(target.port));
             let label = url.to_string();
-            let mut verifier = trust.verifier(&label, pins, name);
+            let mut verifier = verifier_for(trust, &label, up).map_err(bad)?;
             let server_name = match &target.host_name {
                 // Name URL: SNI carries the name; the verifier checks the IP SAN against
                 // the dialed IP and the certificate against the name.
@@ -320,6 +336,7 @@ pub fn stub_options(config: &Config) -> StubOptions {
         query_timeout: Duration::from_millis(config.query_timeout_ms),
         tcp_idle_timeout: Duration::from_millis(config.tcp_idle_timeout_ms),
         max_tcp_connections: config.max_tcp_connections,
+        skip_unavailable_listen: config.listen_is_builtin,
         cache: CacheOptions {
             enabled: config.cache.enabled,
             max_entries: config.cache.max_entries,

@@ -10,9 +10,7 @@ mod child;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use child::{query, run, udp_exchange, Ctdns};
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
+use child::{run, Ctdns};
 
 /// Remote (address, port) pairs of the TCP and UDP sockets `pid` holds, from /proc.
 fn remote_endpoints(pid: u32) -> HashSet<(String, u16)> {
@@ -52,33 +50,82 @@ fn remote_endpoints(pid: u32) -> HashSet<(String, u16)> {
     out
 }
 
+/// Waits up to 15 s for `needle` in the log.
+fn wait_for_log(server: &Ctdns, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = server.log();
+        if log.contains(needle) || std::time::Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `dig` run inside the network namespace of process `pid`.
+fn dig_in(pid: u32, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let pid = pid.to_string();
+    let mut all = vec!["--target", pid.as_str(), "--net", "--", "dig"];
+    all.extend_from_slice(args);
+    run("nsenter", &all)
+}
+
+// The built-in default dials 1.1.1.1 and 9.9.9.9: it runs in a network namespace with only
+// loopback, so nothing leaves the machine and every upstream is unreachable at once.
 #[test]
 fn default_config_without_network_answers_servfail_and_never_uses_plain_dns() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Ctdns::serve(&["--listen", "127.0.0.1:0"], &dir.path().join("ctdns.log"));
+    let mut server = Ctdns::serve_isolated(
+        &["--listen", "127.0.0.1:0"],
+        &dir.path().join("ctdns.log"),
+        true,
+    );
     let log = server.log();
     assert!(log.contains("upstream=dot://1.1.1.1:853"), "{log}");
     assert!(log.contains("upstream=dot://9.9.9.9:853"), "{log}");
     assert!(log.contains("CT log list"), "{log}");
 
+    // The startup report: one line per upstream, then one ERROR that none is usable.
+    let log = wait_for_log(&server, "NO UPSTREAM IS USABLE");
+    assert!(log.contains("NO UPSTREAM IS USABLE"), "{log}");
+    for up in ["1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("startup check: upstream unreachable")
+                    && l.contains(&format!("dot://{up}:853"))),
+            "{up}: {log}"
+        );
+    }
+
     // Query over UDP while watching the sockets the process holds.
-    let addr = server.addr;
+    let port = server.addr.port().to_string();
     let pid = server.pid();
-    let asker = std::thread::spawn(move || {
-        udp_exchange(
-            addr,
-            &query(0x5151, "example.com.", RecordType::A, true),
-            Duration::from_secs(15),
-        )
-    });
+    let asker = {
+        let port = port.clone();
+        std::thread::spawn(move || {
+            dig_in(
+                pid,
+                &[
+                    "@127.0.0.1",
+                    "-p",
+                    &port,
+                    "+time=15",
+                    "+tries=1",
+                    "example.com",
+                    "A",
+                ],
+            )
+        })
+    };
     let mut remotes = HashSet::new();
     while !asker.is_finished() {
         remotes.extend(remote_endpoints(pid));
         std::thread::sleep(Duration::from_millis(5));
     }
-    let answer = asker.join().expect("the UDP query thread");
-    assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
-    assert!(answer.answers.is_empty());
+    let (status, stdout, _) = asker.join().expect("the UDP query thread");
+    assert!(status.success(), "{stdout}");
+    assert!(stdout.contains("status: SERVFAIL"), "{stdout}");
+    assert!(stdout.contains("ANSWER: 0"), "{stdout}");
     // Whatever it tried to reach, it was port 853 (DoT), never 53.
     assert!(
         remotes.iter().all(|(_, port)| *port == 853),
@@ -86,12 +133,12 @@ fn default_config_without_network_answers_servfail_and_never_uses_plain_dns() {
     );
 
     // TCP too, and the process is still alive after both.
-    let (status, stdout, _) = run(
-        "dig",
+    let (status, stdout, _) = dig_in(
+        pid,
         &[
             "@127.0.0.1",
             "-p",
-            &addr.port().to_string(),
+            &port,
             "+tcp",
             "+time=15",
             "+tries=1",
@@ -115,10 +162,62 @@ fn default_config_without_network_answers_servfail_and_never_uses_plain_dns() {
     assert!(log.contains("ctdns stopped"), "{log}");
 }
 
+// A container or hardened host without IPv6: `ctdns serve` with no arguments skips the
+// built-in [::1]:53 with one WARN and serves on 127.0.0.1:53.
+#[test]
+fn no_arguments_start_on_a_host_without_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Ctdns::serve_isolated(&[], &dir.path().join("ctdns.log"), false);
+    assert_eq!(server.addr, "127.0.0.1:53".parse().unwrap());
+    let log = server.log();
+    let warns: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("not listening on [::1]:53"))
+        .collect();
+    assert_eq!(warns.len(), 1, "{log}");
+    let (status, stdout, _) = server.in_netns(
+        "dig",
+        &["@127.0.0.1", "+time=10", "+tries=1", "example.com", "A"],
+    );
+    assert!(status.success(), "{stdout}");
+    assert!(stdout.contains("status: SERVFAIL"), "{stdout}");
+    assert!(server.terminate().success());
+}
+
+// An address the user lists must work: on the same host, `--listen [::1]:5353` (or a
+// config file listing [::1]) exits 1 naming the address.
+#[test]
+fn an_explicit_ipv6_listen_fails_on_a_host_without_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ctdns.toml");
+    std::fs::write(&config, "listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]\n").unwrap();
+    let script = "ip link set lo up && sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
+                  sysctl -qw net.ipv6.conf.lo.disable_ipv6=1 && exec \"$@\"";
+    for args in [
+        vec!["--listen", "[::1]:5353"],
+        vec!["--config", config.to_str().unwrap()],
+    ] {
+        let mut all = vec![
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            child::binary(),
+            "serve",
+        ];
+        all.extend(args.iter().copied());
+        let (status, _, stderr) = run("unshare", &all);
+        assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("[::1]:5353"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn json_log_format_writes_json_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Ctdns::serve(
+    let mut server = Ctdns::serve_isolated(
         &[
             "--listen",
             "127.0.0.1:0",
@@ -127,6 +226,7 @@ fn json_log_format_writes_json_lines() {
             "--no-cache",
         ],
         &dir.path().join("ctdns.log"),
+        true,
     );
     assert!(server.terminate().success());
     let log = server.log();

@@ -185,16 +185,37 @@ impl Target {
                 path: t.path,
             });
         }
-        let addr_ip: IpAddr = target.parse().map_err(|_| {
-            bad(format!(
-                "TARGET `{target}` is neither an IP address (DoT) nor an https:// URL (DoH)"
-            ))
-        })?;
+        // What users type: `IP`, `[IPv6]`, `IP:PORT` or `[IPv6]:PORT`.
+        let (addr_ip, written_port) = match target.parse::<SocketAddr>() {
+            Ok(sa) => (sa.ip(), Some(sa.port())),
+            Err(_) => {
+                let bare = target
+                    .strip_prefix('[')
+                    .and_then(|t| t.strip_suffix(']'))
+                    .unwrap_or(target);
+                let ip: IpAddr = bare.parse().map_err(|_| {
+                    bad(format!(
+                        "TARGET `{target}` is neither an IP address or IP:PORT (DoT) nor an \
+                         https:// URL (DoH)"
+                    ))
+                })?;
+                (ip, None)
+            }
+        };
         if ip.is_some_and(|i| i != addr_ip) {
             return Err(bad("--ip is for DoH URLs with a host name"));
         }
+        let port = match (written_port, port) {
+            (Some(w), Some(p)) if w != p => {
+                return Err(bad(format!(
+                    "TARGET `{target}` says port {w} but --port says {p}"
+                )))
+            }
+            (Some(w), _) => w,
+            (None, p) => p.unwrap_or(853),
+        };
         Ok(Target::Dot {
-            addr: SocketAddr::new(addr_ip, port.unwrap_or(853)),
+            addr: SocketAddr::new(addr_ip, port),
         })
     }
 
@@ -777,6 +798,22 @@ mod tests {
             Target::parse("::1", Some(8853), None).unwrap().addr(),
             "[::1]:8853".parse().unwrap()
         );
+        // What users type: IP:PORT and [IPv6]:PORT, with or without a matching --port.
+        for (typed, port, want) in [
+            ("192.0.2.1:8853", None, "192.0.2.1:8853"),
+            ("192.0.2.1:8853", Some(8853), "192.0.2.1:8853"),
+            ("[2001:db8::1]:8853", None, "[2001:db8::1]:8853"),
+            ("[2001:db8::1]", None, "[2001:db8::1]:853"),
+            ("[::1]", Some(5353), "[::1]:5353"),
+        ] {
+            assert_eq!(
+                Target::parse(typed, port, None).unwrap(),
+                Target::Dot {
+                    addr: want.parse().unwrap()
+                },
+                "{typed}"
+            );
+        }
         let t = Target::parse("https://192.0.2.1:8443/dns-query", None, None).unwrap();
         assert_eq!(t.addr(), "192.0.2.1:8443".parse().unwrap());
         assert_eq!(t.server_name(), ServerName::IpAddress(DOC_IP.into()));
@@ -794,6 +831,8 @@ mod tests {
             ("http://192.0.2.1/q", None, None, "https"),
             ("dns.example", None, None, "neither"),
             ("192.0.2.1", None, Some(LOOPBACK), "--ip"),
+            ("192.0.2.1:8853", Some(853), None, "--port says 853"),
+            ("[2001:db8::1", None, None, "neither"),
         ];
         for (target, port, ip, needle) in bad_cases {
             match Target::parse(target, port, ip) {

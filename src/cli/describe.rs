@@ -6,6 +6,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::ct::policy::{CtReport, SignatureStatus};
 use crate::tls::pins::{CertFingerprint, SpkiPin};
+use crate::tls::presented::{accepting_pins, hint, Presented};
 use crate::tls::verifier::Decision;
 
 /// What `--json` prints for one certificate.
@@ -106,6 +107,9 @@ pub struct DecisionJson<'a> {
     pub chain: Vec<CertInfo>,
     /// SPKI pins of the CA certificates of the verified path (issuer first).
     pub path_pins: Vec<String>,
+    /// For an issuer-pin refusal: the `pins` configuration line that accepts this chain (the
+    /// configured pins plus the verified path's root).
+    pub accept_with: Option<String>,
     /// The log list in force.
     pub log_list: LogListInfo<'a>,
 }
@@ -139,6 +143,10 @@ pub fn decision_json<'a>(
         ct_outcome: decision.ct.as_ref().map(outcome_text),
         chain: chain.iter().map(|c| cert_info(c)).collect(),
         path_pins: decision.path_pins.iter().map(|p| p.to_string()).collect(),
+        accept_with: decision
+            .refusal
+            .as_ref()
+            .and_then(|r| accepting_pins(r, &presented(decision, chain))),
         log_list: LogListInfo {
             version: logs.version(),
             timestamp: logs
@@ -234,9 +242,30 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
     out.push('\n');
     match &decision.refusal {
         None => out.push_str("VERDICT: ACCEPTED\n"),
-        Some(r) => out.push_str(&format!("VERDICT: REFUSED ({}): {r}\n", r.rule())),
+        Some(r) => {
+            out.push_str(&format!("VERDICT: REFUSED ({}): {r}\n", r.rule()));
+            let presented = presented(decision, chain);
+            if let Some(line) = accepting_pins(r, &presented) {
+                out.push_str(&format!(
+                    "If this CA change is genuine, this configuration line accepts the chain:\n  {line}\n"
+                ));
+            } else if let Some(hint) = hint(r, &presented) {
+                out.push_str(&format!("Note: {hint}\n"));
+            }
+        }
     }
     out
+}
+
+/// The presented chain, summarised as refusals name it.
+fn presented(decision: &Decision, chain: &[Vec<u8>]) -> Presented {
+    let leaf = chain.first().map(Vec::as_slice).unwrap_or(&[]);
+    let rest: Vec<rustls::pki_types::CertificateDer<'_>> = chain
+        .iter()
+        .skip(1)
+        .map(|c| rustls::pki_types::CertificateDer::from(c.as_slice()))
+        .collect();
+    Presented::describe(leaf, &rest, &decision.path_pins)
 }
 
 fn sig_text(status: &SignatureStatus) -> &'static str {

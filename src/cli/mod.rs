@@ -11,6 +11,7 @@ pub mod describe;
 pub mod logging;
 pub mod pki;
 pub mod serve;
+pub mod startup;
 pub mod verify;
 
 /// ctdns: a DNS-over-TLS / DNS-over-HTTPS stub resolver that refuses resolvers whose

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::cli::common::EXIT_BAD_INPUT;
 use crate::cli::logging;
-use crate::config::{Config, ConfigError, LogFormat, Protocol, UpstreamConfig};
+use crate::config::{Config, ConfigError, LogFormat};
 use crate::ct::log_list::{LogList, Staleness, StalenessPolicy};
 use crate::runtime::{self, Trust};
 
@@ -71,6 +71,7 @@ pub fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
     };
     if !args.listen.is_empty() {
         config.listen = args.listen.clone();
+        config.listen_is_builtin = false;
     }
     if let Some(format) = args.log_format {
         config.log.format = format.into();
@@ -85,16 +86,7 @@ pub fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// How an upstream is named in logs (the same label its verifier and evidence use).
-pub fn upstream_label(up: &UpstreamConfig) -> String {
-    match up.protocol {
-        Protocol::Dot => match up.ip {
-            Some(ip) => format!("dot://{}", SocketAddr::new(ip, up.port.unwrap_or(853))),
-            None => "dot://(no ip)".into(),
-        },
-        Protocol::Doh => up.url.clone().unwrap_or_else(|| "doh://(no url)".into()),
-    }
-}
+pub use crate::cli::startup::upstream_label;
 
 /// The freshness of the log list at startup, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +223,11 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     log_startup(&config, &trust);
+    let today = crate::evidence::format_time(now_ms() / 1000);
+    for warning in crate::cli::startup::pin_warnings(&config, &trust, today.get(..10).unwrap_or(""))
+    {
+        tracing::warn!("{warning}");
+    }
     let pool = match runtime::pool(&config, &trust) {
         Ok(p) => p,
         Err(e) => {
@@ -266,6 +263,16 @@ async fn serve(config: Config) -> ExitCode {
         tcp = %join(handle.tcp_addrs()),
         "ctdns listening"
     );
+    // The startup report: every upstream dialed once in the background (listeners already
+    // answer), one line each.
+    let probe_timeout = Duration::from_millis(config.query_timeout_ms).max(Duration::from_secs(3));
+    let report = {
+        let config = config.clone();
+        let trust = trust.clone();
+        tokio::spawn(async move {
+            crate::cli::startup::report(&config, &trust, probe_timeout).await;
+        })
+    };
     let signal = tokio::select! {
         r = tokio::signal::ctrl_c() => match r {
             Ok(()) => "SIGINT",
@@ -288,6 +295,7 @@ async fn serve(config: Config) -> ExitCode {
     {
         tracing::warn!("queries still in flight after the grace period; stopping anyway");
     }
+    report.abort();
     tracing::info!("ctdns stopped");
     ExitCode::SUCCESS
 }

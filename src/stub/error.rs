@@ -101,6 +101,24 @@ impl StubError {
     }
 }
 
+impl StubError {
+    /// Whether this bind error means the host cannot have the address at all: no such local
+    /// address (`EADDRNOTAVAIL`, e.g. `[::1]` with IPv6 disabled) or no such address family
+    /// (`EAFNOSUPPORT`, IPv6 compiled out or disabled at boot).
+    pub fn is_unavailable_address(&self) -> bool {
+        match self {
+            StubError::Bind { source, .. } => {
+                source.kind() == io::ErrorKind::AddrNotAvailable
+                    || source.raw_os_error() == Some(EAFNOSUPPORT)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Linux's `EAFNOSUPPORT` ("address family not supported by protocol").
+const EAFNOSUPPORT: i32 = 97;
+
 fn current_binary() -> String {
     std::env::current_exe()
         .map(|p| p.display().to_string())

@@ -43,6 +43,11 @@ pub struct StubOptions {
     pub max_udp_in_flight: usize,
     /// The answer cache.
     pub cache: CacheOptions,
+    /// Skip a listen address the host cannot have (an address family it lacks, such as
+    /// `[::1]` on a host with IPv6 disabled) with a WARN instead of failing; binding still
+    /// fails when no address can be bound, and for every other error. For the built-in
+    /// listen addresses only: an address a user lists must work. Default: false.
+    pub skip_unavailable_listen: bool,
 }
 
 impl Default for StubOptions {
@@ -58,6 +63,7 @@ impl Default for StubOptions {
             max_in_flight_per_tcp_connection: 32,
             max_udp_in_flight: 1024,
             cache: CacheOptions::default(),
+            skip_unavailable_listen: false,
         }
     }
 }

@@ -42,8 +42,21 @@ pub async fn bind(opts: StubOptions) -> Result<Stub, StubError> {
     let mut tcp = Vec::with_capacity(opts.listen.len());
     let mut udp_addrs = Vec::with_capacity(opts.listen.len());
     let mut tcp_addrs = Vec::with_capacity(opts.listen.len());
+    let mut skipped = None;
     for &addr in &opts.listen {
-        let (u, t) = bind_pair(addr).await?;
+        let (u, t) = match bind_pair(addr).await {
+            Ok(pair) => pair,
+            Err(e) if opts.skip_unavailable_listen && e.is_unavailable_address() => {
+                tracing::warn!(
+                    addr = %addr,
+                    "not listening on {addr}: this host cannot use that address ({e}); \
+                     serving on the other built-in addresses"
+                );
+                skipped = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         udp_addrs.push(
             u.local_addr()
                 .map_err(|e| StubError::from_bind(addr, Protocol::Udp, e))?,
@@ -54,6 +67,9 @@ pub async fn bind(opts: StubOptions) -> Result<Stub, StubError> {
         );
         udp.push(Arc::new(u));
         tcp.push(t);
+    }
+    if let (true, Some(e)) = (udp.is_empty(), skipped) {
+        return Err(e);
     }
     Ok(Stub {
         opts,

@@ -128,23 +128,13 @@ impl RefusedCertificate {
     /// issuer-pin refusal, the pin of the verified path's root; for an untrusted chain, the
     /// fact that no pin can (a proxy, a captive portal, or a missing root).
     pub fn hint(&self) -> Option<String> {
-        match &self.refusal {
-            Refusal::IssuerNotPinned { pins, .. } => self.presented.anchor_pin().map(|anchor| {
-                let mut all: Vec<String> = pins.iter().map(|p| format!("\"{p}\"")).collect();
-                all.push(format!("\"{anchor}\""));
-                format!(
-                    "if this CA change is genuine (check with `ctdns check`), this upstream \
-                     accepts it with: pins = [{}]",
-                    all.join(", ")
-                )
-            }),
-            Refusal::Chain(webpki::Error::UnknownIssuer) => Some(
-                "no issuer pin can accept this: the chain does not lead to a trusted root \
-                 (a TLS-intercepting proxy or captive portal, or a root missing from tls.roots)"
-                    .into(),
-            ),
-            _ => None,
-        }
+        hint(&self.refusal, &self.presented)
+    }
+
+    /// For an issuer-pin refusal, the upstream's `pins` line with the presented chain's root
+    /// added: the exact configuration that accepts it.
+    pub fn accepting_pins(&self) -> Option<String> {
+        accepting_pins(&self.refusal, &self.presented)
     }
 
     /// Find the refusal with its chain summary inside a handshake error, if the verifier
@@ -172,6 +162,37 @@ impl RefusedCertificate {
             cur = e.source();
         }
         None
+    }
+}
+
+/// For an issuer-pin refusal of `presented`, the upstream's `pins` line with the verified
+/// path's root added (TOML, as in the configuration file).
+pub fn accepting_pins(refusal: &Refusal, presented: &Presented) -> Option<String> {
+    let Refusal::IssuerNotPinned { pins, .. } = refusal else {
+        return None;
+    };
+    let anchor = presented.anchor_pin()?;
+    let mut all: Vec<String> = pins.iter().map(|p| format!("\"{p}\"")).collect();
+    all.push(format!("\"{anchor}\""));
+    Some(format!("pins = [{}]", all.join(", ")))
+}
+
+/// What would make `presented` acceptable after `refusal`, when a configuration change can
+/// (see [`RefusedCertificate::hint`]).
+pub fn hint(refusal: &Refusal, presented: &Presented) -> Option<String> {
+    match refusal {
+        Refusal::IssuerNotPinned { .. } => accepting_pins(refusal, presented).map(|line| {
+            format!(
+                "if this CA change is genuine (check with `ctdns check`), this upstream \
+                 accepts it with: {line}"
+            )
+        }),
+        Refusal::Chain(webpki::Error::UnknownIssuer) => Some(
+            "no issuer pin can accept this: the chain does not lead to a trusted root \
+             (a TLS-intercepting proxy or captive portal, or a root missing from tls.roots)"
+                .into(),
+        ),
+        _ => None,
     }
 }
 

@@ -28,10 +28,42 @@ impl Ctdns {
     /// Run `ctdns serve` with `args` (add `--listen 127.0.0.1:0` to pick a free port), its
     /// stderr going to `log_path`, and wait until it logs that it is listening.
     pub fn serve(args: &[&str], log_path: &Path) -> Ctdns {
+        let mut command = Command::new(binary());
+        command.arg("serve").args(args);
+        Self::spawn(command, log_path)
+    }
+
+    /// Run `ctdns serve` with `args` in a network namespace of its own where only loopback
+    /// is up (so nothing it dials can leave the machine: the built-in upstreams 1.1.1.1 and
+    /// 9.9.9.9 are unreachable at once), and with IPv6 disabled there unless `ipv6`. Its
+    /// addresses are reachable only from inside: send queries with [`Ctdns::in_netns`].
+    pub fn serve_isolated(args: &[&str], log_path: &Path, ipv6: bool) -> Ctdns {
+        let ipv6_off = if ipv6 {
+            ""
+        } else {
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
+             sysctl -qw net.ipv6.conf.lo.disable_ipv6=1 && "
+        };
+        let script = format!("ip link set lo up && {ipv6_off}exec \"$@\"");
+        let mut command = Command::new("unshare");
+        command
+            .args(["--net", "--", "sh", "-c", &script, "sh", binary(), "serve"])
+            .args(args);
+        Self::spawn(command, log_path)
+    }
+
+    /// Run `cmd args` in the network namespace of this `ctdns` (see
+    /// [`Ctdns::serve_isolated`]), returning its status, stdout and stderr.
+    pub fn in_netns(&self, cmd: &str, args: &[&str]) -> (ExitStatus, String, String) {
+        let pid = self.pid().to_string();
+        let mut all = vec!["--target", pid.as_str(), "--net", "--", cmd];
+        all.extend_from_slice(args);
+        run("nsenter", &all)
+    }
+
+    fn spawn(mut command: Command, log_path: &Path) -> Ctdns {
         let log = std::fs::File::create(log_path).expect("create the ctdns log file");
-        let child = Command::new(binary())
-            .arg("serve")
-            .args(args)
+        let child = command
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

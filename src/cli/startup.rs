@@ -1,0 +1,266 @@
+//! What `ctdns serve` says about its upstreams when it starts: warnings about the pin
+//! configuration before any connection, then, in the background while the listeners are
+//! already answering, one connection to every upstream and one log line per upstream.
+//!
+//! A fail-closed resolver whose pins went stale on a CA rotation must say so once, loudly,
+//! at startup — not as a stream of SERVFAILs. Each probe runs exactly the checks a query's
+//! connection runs (`ctdns check` with the upstream's own verifier) and sends no DNS query.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, UnixTime};
+
+use crate::cli::check::{self, CheckError, CheckOutcome, Target};
+use crate::config::{defaults, Config, Protocol, UpstreamConfig};
+use crate::runtime::Trust;
+use crate::tls::lineage::{self, Coverage};
+use crate::tls::pins::SpkiPin;
+use crate::tls::presented::{Presented, RefusedCertificate};
+use crate::tls::verifier::{RefusalEvent, RefusalObserver};
+
+/// The label an upstream goes by in logs, verifiers and evidence.
+pub fn upstream_label(up: &UpstreamConfig) -> String {
+    match up.protocol {
+        Protocol::Dot => match up.ip {
+            Some(ip) => format!("dot://{}", SocketAddr::new(ip, up.port.unwrap_or(853))),
+            None => "dot://(no ip)".into(),
+        },
+        Protocol::Doh => up.url.clone().unwrap_or_else(|| "doh://(no url)".into()),
+    }
+}
+
+/// Warnings about pin sets, found without connecting: a set whose pins all belong to one CA
+/// (the operator's next CA change refuses every connection), and built-in pins whose
+/// revisit date has passed. `today` is `YYYY-MM-DD`.
+pub fn pin_warnings(config: &Config, trust: &Trust, today: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, up) in config.upstreams.iter().enumerate() {
+        let pins: Vec<SpkiPin> = up
+            .pins
+            .iter()
+            .filter_map(|p| SpkiPin::parse(p).ok())
+            .collect();
+        if let Coverage::Single(org) = lineage::coverage(&pins, trust.roots()) {
+            out.push(format!(
+                "upstream[{i}] ({}): every pin is a root of one CA ({org}); when the operator \
+                 changes CA every connection will be refused (issuer-pin). Add a backup pin \
+                 of another CA the operator may move to",
+                upstream_label(up)
+            ));
+        }
+        if let Some(op) = defaults::operator_of(&up.pins) {
+            if today > op.revisit_by {
+                out.push(format!(
+                    "upstream[{i}] ({}): the built-in {} pins were checked against the chain \
+                     served on {}; that certificate expired on {}, and its renewal may come \
+                     from another CA. If this upstream is refused below, run `ctdns check` \
+                     on it and update ctdns or set the pins in a config file",
+                    upstream_label(up),
+                    op.operator,
+                    op.evidence_date,
+                    op.revisit_by
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The target a probe dials for an upstream, as the runtime dials it.
+pub fn target_of(up: &UpstreamConfig) -> Result<Target, CheckError> {
+    match up.protocol {
+        Protocol::Dot => {
+            let ip = up
+                .ip
+                .ok_or_else(|| CheckError::BadInput("a DoT upstream needs `ip`".into()))?;
+            Target::parse(&ip.to_string(), Some(up.port.unwrap_or(853)), None)
+        }
+        Protocol::Doh => {
+            let url = up
+                .url
+                .as_deref()
+                .ok_or_else(|| CheckError::BadInput("a DoH upstream needs `url`".into()))?;
+            let mut target = Target::parse(url, None, up.ip)?;
+            if let (Some(port), Target::Doh { addr, .. }) = (up.port, &mut target) {
+                addr.set_port(port);
+            }
+            Ok(target)
+        }
+    }
+}
+
+/// The outcome of probing one upstream.
+#[derive(Debug)]
+pub enum Probe {
+    /// Every rule passed.
+    Accepted {
+        /// The presented chain.
+        presented: Presented,
+        /// Descriptions of the logs whose SCTs counted.
+        logs: Vec<String>,
+    },
+    /// The certificate was refused.
+    Refused {
+        /// The refusal and the presented chain.
+        refused: Box<RefusedCertificate>,
+        /// The evidence file written for it, if evidence is kept.
+        evidence: Option<String>,
+    },
+    /// The upstream could not be reached or the handshake failed before a verdict.
+    Unreachable(String),
+}
+
+/// One log line's worth for `outcome`, with evidence written for a refusal.
+fn classify(label: &str, trust: &Trust, outcome: Result<CheckOutcome, CheckError>) -> Probe {
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return Probe::Unreachable(e.to_string()),
+    };
+    let mut seen = outcome.seen;
+    let (leaf, rest) = match seen.chain.split_first() {
+        Some(split) => split,
+        None => return Probe::Unreachable("no certificate presented".into()),
+    };
+    let intermediates: Vec<CertificateDer<'_>> = rest
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    let presented = Presented::describe(leaf, &intermediates, &seen.decision.path_pins);
+    if seen.decision.accepted() {
+        let logs = seen
+            .decision
+            .ct
+            .as_ref()
+            .map(|r| {
+                r.scts
+                    .iter()
+                    .filter(|v| v.counted)
+                    .map(|v| {
+                        v.log_description
+                            .clone()
+                            .unwrap_or_else(|| v.log_id.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Probe::Accepted { presented, logs };
+    }
+    let evidence = trust.evidence().map(|store| {
+        let now = UnixTime::now();
+        let mut chain = vec![CertificateDer::from(leaf.as_slice())];
+        chain.extend(intermediates.iter().cloned());
+        store.refused(&RefusalEvent {
+            label,
+            server_name: String::new(),
+            chain,
+            ocsp: &seen.ocsp,
+            now,
+            decision: &seen.decision,
+        });
+        store.path_for(now.as_secs(), leaf).display().to_string()
+    });
+    let Some(refusal) = seen.decision.refusal.take() else {
+        return Probe::Unreachable("refused without a rule".into());
+    };
+    let refused = Box::new(RefusedCertificate { refusal, presented });
+    Probe::Refused { refused, evidence }
+}
+
+/// Probe every upstream once, concurrently, and log one line each; one ERROR line when
+/// every upstream was refused or unreachable. Returns the outcomes in configuration order.
+pub async fn report(config: &Config, trust: &Trust, timeout: Duration) -> Vec<Probe> {
+    let probes = config.upstreams.iter().map(|up| {
+        let label = upstream_label(up);
+        let trust = trust.clone();
+        let up = up.clone();
+        async move {
+            let outcome = match target_of(&up) {
+                Ok(target) => {
+                    let verifier = match crate::runtime::verifier_for(&trust, &label, &up) {
+                        Ok(v) => v,
+                        Err(e) => return (label, Probe::Unreachable(e.to_string())),
+                    };
+                    check::check(&target, verifier, None, timeout).await
+                }
+                Err(e) => Err(e),
+            };
+            let probe = classify(&label, &trust, outcome);
+            (label, probe)
+        }
+    });
+    let results = futures_join_all(probes).await;
+    let mut usable = 0;
+    for (label, probe) in &results {
+        match probe {
+            Probe::Accepted { presented, logs } => {
+                usable += 1;
+                tracing::info!(
+                    upstream = %label,
+                    leaf_subject = %presented.leaf_subject,
+                    issuer = %presented.leaf_issuer,
+                    not_after = presented.leaf_not_after.as_deref().unwrap_or("-"),
+                    ca_pins = %presented.pins_text(),
+                    sct_logs = %logs.join(", "),
+                    "startup check: upstream accepted"
+                );
+            }
+            Probe::Refused { refused, evidence } => tracing::warn!(
+                upstream = %label,
+                rule = refused.refusal.rule(),
+                leaf_subject = %refused.presented.leaf_subject,
+                issuer = %refused.presented.leaf_issuer,
+                chain_pins = %refused.presented.pins_text(),
+                accept_with = refused.hint().as_deref().unwrap_or("-"),
+                evidence = evidence.as_deref().unwrap_or("-"),
+                "startup check: UPSTREAM REFUSED: {refused}"
+            ),
+            Probe::Unreachable(reason) => tracing::warn!(
+                upstream = %label,
+                "startup check: upstream unreachable: {reason}"
+            ),
+        }
+    }
+    if usable == 0 && !results.is_empty() {
+        let refused: Vec<&str> = results
+            .iter()
+            .filter_map(|(_, p)| match p {
+                Probe::Refused { refused, .. } => Some(refused.refusal.rule()),
+                _ => None,
+            })
+            .collect();
+        let advice = if !refused.is_empty() && refused.iter().all(|r| *r == "chain") {
+            "every refused chain fails `chain`: the network is likely intercepting TLS \
+             (captive portal or proxy); ctdns will not send DNS through it"
+        } else if refused.contains(&"issuer-pin") {
+            "an operator may have changed CA: run `ctdns check` on the upstream, and if the \
+             change is genuine add the pin it prints to the upstream's `pins`"
+        } else {
+            "check the network path to the upstreams and the lines above"
+        };
+        tracing::error!(
+            upstreams = results.len(),
+            refused = refused.len(),
+            "startup check: NO UPSTREAM IS USABLE — every query will be answered SERVFAIL \
+             until one is; {advice}"
+        );
+    }
+    results.into_iter().map(|(_, p)| p).collect()
+}
+
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
