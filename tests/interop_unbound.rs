@@ -237,12 +237,34 @@ fn dig_and_kdig_through_ctdns_to_unbound_over_dot() {
     assert_eq!(txt_lines, BIG_TXT_RECORDS, "{out}");
 
     assert!(server.alive());
+    // The startup report accepted the upstream and named what it presented.
+    let log = wait_for_log(&server, "startup check: upstream accepted");
+    let line = log
+        .lines()
+        .find(|l| l.contains("startup check: upstream accepted"))
+        .unwrap_or_else(|| panic!("no startup line:\n{log}"));
+    assert!(line.contains(&f.honest_pin()), "{line}");
+    assert!(line.contains("not_after="), "{line}");
+    assert!(line.contains("sct_logs="), "{line}");
+    assert!(!line.contains("sct_logs=\"\""), "{line}");
     assert!(server.terminate().success());
     let log = server.log();
     assert!(
         !log.contains("refused certificate"),
         "the honest resolver was refused:\n{log}"
     );
+}
+
+/// Waits up to 15 s for `needle` in the log.
+fn wait_for_log(server: &Ctdns, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = server.log();
+        if log.contains(needle) || std::time::Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -309,6 +331,36 @@ fn rogue_resolver_is_refused_by_the_pin_with_evidence() {
         .find(|l| l.contains("WARN") && l.contains("refused certificate: rule issuer-pin"))
         .unwrap_or_else(|| panic!("no WARN refusal line:\n{log}"));
     assert!(warn.contains("rule=\"issuer-pin\""), "{warn}");
+    // Every refusal line names the presented leaf, its issuer and the chain's CA pins, and
+    // says which pins line would accept it (the configured pin plus the rogue root's).
+    let rogue_root = f.pki.rogue_root().spki_sha256_base64();
+    let accept = format!("pins = [\"{}\", \"{rogue_root}\"]", f.honest_pin());
+    for line in log.lines().filter(|l| l.contains("rule issuer-pin")) {
+        assert!(line.contains("leaf `"), "{line}");
+        assert!(line.contains("issued by `"), "{line}");
+        assert!(line.contains(&rogue_root), "{line}");
+        assert!(line.contains(&accept), "{line}");
+    }
+    // The startup report refused it too, with the evidence file it wrote.
+    let log = wait_for_log(&server, "startup check: UPSTREAM REFUSED");
+    let line = log
+        .lines()
+        .find(|l| l.contains("startup check: UPSTREAM REFUSED"))
+        .unwrap_or_else(|| panic!("no startup refusal:\n{log}"));
+    assert!(line.contains("rule=\"issuer-pin\""), "{line}");
+    assert!(line.contains("leaf_subject="), "{line}");
+    let evidence = line
+        .split("evidence=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|e| e.trim_matches('"').to_string())
+        .unwrap_or_default();
+    assert!(
+        evidence.ends_with(".json") && Path::new(&evidence).exists(),
+        "{evidence}: {line}"
+    );
+    assert!(log.contains("NO UPSTREAM IS USABLE"), "{log}");
+    assert!(log.contains("an operator may have changed CA"), "{log}");
     assert!(server.alive());
     assert!(server.terminate().success());
 
@@ -332,6 +384,7 @@ fn rogue_resolver_is_refused_by_the_pin_with_evidence() {
     let (code, stdout, stderr) = check(&with_pin);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(stdout.contains("VERDICT: REFUSED (issuer-pin)"), "{stdout}");
+    assert!(stdout.contains(&accept), "{stdout}");
     assert!(!stdout.contains("192.0.2.1"), "no query after a refusal");
     let (code, stdout, stderr) = check(&common);
     assert_eq!(code, Some(0), "{stdout}{stderr}");

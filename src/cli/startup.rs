@@ -189,7 +189,7 @@ pub async fn report(config: &Config, trust: &Trust, timeout: Duration) -> Vec<Pr
             (label, probe)
         }
     });
-    let results = futures_join_all(probes).await;
+    let results = join_all(probes).await;
     let mut usable = 0;
     for (label, probe) in &results {
         match probe {
@@ -248,11 +248,11 @@ pub async fn report(config: &Config, trust: &Trust, timeout: Duration) -> Vec<Pr
     results.into_iter().map(|(_, p)| p).collect()
 }
 
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+/// Runs `futures` as tasks and collects their outputs in order (a task that panicked is
+/// left out).
+async fn join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
