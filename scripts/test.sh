@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in unbound:unbound dig:bind9-dnsutils kdig:knot-dnsutils dnsperf:dnsperf openssl:openssl; do
+for pair in unbound:unbound dig:bind9-dnsutils kdig:knot-dnsutils dnsperf:dnsperf openssl:openssl \
+  named:bind9 dnsdist:dnsdist kresd:knot-resolver; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
@@ -17,9 +18,13 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The Debian unbound package starts a system resolver on port 53; the tests run their own
-# instances on high loopback ports and do not need it.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop unbound 2>/dev/null || true; fi
+# The Debian unbound, bind9, dnsdist and knot-resolver packages start system servers on port
+# 53; the tests run their own instances on high loopback ports and do not need them.
+if command -v systemctl >/dev/null 2>&1; then
+  for unit in unbound named dnsdist kresd@1 kres-cache-gc; do
+    systemctl stop "$unit" 2>/dev/null || true
+  done
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
