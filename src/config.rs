@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Local listen addresses (UDP and TCP on each). Default `127.0.0.1:53`, `[::1]:53`.
@@ -82,7 +82,7 @@ pub struct Config {
 }
 
 /// Answer cache settings.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// Whether to cache answers (default true).
@@ -103,7 +103,7 @@ impl Default for CacheConfig {
 }
 
 /// The CT policy name.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyName {
     /// Chrome's CT policy (default).
@@ -114,13 +114,14 @@ pub enum PolicyName {
 }
 
 /// Certificate Transparency settings.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CtConfig {
     /// `chrome` (default) or `apple`.
     #[serde(default)]
     pub policy: PolicyName,
     /// A log list file (Chrome v3 or Apple schema); default: the list bundled with ctdns.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_list: Option<PathBuf>,
     /// Maximum age of the log list before ctdns warns (or refuses), in days. Default 70.
     #[serde(default = "default_max_age_days")]
@@ -129,8 +130,10 @@ pub struct CtConfig {
     #[serde(default)]
     pub refuse_stale_list: bool,
     /// Raise the number of distinct logs required for embedded SCTs (never below the policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_logs: Option<usize>,
     /// Raise the number of distinct operators required (never below 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_operators: Option<usize>,
 }
 
@@ -148,10 +151,11 @@ impl Default for CtConfig {
 }
 
 /// TLS trust settings.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// A PEM file of trusted roots; default: webpki-roots (Mozilla's program).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub roots: Option<PathBuf>,
     /// SHA-256 fingerprints (hex, colons allowed) of certificates always refused.
     #[serde(default)]
@@ -159,7 +163,7 @@ pub struct TlsConfig {
 }
 
 /// Log output format.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable text (default).
@@ -170,7 +174,7 @@ pub enum LogFormat {
 }
 
 /// Logging settings.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -191,10 +195,11 @@ impl Default for LogConfig {
 }
 
 /// Evidence of refused certificates.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceConfig {
     /// Directory for evidence files; none: evidence is only logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// Size cap of the directory in bytes; the oldest files are removed beyond it.
     #[serde(default = "default_evidence_bytes")]
@@ -211,7 +216,7 @@ impl Default for EvidenceConfig {
 }
 
 /// Upstream transport.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// DNS-over-TLS (RFC 7858), port 853.
@@ -222,7 +227,7 @@ pub enum Protocol {
 }
 
 /// DoH request method.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DohMethod {
     /// POST `application/dns-message` (default).
@@ -233,19 +238,23 @@ pub enum DohMethod {
 }
 
 /// One upstream resolver.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// `dot` (default) or `doh`.
     #[serde(default)]
     pub protocol: Protocol,
     /// The IP to dial (required for DoT, and for DoH URLs with a host name).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,
     /// Port (default 853 for DoT; from the URL, default 443, for DoH).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// A DNS name the certificate must also be valid for.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// DoH URL, e.g. `https://1.1.1.1/dns-query`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// DoH method (default POST).
     #[serde(default)]
@@ -480,6 +489,25 @@ impl Config {
             source,
         })?;
         Self::from_toml(&text)
+    }
+
+    /// The configuration as it runs: every default written out, including each upstream's
+    /// port (853 for DoT, the URL's for DoH). `ctdns config show` prints this.
+    pub fn effective(&self) -> Config {
+        let mut c = self.clone();
+        for up in &mut c.upstreams {
+            if up.port.is_none() {
+                up.port = match up.protocol {
+                    Protocol::Dot => Some(853),
+                    Protocol::Doh => up
+                        .url
+                        .as_deref()
+                        .and_then(|u| DohTarget::parse(u).ok())
+                        .map(|t| t.port),
+                };
+            }
+        }
+        c
     }
 
     /// Check values that serde cannot: ranges, consistency, pins and fingerprints.

@@ -293,3 +293,51 @@ fn a_taken_port_exits_1_with_advice() {
     assert!(stderr.contains("address in use"), "{stderr}");
     assert!(stderr.contains("--listen"), "{stderr}");
 }
+
+#[test]
+fn config_show_prints_the_builtin_pin_sets() {
+    let (status, stdout, stderr) = run(child::binary(), &["config", "show", "--json"]);
+    assert!(status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let pins = |i: usize| -> Vec<String> {
+        v["upstream"][i]["pins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(v["upstream"][0]["ip"], "1.1.1.1");
+    // Cloudflare: SSL.com ECC (serving) first; Quad9: DigiCert G3 first.
+    assert_eq!(pins(0)[0], "oyD01TTXvpfBro3QSZc1vIlcMjrdLTiL/M9mLCPX+Zo=");
+    assert_eq!(pins(2)[0], "uUwZgwDOxcBXrQcntwu+kYFpkiVkOaezL0WYEZ3anJc=");
+    assert_eq!(v["upstream"][3]["port"], 853);
+
+    // The TOML form, read back by `serve --config`, is the same configuration.
+    let (status, toml, _) = run(child::binary(), &["config", "show"]);
+    assert!(status.success());
+    assert!(toml.contains("revisit by 2026-12-21"), "{toml}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shown.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let (status, again, stderr) = run(
+        child::binary(),
+        &[
+            "config",
+            "show",
+            "--json",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(status.success(), "{stderr}");
+    assert_eq!(again, stdout);
+
+    std::fs::write(&path, "[[upstream]]\nip = \"1.1.1.1\"\npins = [\"xx\"]\n").unwrap();
+    let (status, _, stderr) = run(
+        child::binary(),
+        &["config", "show", "--config", path.to_str().unwrap()],
+    );
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("upstream[0].pins[0]"), "{stderr}");
+}

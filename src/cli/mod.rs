@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod common;
+pub mod config;
 pub mod demo;
 pub mod describe;
 pub mod logging;
@@ -40,6 +41,8 @@ pub enum Command {
     /// Connect to a DoT/DoH resolver once and audit its certificate (exit 0 accepted,
     /// 1 refused, 2 bad input or connection failure).
     Check(check::CheckArgs),
+    /// Show the effective configuration, every default filled in (exit 0, 2 invalid file).
+    Config(config::ConfigArgs),
 }
 
 /// Parse the command line and run it.
@@ -51,5 +54,6 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
+        Command::Config(args) => config::run(args),
     }
 }
