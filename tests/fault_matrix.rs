@@ -131,7 +131,9 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
             query_timeout: POOL_TIMEOUT,
             per_attempt_timeout: ATTEMPT_TIMEOUT,
             backoff_initial: Duration::from_millis(100),
+            refusal_backoff_initial: Duration::from_millis(300),
             backoff_max: BACKOFF_MAX,
+            ..PoolOptions::default()
         },
     ));
     let stub = stub::bind(StubOptions {

@@ -16,13 +16,47 @@
 //! Only failures that describe the upstream are shared: TCP connect, TLS handshake
 //! (certificate refusals included), the connect timeout, and a DoH server without ALPN `h2`.
 //! A query that ran out of its own time (`Timeout`) shares nothing: the next one has its own.
+//!
+//! [`DialCounters`] counts what actually went on the wire: every dial, every failed one,
+//! every certificate refusal among them (shared copies are not counted again).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
 use super::doh::DohError;
-use super::UpstreamError;
+use super::{DialStats, UpstreamError};
+
+/// Connection attempts of one transport, counted where they happen.
+#[derive(Debug, Default)]
+pub(crate) struct DialCounters {
+    dials: AtomicU64,
+    failures: AtomicU64,
+    refusals: AtomicU64,
+}
+
+impl DialCounters {
+    /// The counts so far.
+    pub(crate) fn snapshot(&self) -> DialStats {
+        DialStats {
+            dials: self.dials.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            refusals: self.refusals.load(Ordering::Relaxed),
+        }
+    }
+
+    fn dialed(&self) {
+        self.dials.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn failed(&self, error: &UpstreamError) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if error.refusal().is_some() {
+            self.refusals.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// The most recent failed connection attempt of one transport, if it may be shared.
 #[derive(Debug, Default)]
@@ -33,10 +67,12 @@ pub(crate) struct LastFailure {
 impl LastFailure {
     /// Runs `dial` for a query that began waiting for the connection at `waiting_since`,
     /// unless an attempt that ended after that has failed: then that failure is returned
-    /// and nothing is dialed. Remembers the outcome for the queries waiting now.
+    /// and nothing is dialed. Remembers the outcome for the queries waiting now, and counts
+    /// the dial (and its failure) in `counters`.
     pub(crate) async fn dial<T>(
         &mut self,
         upstream: &str,
+        counters: &DialCounters,
         waiting_since: Instant,
         dial: impl Future<Output = Result<T, UpstreamError>>,
     ) -> Result<T, UpstreamError> {
@@ -45,10 +81,14 @@ impl LastFailure {
                 "sharing the failed connection attempt this query waited for");
             return Err(error);
         }
+        counters.dialed();
         let outcome = dial.await;
         match &outcome {
             Ok(_) => self.failed = None,
-            Err(error) => self.record(error),
+            Err(error) => {
+                counters.failed(error);
+                self.record(error);
+            }
         }
         outcome
     }
@@ -197,19 +237,58 @@ mod tests {
         assert!(last.shared_with(before).is_none());
         last.record(&refused());
         // Through `dial`: a query that waited gets the failure without dialing...
+        let counters = DialCounters::default();
         let dialed = std::sync::atomic::AtomicBool::new(false);
         let shared = last
-            .dial("t", before, async {
+            .dial("t", &counters, before, async {
                 dialed.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(())
             })
             .await;
         assert!(matches!(shared, Err(UpstreamError::Tls { .. })));
         assert!(!dialed.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(counters.snapshot(), DialStats::default());
         // ...one arriving later dials, and its success clears the memory.
-        last.dial("t", Instant::now(), async { Ok(()) })
+        last.dial("t", &counters, Instant::now(), async { Ok(()) })
             .await
             .unwrap();
         assert!(last.shared_with(before).is_none());
+        assert_eq!(
+            counters.snapshot(),
+            DialStats {
+                dials: 1,
+                failures: 0,
+                refusals: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn counts_dials_failures_and_refusals() {
+        let mut last = LastFailure::default();
+        let counters = DialCounters::default();
+        let refused_dial = last
+            .dial("t", &counters, Instant::now(), async {
+                Err::<(), _>(refused())
+            })
+            .await;
+        assert!(matches!(refused_dial, Err(UpstreamError::Tls { .. })));
+        let connect_failed = last
+            .dial("t", &counters, Instant::now(), async {
+                Err::<(), _>(UpstreamError::Connect {
+                    addr: addr(),
+                    source: std::io::Error::from_raw_os_error(111),
+                })
+            })
+            .await;
+        assert!(matches!(connect_failed, Err(UpstreamError::Connect { .. })));
+        assert_eq!(
+            counters.snapshot(),
+            DialStats {
+                dials: 2,
+                failures: 2,
+                refusals: 1
+            }
+        );
     }
 }

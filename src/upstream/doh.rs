@@ -44,8 +44,8 @@ pub use self::message::PreparedQuery;
 #[doc(hidden)]
 pub use self::request::check_head;
 use self::request::RequestTarget;
-use super::dial::LastFailure;
-use super::{BoxFuture, Transport, UpstreamError};
+use super::dial::{DialCounters, LastFailure};
+use super::{BoxFuture, DialStats, Transport, UpstreamError};
 
 /// Floor on the keep-alive PING interval derived from the query timeout.
 const MIN_KEEPALIVE: Duration = Duration::from_millis(100);
@@ -136,6 +136,7 @@ pub struct DohTransport {
     opts: DohOptions,
     slot: tokio::sync::Mutex<Slot>,
     next_conn_id: AtomicU64,
+    dials: DialCounters,
 }
 
 /// The shared connection, and the last failed attempt to open one.
@@ -183,6 +184,7 @@ impl DohTransport {
             opts,
             slot: tokio::sync::Mutex::new(Slot::default()),
             next_conn_id: AtomicU64::new(1),
+            dials: DialCounters::default(),
         }
     }
 
@@ -253,7 +255,7 @@ impl DohTransport {
         };
         let conn = slot
             .last_failure
-            .dial(&self.name, waiting_since, dial)
+            .dial(&self.name, &self.dials, waiting_since, dial)
             .await?;
         slot.conn = Some(conn.clone());
         Ok(conn)
@@ -309,6 +311,10 @@ impl Transport for DohTransport {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn dial_stats(&self) -> DialStats {
+        self.dials.snapshot()
     }
 }
 

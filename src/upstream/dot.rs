@@ -41,10 +41,10 @@ use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
 use super::deadline::Deadline;
-use super::dial::LastFailure;
+use super::dial::{DialCounters, LastFailure};
 use super::msgid::{self, IdAllocator};
 use super::padding::{self, PadOutcome};
-use super::{BoxFuture, Transport, UpstreamError};
+use super::{BoxFuture, DialStats, Transport, UpstreamError};
 use crate::wire::{self, Header, Question, WireError};
 
 type Stream = TlsStream<TcpStream>;
@@ -96,6 +96,7 @@ pub struct DotTransport {
     slots: Semaphore,
     current: tokio::sync::Mutex<Slot>,
     generations: AtomicU64,
+    dials: DialCounters,
 }
 
 /// The shared connection, and the last failed attempt to open one.
@@ -141,6 +142,7 @@ impl DotTransport {
             slots: Semaphore::new(max_in_flight),
             current: tokio::sync::Mutex::new(Slot::default()),
             generations: AtomicU64::new(0),
+            dials: DialCounters::default(),
             opts: DotOptions {
                 max_in_flight,
                 ..opts
@@ -237,7 +239,12 @@ impl DotTransport {
         current.conn = None;
         let conn = current
             .last_failure
-            .dial(&self.name, waiting_since, self.connect(deadline))
+            .dial(
+                &self.name,
+                &self.dials,
+                waiting_since,
+                self.connect(deadline),
+            )
             .await?;
         current.conn = Some(Arc::clone(&conn));
         Ok(conn)
@@ -298,6 +305,10 @@ impl Transport for DotTransport {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn dial_stats(&self) -> DialStats {
+        self.dials.snapshot()
     }
 }
 

@@ -72,6 +72,37 @@ pub enum UpstreamError {
     /// A DNS-over-HTTPS failure, typed by the rule that failed.
     #[error("DoH: {0}")]
     Doh(#[from] doh::DohError),
+    /// Every upstream is backing off after failed connection attempts (certificate
+    /// refusals, connect failures): the pool answered without dialing.
+    #[error("every upstream ({upstreams}) is backing off after failed connection attempts; next attempt in {retry_in:?}")]
+    BackingOff {
+        /// How many upstreams were skipped.
+        upstreams: usize,
+        /// How long until the first of them may be dialed again.
+        retry_in: std::time::Duration,
+    },
+}
+
+impl UpstreamError {
+    /// The verifier's refusal, when this is a TLS handshake failure because the
+    /// certificate was refused.
+    pub fn refusal(&self) -> Option<&crate::tls::verifier::Refusal> {
+        match self {
+            UpstreamError::Tls { source, .. } => crate::tls::verifier::Refusal::find_in(source),
+            _ => None,
+        }
+    }
+}
+
+/// Connection attempts of one transport: what went on the wire, not what was shared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialStats {
+    /// TCP connects started (each followed by a TLS handshake if it succeeds).
+    pub dials: u64,
+    /// Dials that failed (connect, handshake, certificate refusal, connect timeout, ALPN).
+    pub failures: u64,
+    /// Failed dials whose certificate the verifier refused.
+    pub refusals: u64,
 }
 
 /// A handshake error as an operator should read it: a certificate refusal by the verifier
@@ -97,6 +128,12 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 
     /// A short human-readable name, e.g. `dot://1.1.1.1:853`.
     fn name(&self) -> &str;
+
+    /// The transport's connection attempts so far; all zero for a transport that does not
+    /// count them.
+    fn dial_stats(&self) -> DialStats {
+        DialStats::default()
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +165,8 @@ mod tests {
         );
         assert!(text.contains(&SpkiPin([2; 32]).to_string()), "{text}");
         assert!(!text.contains("OtherError"), "{text}");
+        assert_eq!(error.refusal().map(Refusal::rule), Some("issuer-pin"));
+        assert!(UpstreamError::Timeout.refusal().is_none());
     }
 
     #[test]

@@ -1,22 +1,51 @@
-//! A pool of upstream transports with health tracking and failover, itself a [`Transport`].
+//! A pool of upstream transports with health tracking, dial backoff and failover, itself a
+//! [`Transport`].
 //!
 //! Each query gets one overall deadline (`query_timeout`). Upstreams are tried one after the
 //! other, each attempt limited to `per_attempt_timeout` (and to what is left of the overall
-//! deadline; the last candidate gets all that is left): healthy upstreams first, in configuration order, then those currently marked
-//! down, soonest-to-recover first, so a query is never refused while time is left.
+//! deadline; the last candidate gets all that is left): healthy upstreams first, in
+//! configuration order, then those currently marked down, soonest-to-recover first, except
+//! those in dial backoff (below), which are skipped without being dialed.
 //!
 //! An attempt fails over to the next upstream on anything that blames the upstream: connect
 //! failure, TLS failure (which includes every certificate refusal by the verifier), timeout,
 //! connection loss, or an unusable response. An upstream that lost the connection mid-query is
 //! tried once more at the end of the line (its transport reconnects). A query that is itself
 //! malformed is returned at once: no other upstream would accept it either. If every attempt
-//! fails, the last error is returned (the front end answers SERVFAIL).
+//! fails, the last error is returned (the front end answers SERVFAIL); if every upstream was
+//! skipped, [`UpstreamError::BackingOff`] is returned at once.
 //!
-//! Health: every failure counts a consecutive failure and marks the upstream down for
-//! `backoff_initial * 2^(failures - 1)`, capped at `backoff_max`; a success clears both.
+//! # Two kinds of failure
+//! - A failed **dial** (TCP connect refused, TLS handshake failed, certificate refused by the
+//!   verifier, no session within the connect timeout, DoH without ALPN `h2`: the failures
+//!   [`super::dial`] shares) puts the upstream in **dial backoff**: it is not dialed again
+//!   for `backoff_initial` (`refusal_backoff_initial` after a certificate refusal), doubling
+//!   with each further failed dial up to `backoff_max`, each interval jittered by
+//!   ±`backoff_jitter_percent` (never above `backoff_max`). Meanwhile queries skip it (counted
+//!   in [`UpstreamHealth::skipped_by_backoff`]) whether or not other upstreams are left, so a
+//!   refused resolver costs one handshake per interval, not one per client query. When the
+//!   interval has passed, the first query to reach the upstream is its **probe**: it claims
+//!   the next interval before dialing, so that queries arriving during the probe skip the
+//!   upstream too; at most one dial per upstream per interval. A probe that succeeds (or
+//!   gets as far as a connection) ends the backoff; one that fails, or times out, doubles it.
+//!   Queries of one burst that shared one failed dial count as one failure.
+//! - Any other failure of an upstream (a live connection lost, a timeout on a connection,
+//!   an unusable answer) only **marks it down** for `backoff_initial * 2^(failures - 1)`,
+//!   capped at `backoff_max`: it is tried after the healthy upstreams, but it is still
+//!   tried, and its transport reconnects at once.
+//!
+//! A success clears both. [`Pool::reset_backoff`] clears them by hand (for a future reload
+//! or configuration change).
+//!
+//! When every upstream is in dial backoff because its certificate chain was refused (rule
+//! `chain`), the network is likely intercepting TLS (captive portal, proxy): that is logged
+//! once as a WARN, and again only after some upstream succeeded in between.
+//!
 //! DNS answers are returned as they come, whatever their RCODE.
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -24,7 +53,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::deadline::Deadline;
-use super::{BoxFuture, Transport, UpstreamError};
+use super::dial;
+use super::{BoxFuture, DialStats, Transport, UpstreamError};
 
 /// Tuning of a [`Pool`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +63,16 @@ pub struct PoolOptions {
     pub query_timeout: Duration,
     /// Limit of one attempt on one upstream.
     pub per_attempt_timeout: Duration,
-    /// How long an upstream is marked down after its first consecutive failure.
+    /// How long an upstream is marked down after its first consecutive failure, and how
+    /// long it is not dialed after its first failed dial (other than a certificate refusal).
     pub backoff_initial: Duration,
-    /// Longest an upstream is marked down.
+    /// How long an upstream is not dialed after its first certificate refusal.
+    pub refusal_backoff_initial: Duration,
+    /// Longest an upstream is marked down or not dialed.
     pub backoff_max: Duration,
+    /// Dial backoff intervals are spread by up to this percentage either way (clamped to
+    /// 100; 0 for none), so that upstreams and ctdns instances do not probe in step.
+    pub backoff_jitter_percent: u32,
 }
 
 impl Default for PoolOptions {
@@ -45,7 +81,9 @@ impl Default for PoolOptions {
             query_timeout: Duration::from_secs(3),
             per_attempt_timeout: Duration::from_millis(1500),
             backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
+            refusal_backoff_initial: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(300),
+            backoff_jitter_percent: 20,
         }
     }
 }
@@ -61,19 +99,61 @@ pub struct UpstreamHealth {
     pub down_for: Option<Duration>,
     /// The text of the last failure since the last success.
     pub last_error: Option<String>,
+    /// Failed dials (connect failures, certificate refusals...) since the last success,
+    /// counting a dial shared by a burst of queries once.
+    pub dial_failures: u32,
+    /// How much longer the upstream is not dialed (dial backoff); `None` if it may be.
+    pub backoff_for: Option<Duration>,
+    /// The rule of the certificate refusal that caused the current dial backoff, e.g.
+    /// `chain` or `issuer-pin`; `None` if it was not a certificate refusal.
+    pub refusal_rule: Option<&'static str>,
+    /// Dials made by the upstream's transport, ever ([`Transport::dial_stats`]).
+    pub dials: u64,
+    /// Certificate refusals among them, ever.
+    pub refusals: u64,
+    /// Times a query skipped this upstream because of its dial backoff, ever.
+    pub skipped_by_backoff: u64,
 }
 
+/// Health of one member. Counters that must survive a success live in [`Member`].
 #[derive(Debug, Default)]
 struct Health {
     consecutive_failures: u32,
     down_until: Option<Instant>,
     last_error: Option<String>,
+    /// Failed dials since the last success (dial backoff when non-zero).
+    dial_failures: u32,
+    /// No dial before this.
+    retry_at: Option<Instant>,
+    /// Whether the current dial backoff started with a certificate refusal.
+    refused: bool,
+    /// The refusal rule of the last failed dial.
+    refusal_rule: Option<&'static str>,
+    /// Bumped whenever the dial state changes, so that the failures of one shared dial
+    /// (a burst that waited for it) escalate the backoff once.
+    epoch: u64,
+}
+
+/// What a query holds while it tries one member.
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    /// [`Health::epoch`] when the attempt was admitted.
+    epoch: u64,
+    /// Whether this attempt is the probe of a member in dial backoff.
+    probe: bool,
+}
+
+/// Whether a query may try a member now.
+enum Admission {
+    Try(Ticket),
+    Skip { retry_in: Duration },
 }
 
 #[derive(Debug)]
 struct Member {
     transport: Arc<dyn Transport>,
     health: Mutex<Health>,
+    skipped: AtomicU64,
 }
 
 impl Member {
@@ -87,6 +167,8 @@ impl Member {
 pub struct Pool {
     members: Vec<Member>,
     opts: PoolOptions,
+    /// Set once the "TLS is likely intercepted" warning was logged; cleared by a success.
+    interception_warned: AtomicBool,
 }
 
 impl Pool {
@@ -98,30 +180,63 @@ impl Pool {
                 .map(|transport| Member {
                     transport,
                     health: Mutex::new(Health::default()),
+                    skipped: AtomicU64::new(0),
                 })
                 .collect(),
             opts,
+            interception_warned: AtomicBool::new(false),
         }
     }
 
     /// The health of every upstream, in configuration order.
     pub fn health(&self) -> Vec<UpstreamHealth> {
         let now = Instant::now();
+        let remaining = |at: Option<Instant>| at.filter(|&at| at > now).map(|at| at - now);
         self.members
             .iter()
             .map(|m| {
+                let stats = m.transport.dial_stats();
                 let h = m.health();
                 UpstreamHealth {
                     name: m.transport.name().to_owned(),
                     consecutive_failures: h.consecutive_failures,
-                    down_for: h
-                        .down_until
-                        .filter(|&until| until > now)
-                        .map(|until| until - now),
+                    down_for: remaining(h.down_until),
                     last_error: h.last_error.clone(),
+                    dial_failures: h.dial_failures,
+                    backoff_for: if h.dial_failures > 0 {
+                        remaining(h.retry_at)
+                    } else {
+                        None
+                    },
+                    refusal_rule: h.refusal_rule,
+                    dials: stats.dials,
+                    refusals: stats.refusals,
+                    skipped_by_backoff: m.skipped.load(Ordering::Relaxed),
                 }
             })
             .collect()
+    }
+
+    /// Forget the health of upstream `index` (configuration order): its dial backoff ends
+    /// and it is no longer marked down, so the next query may dial it. Counters are kept.
+    /// Meant for a configuration reload. Returns `false` if there is no such upstream.
+    pub fn reset_backoff(&self, index: usize) -> bool {
+        let Some(member) = self.members.get(index) else {
+            return false;
+        };
+        let mut h = member.health();
+        *h = Health {
+            epoch: h.epoch.wrapping_add(1),
+            ..Health::default()
+        };
+        drop(h);
+        self.interception_warned.store(false, Ordering::Relaxed);
+        true
+    }
+
+    /// The configuration index of the upstream named `name` ([`Transport::name`]).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.transport.name() == name)
     }
 
     /// Indices of the members in the order to try them now.
@@ -131,31 +246,128 @@ impl Pool {
             .members
             .iter()
             .enumerate()
-            .map(|(i, m)| (m.health().down_until.filter(|&until| until > now), i))
+            .map(|(i, m)| {
+                let h = m.health();
+                let retry_at = h.retry_at.filter(|_| h.dial_failures > 0);
+                let back_at = h.down_until.max(retry_at).filter(|&at| at > now);
+                (back_at, i)
+            })
             .collect();
         // `None` (up) sorts before any `Some` (down); ties keep configuration order.
         keyed.sort();
         keyed.into_iter().map(|(_, i)| i).collect()
     }
 
-    fn record_success(&self, member: &Member) {
+    /// Whether a query may try `member` now; claims the probe when its dial backoff is over.
+    fn admit(&self, member: &Member) -> Admission {
+        let now = Instant::now();
         let mut h = member.health();
-        if h.consecutive_failures > 0 {
-            debug!(upstream = %member.transport.name(), "upstream healthy again");
+        let ticket = Ticket {
+            epoch: h.epoch,
+            probe: h.dial_failures > 0,
+        };
+        if !ticket.probe {
+            return Admission::Try(ticket);
         }
-        *h = Health::default();
+        if let Some(at) = h.retry_at.filter(|&at| at > now) {
+            drop(h);
+            member.skipped.fetch_add(1, Ordering::Relaxed);
+            return Admission::Skip { retry_in: at - now };
+        }
+        // This query is the probe. Until it ends, the upstream stays out of reach for the
+        // next interval, so that no other query dials it meanwhile.
+        let hold = self.dial_interval(h.refused, h.dial_failures.saturating_add(1));
+        h.retry_at = now.checked_add(hold);
+        debug!(upstream = %member.transport.name(), failed_dials = h.dial_failures,
+            "dial backoff over: probing the upstream");
+        Admission::Try(ticket)
     }
 
-    fn record_failure(&self, member: &Member, error: &UpstreamError) {
+    /// The jittered dial backoff after `failures` failed dials.
+    fn dial_interval(&self, refused: bool, failures: u32) -> Duration {
+        let initial = if refused {
+            self.opts.refusal_backoff_initial
+        } else {
+            self.opts.backoff_initial
+        };
+        let plain = backoff(initial, self.opts.backoff_max, failures);
+        let random = std::collections::hash_map::RandomState::new().hash_one(failures);
+        jitter(plain, self.opts.backoff_jitter_percent, random).min(self.opts.backoff_max)
+    }
+
+    fn record_success(&self, member: &Member) {
+        let mut h = member.health();
+        if h.consecutive_failures > 0 || h.dial_failures > 0 {
+            debug!(upstream = %member.transport.name(), "upstream healthy again");
+        }
+        *h = Health {
+            epoch: h.epoch.wrapping_add(1),
+            ..Health::default()
+        };
+        drop(h);
+        self.interception_warned.store(false, Ordering::Relaxed);
+    }
+
+    fn record_failure(&self, member: &Member, error: &UpstreamError, ticket: Ticket) {
+        let now = Instant::now();
         let mut h = member.health();
         h.consecutive_failures = h.consecutive_failures.saturating_add(1);
-        let down_for = backoff(
-            self.opts.backoff_initial,
-            self.opts.backoff_max,
-            h.consecutive_failures,
-        );
-        h.down_until = Instant::now().checked_add(down_for);
         h.last_error = Some(error.to_string());
+        // A probe that timed out may never have got a connection: it counts as a failed dial.
+        let dial_failed = dial::replay(error).is_some()
+            || (ticket.probe && matches!(error, UpstreamError::Timeout));
+        if !dial_failed {
+            if ticket.probe {
+                // The probe got a connection: the dial backoff is over, reconnect at once.
+                h.dial_failures = 0;
+                h.retry_at = None;
+                h.refused = false;
+                h.refusal_rule = None;
+                h.epoch = h.epoch.wrapping_add(1);
+            }
+            h.down_until = now.checked_add(backoff(
+                self.opts.backoff_initial,
+                self.opts.backoff_max,
+                h.consecutive_failures,
+            ));
+            return;
+        }
+        if h.epoch != ticket.epoch {
+            // Another query already recorded this dial (queries that waited for one attempt
+            // share its error), or the state moved on: the backoff stands as it is.
+            return;
+        }
+        let rule = error.refusal().map(|r| r.rule());
+        h.epoch = h.epoch.wrapping_add(1);
+        h.dial_failures = h.dial_failures.saturating_add(1);
+        if h.dial_failures == 1 {
+            h.refused = rule.is_some();
+        }
+        h.refusal_rule = rule;
+        let wait = self.dial_interval(h.refused, h.dial_failures);
+        h.retry_at = now.checked_add(wait);
+        h.down_until = h.retry_at;
+        let failures = h.dial_failures;
+        drop(h);
+        warn!(upstream = %member.transport.name(), error = %error, failed_dials = failures,
+            "not dialing this upstream again for {wait:?}");
+        if rule == Some("chain") {
+            self.warn_if_intercepted(error);
+        }
+    }
+
+    /// Logs once that TLS is likely intercepted, when every upstream is in dial backoff
+    /// after a `chain` refusal.
+    fn warn_if_intercepted(&self, error: &UpstreamError) {
+        let all_chain = self.members.iter().all(|m| {
+            let h = m.health();
+            h.dial_failures > 0 && h.refusal_rule == Some("chain")
+        });
+        if all_chain && !self.interception_warned.swap(true, Ordering::Relaxed) {
+            warn!(upstreams = self.members.len(), last_refusal = %error,
+                "every upstream presented a certificate chain that does not lead to a trusted root: \
+                 the network is likely intercepting TLS (captive portal or TLS-inspecting proxy)");
+        }
     }
 
     async fn exchange(&self, query: &[u8]) -> Result<Vec<u8>, UpstreamError> {
@@ -166,12 +378,23 @@ impl Pool {
         let mut queue: VecDeque<(usize, bool)> =
             self.order().into_iter().map(|i| (i, false)).collect();
         let mut last_error = None;
+        let mut skipped: Option<(usize, Duration)> = None;
         while let Some((index, retried)) = queue.pop_front() {
             if deadline.is_expired() {
                 break;
             }
             let Some(member) = self.members.get(index) else {
                 continue;
+            };
+            let ticket = match self.admit(member) {
+                Admission::Try(ticket) => ticket,
+                Admission::Skip { retry_in } => {
+                    skipped = Some(match skipped {
+                        Some((n, soonest)) => (n + 1, soonest.min(retry_in)),
+                        None => (1, retry_in),
+                    });
+                    continue;
+                }
             };
             let name = member.transport.name();
             // The last candidate gets all the time left.
@@ -189,7 +412,7 @@ impl Pool {
                 Ok(Err(e)) => e,
                 Err(_) => UpstreamError::Timeout,
             };
-            self.record_failure(member, &error);
+            self.record_failure(member, &error, ticket);
             match &error {
                 UpstreamError::Tls { .. } => {
                     warn!(upstream = %name, error = %error, "upstream refused: TLS handshake failed; trying the next upstream");
@@ -203,7 +426,21 @@ impl Pool {
             }
             last_error = Some(error);
         }
-        let error = last_error.unwrap_or(UpstreamError::Timeout);
+        let error = match (last_error, skipped) {
+            (Some(error), _) => error,
+            (None, Some((upstreams, retry_in))) => {
+                debug!(
+                    upstreams,
+                    ?retry_in,
+                    "every upstream is in dial backoff; not dialing"
+                );
+                return Err(UpstreamError::BackingOff {
+                    upstreams,
+                    retry_in,
+                });
+            }
+            (None, None) => UpstreamError::Timeout,
+        };
         warn!(error = %error, "all upstreams failed");
         Err(error)
     }
@@ -216,6 +453,17 @@ impl Transport for Pool {
 
     fn name(&self) -> &str {
         "pool"
+    }
+
+    fn dial_stats(&self) -> DialStats {
+        self.members.iter().map(|m| m.transport.dial_stats()).fold(
+            DialStats::default(),
+            |sum, s| DialStats {
+                dials: sum.dials.saturating_add(s.dials),
+                failures: sum.failures.saturating_add(s.failures),
+                refusals: sum.refusals.saturating_add(s.refusals),
+            },
+        )
     }
 }
 
@@ -232,6 +480,16 @@ fn blames_upstream(error: &UpstreamError) -> bool {
 fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(31);
     initial.saturating_mul(1u32 << doublings).min(max)
+}
+
+/// `interval` scaled by a factor between `1 - percent/100` and `1 + percent/100`, picked
+/// by `random`.
+fn jitter(interval: Duration, percent: u32, random: u64) -> Duration {
+    let percent = u128::from(percent.min(100));
+    let span = 2 * percent + 1;
+    let factor = 100 - percent + u128::from(random) % span;
+    let nanos = interval.as_nanos().saturating_mul(factor) / 100;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -437,6 +695,315 @@ mod tests {
         assert_eq!(h[0].consecutive_failures, 0);
         assert_eq!(h[0].down_for, None);
         assert_eq!(h[1].consecutive_failures, 1);
+    }
+
+    fn refused(rule_chain: bool) -> UpstreamError {
+        use crate::tls::pins::SpkiPin;
+        use crate::tls::verifier::Refusal;
+        let refusal = if rule_chain {
+            Refusal::Chain(webpki::Error::UnknownIssuer)
+        } else {
+            Refusal::IssuerNotPinned {
+                chain: vec![SpkiPin([1; 32])],
+                pins: vec![SpkiPin([2; 32])],
+            }
+        };
+        let rustls_error = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+            rustls::OtherError(Arc::new(refusal)),
+        ));
+        UpstreamError::Tls {
+            addr: "127.0.0.1:853".parse().unwrap(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error),
+        }
+    }
+
+    fn connect_refused() -> UpstreamError {
+        UpstreamError::Connect {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        }
+    }
+
+    /// Short, unjittered backoff: 40 ms after a connect failure, 80 ms after a refusal.
+    fn quick() -> PoolOptions {
+        PoolOptions {
+            backoff_initial: Duration::from_millis(40),
+            refusal_backoff_initial: Duration::from_millis(80),
+            backoff_max: Duration::from_millis(400),
+            backoff_jitter_percent: 0,
+            ..PoolOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_upstream_alone_is_not_dialed_during_its_backoff() {
+        let a = Scripted::new("a", vec![Err(refused(false)), Err(refused(false))]);
+        let p = pool(&[Arc::clone(&a)], quick());
+        assert!(matches!(
+            p.query(b"q").await,
+            Err(UpstreamError::Tls { .. })
+        ));
+        for _ in 0..100 {
+            match p.query(b"q").await {
+                Err(UpstreamError::BackingOff {
+                    upstreams: 1,
+                    retry_in,
+                }) => {
+                    assert!(retry_in <= Duration::from_millis(80), "{retry_in:?}");
+                }
+                other => panic!("expected BackingOff, got {other:?}"),
+            }
+        }
+        assert_eq!(a.calls(), 1, "one dial for 101 queries");
+        let h = &p.health()[0];
+        assert_eq!(h.dial_failures, 1);
+        assert_eq!(h.refusal_rule, Some("issuer-pin"));
+        assert_eq!(h.skipped_by_backoff, 100);
+        assert!(h
+            .backoff_for
+            .is_some_and(|d| d <= Duration::from_millis(80)));
+        // After the interval, one probe: refused again, so the interval doubles.
+        tokio::time::sleep(Duration::from_millis(90)).await;
+        assert!(matches!(
+            p.query(b"q").await,
+            Err(UpstreamError::Tls { .. })
+        ));
+        assert_eq!(a.calls(), 2);
+        let h = &p.health()[0];
+        assert_eq!(h.dial_failures, 2);
+        assert!(h
+            .backoff_for
+            .is_some_and(|d| d > Duration::from_millis(80) && d <= Duration::from_millis(160)));
+    }
+
+    #[tokio::test]
+    async fn a_backed_off_upstream_is_skipped_for_the_next_one() {
+        let a = Scripted::new("a", vec![Err(connect_refused())]);
+        let b = Scripted::new("b", (0..10).map(|i| Ok(vec![i])).collect());
+        let p = pool(&[Arc::clone(&a), Arc::clone(&b)], quick());
+        for i in 0..10 {
+            assert_eq!(p.query(b"q").await.unwrap(), vec![i]);
+        }
+        assert_eq!(a.calls(), 1);
+        // `a` sorts last while backing off, so `b` answers before `a` is even reached.
+        assert_eq!(p.health()[0].skipped_by_backoff, 0);
+        assert_eq!(p.health()[0].refusal_rule, None);
+        assert_eq!(p.health()[0].dial_failures, 1);
+        // When `b` fails too, `a` is reached and skipped, not dialed.
+        assert!(p.query(b"q").await.is_err());
+        assert_eq!(a.calls(), 1);
+        assert_eq!(p.health()[0].skipped_by_backoff, 1);
+    }
+
+    #[tokio::test]
+    async fn one_probe_per_interval_however_many_queries_wait() {
+        // The probe is slow (it fails after 50 ms); 20 queries arrive meanwhile.
+        let a = Arc::new(Scripted {
+            name: "a".into(),
+            calls: AtomicUsize::new(0),
+            results: Mutex::new(VecDeque::from([
+                Err(connect_refused()),
+                Err(connect_refused()),
+            ])),
+            hang: false,
+            delay: Duration::from_millis(50),
+        });
+        let p = Arc::new(pool(&[Arc::clone(&a)], quick()));
+        assert!(p.query(b"q").await.is_err());
+        assert_eq!(a.calls(), 1);
+        tokio::time::sleep(Duration::from_millis(45)).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let p = Arc::clone(&p);
+            tasks.spawn(async move { p.query(b"q").await });
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut backing_off = 0;
+        while let Some(joined) = tasks.join_next().await {
+            if matches!(joined.unwrap(), Err(UpstreamError::BackingOff { .. })) {
+                backing_off += 1;
+            }
+        }
+        assert_eq!(a.calls(), 2, "exactly one probe");
+        assert_eq!(backing_off, 19);
+        assert_eq!(p.health()[0].dial_failures, 2);
+    }
+
+    #[tokio::test]
+    async fn a_burst_sharing_one_failed_dial_escalates_once() {
+        // Five queries admitted together, all refused (as if they shared one handshake).
+        let a = Arc::new(Scripted {
+            name: "a".into(),
+            calls: AtomicUsize::new(0),
+            results: Mutex::new((0..5).map(|_| Err(refused(false))).collect()),
+            hang: false,
+            delay: Duration::from_millis(20),
+        });
+        let p = Arc::new(pool(&[Arc::clone(&a)], quick()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let p = Arc::clone(&p);
+            tasks.spawn(async move { p.query(b"q").await });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            assert!(matches!(joined.unwrap(), Err(UpstreamError::Tls { .. })));
+        }
+        assert_eq!(a.calls(), 5);
+        let h = &p.health()[0];
+        assert_eq!(h.dial_failures, 1);
+        assert_eq!(h.consecutive_failures, 5);
+        assert!(h
+            .backoff_for
+            .is_some_and(|d| d <= Duration::from_millis(80)));
+    }
+
+    #[tokio::test]
+    async fn a_successful_probe_ends_the_backoff() {
+        let a = Scripted::new("a", vec![Err(refused(false)), Ok(vec![9]), Ok(vec![10])]);
+        let p = pool(&[Arc::clone(&a)], quick());
+        assert!(p.query(b"q").await.is_err());
+        assert!(matches!(
+            p.query(b"q").await,
+            Err(UpstreamError::BackingOff { .. })
+        ));
+        tokio::time::sleep(Duration::from_millis(90)).await;
+        assert_eq!(p.query(b"q").await.unwrap(), vec![9]);
+        assert_eq!(p.query(b"q").await.unwrap(), vec![10]);
+        let h = &p.health()[0];
+        assert_eq!(
+            (h.dial_failures, h.backoff_for, h.refusal_rule),
+            (0, None, None)
+        );
+        assert_eq!(h.skipped_by_backoff, 1, "counters survive a success");
+    }
+
+    #[tokio::test]
+    async fn a_lost_live_connection_is_not_backed_off() {
+        let a = Scripted::new(
+            "a",
+            vec![Err(lost()), Err(lost()), Err(lost()), Ok(vec![5])],
+        );
+        let p = pool(&[Arc::clone(&a)], quick());
+        // Lost twice (tried again at the end of the line), then lost, then answered: every
+        // query dials, none is skipped.
+        assert!(matches!(
+            p.query(b"q").await,
+            Err(UpstreamError::ConnectionLost(_))
+        ));
+        assert_eq!(p.query(b"q").await.unwrap(), vec![5]);
+        assert_eq!(a.calls(), 4);
+        assert_eq!(p.health()[0].skipped_by_backoff, 0);
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_times_out_doubles_the_backoff() {
+        let a = Scripted::new(
+            "a",
+            vec![Err(connect_refused()), Err(UpstreamError::Timeout)],
+        );
+        let p = pool(&[Arc::clone(&a)], quick());
+        assert!(p.query(b"q").await.is_err());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(p.query(b"q").await, Err(UpstreamError::Timeout)));
+        let h = &p.health()[0];
+        assert_eq!(h.dial_failures, 2);
+        assert!(h.backoff_for.is_some_and(|d| d > Duration::from_millis(40)));
+        // A timeout on a working upstream is not a failed dial.
+        let b = Scripted::new("b", vec![Err(UpstreamError::Timeout), Ok(vec![1])]);
+        let p = pool(&[Arc::clone(&b)], quick());
+        assert!(p.query(b"q").await.is_err());
+        assert_eq!(p.query(b"q").await.unwrap(), vec![1]);
+        assert_eq!(p.health()[0].skipped_by_backoff, 0);
+    }
+
+    #[tokio::test]
+    async fn reset_backoff_lets_the_next_query_dial() {
+        let a = Scripted::new("a", vec![Err(refused(false)), Ok(vec![3])]);
+        let b = Scripted::new("b", vec![]);
+        let p = pool(&[Arc::clone(&a), b], PoolOptions::default());
+        assert!(p.query(b"q").await.is_err());
+        assert!(p.health()[0].backoff_for.is_some());
+        assert_eq!(p.position("a"), Some(0));
+        assert_eq!(p.position("zzz"), None);
+        assert!(p.reset_backoff(0));
+        assert!(!p.reset_backoff(2));
+        let h = &p.health()[0];
+        assert_eq!(
+            (h.dial_failures, h.backoff_for, h.down_for),
+            (0, None, None)
+        );
+        assert_eq!(p.query(b"q").await.unwrap(), vec![3]);
+        assert_eq!(a.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn interception_is_reported_once_when_every_upstream_fails_the_chain() {
+        let a = Scripted::new(
+            "a",
+            vec![
+                Err(refused(true)),
+                Err(refused(true)),
+                Ok(vec![1]),
+                Err(refused(true)),
+            ],
+        );
+        let b = Scripted::new(
+            "b",
+            vec![Err(refused(false)), Err(refused(true)), Err(refused(true))],
+        );
+        let p = pool(&[Arc::clone(&a), Arc::clone(&b)], quick());
+        // `a` fails the chain, `b` the pin: not every upstream is intercepted.
+        assert!(p.query(b"q").await.is_err());
+        assert!(!p.interception_warned.load(Ordering::Relaxed));
+        // Both probed again: now both fail the chain.
+        tokio::time::sleep(Duration::from_millis(90)).await;
+        assert!(p.query(b"q").await.is_err());
+        assert_eq!(p.health()[0].refusal_rule, Some("chain"));
+        assert_eq!(p.health()[1].refusal_rule, Some("chain"));
+        assert!(p.interception_warned.load(Ordering::Relaxed));
+        // A success clears the report; the next time all fail the chain it is made again.
+        tokio::time::sleep(Duration::from_millis(170)).await;
+        assert_eq!(p.query(b"q").await.unwrap(), vec![1]);
+        assert!(!p.interception_warned.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(170)).await;
+        assert!(p.query(b"q").await.is_err());
+        assert!(p.interception_warned.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_percentage() {
+        let s = Duration::from_secs(10);
+        assert_eq!(jitter(s, 0, 12345), s);
+        assert_eq!(jitter(s, 20, 0), Duration::from_secs(8));
+        assert_eq!(jitter(s, 20, 40), Duration::from_secs(12));
+        for r in [1u64, 7, 99, u64::MAX, 1 << 40] {
+            let j = jitter(s, 20, r);
+            assert!(
+                j >= Duration::from_secs(8) && j <= Duration::from_secs(12),
+                "{j:?}"
+            );
+        }
+        // A percentage above 100 is clamped: never below zero.
+        assert_eq!(jitter(s, 500, 0), Duration::ZERO);
+    }
+
+    #[test]
+    fn dial_intervals_start_higher_after_a_refusal_and_stay_under_the_cap() {
+        let p = Pool::new(Vec::new(), PoolOptions::default());
+        for failures in 1..40 {
+            let refused = p.dial_interval(true, failures);
+            let other = p.dial_interval(false, failures);
+            assert!(refused <= Duration::from_secs(300) && other <= Duration::from_secs(300));
+            if failures == 1 {
+                assert!(refused >= Duration::from_secs(4) && refused <= Duration::from_secs(6));
+                assert!(
+                    other >= Duration::from_millis(800) && other <= Duration::from_millis(1200)
+                );
+            }
+            if failures >= 10 {
+                assert!(refused >= Duration::from_secs(240), "{refused:?}");
+            }
+        }
     }
 
     #[test]
