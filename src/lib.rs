@@ -54,6 +54,7 @@ pub mod demo;
 pub mod evidence;
 pub mod pki;
 pub mod runtime;
+pub mod safe_file;
 pub mod stub;
 pub mod tls;
 pub mod upstream;
