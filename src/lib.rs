@@ -53,6 +53,7 @@ pub mod ct;
 pub mod demo;
 pub mod evidence;
 pub mod pki;
+pub mod privileges;
 pub mod runtime;
 pub mod safe_file;
 pub mod stub;
