@@ -79,6 +79,15 @@ pub struct Config {
     /// the host cannot have (`[::1]` without IPv6) is skipped with a WARN instead of failing.
     #[serde(skip)]
     pub listen_is_builtin: bool,
+    /// Started as root: switch to this user once the listeners are bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// With `user`: the group to run as (default: the user's primary group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Allow staying root on a non-loopback listen address without `user` (default false).
+    #[serde(default)]
+    pub allow_root: bool,
 }
 
 /// Answer cache settings.
@@ -468,6 +477,9 @@ impl Default for Config {
             evidence: EvidenceConfig::default(),
             upstreams: default_upstreams(),
             listen_is_builtin: true,
+            user: None,
+            group: None,
+            allow_root: false,
         }
     }
 }
@@ -552,6 +564,14 @@ impl Config {
         for (i, fp) in self.tls.denylist.iter().enumerate() {
             crate::tls::pins::CertFingerprint::parse(fp)
                 .map_err(|e| invalid(format!("tls.denylist[{i}]"), e.to_string()))?;
+        }
+        if self.user.as_deref().is_some_and(str::is_empty) {
+            return Err(invalid("user", "must name a user"));
+        }
+        match (&self.user, self.group.as_deref()) {
+            (_, Some("")) => return Err(invalid("group", "must name a group")),
+            (None, Some(_)) => return Err(invalid("group", "only with `user`")),
+            _ => {}
         }
         if self.upstreams.is_empty() {
             return Err(invalid("upstream", "at least one upstream is required"));
@@ -695,6 +715,24 @@ mod tests {
             defaults::operator_of(&c.upstreams[2].pins),
             Some(&defaults::QUAD9)
         );
+    }
+
+    #[test]
+    fn user_group_and_allow_root() {
+        let c = Config::from_toml("user = \"nobody\"\ngroup = \"nogroup\"\nallow_root = true\n")
+            .unwrap();
+        assert_eq!(c.user.as_deref(), Some("nobody"));
+        assert_eq!(c.group.as_deref(), Some("nogroup"));
+        assert!(c.allow_root);
+        assert!(!Config::default().allow_root);
+        for (doc, key) in [
+            ("user = \"\"", "`user`"),
+            ("group = \"nogroup\"", "`group`"),
+            ("user = \"nobody\"\ngroup = \"\"", "`group`"),
+        ] {
+            let e = Config::from_toml(doc).unwrap_err();
+            assert!(e.to_string().contains(key), "{doc}: {e}");
+        }
     }
 
     #[test]

@@ -42,13 +42,13 @@ pub enum SetupError {
     /// A policy setting is below the floor.
     #[error("CT policy: {0}")]
     Policy(String),
-    /// The evidence directory is unusable.
-    #[error("evidence directory {path}: {source}")]
+    /// The evidence directory (`evidence.dir`) is unusable or unsafe.
+    #[error("config key `evidence.dir`: {path}: {source}")]
     Evidence {
         /// The directory.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// Which rule it breaks.
+        source: crate::evidence::EvidenceDirError,
     },
     /// The TLS configuration could not be built.
     #[error("TLS configuration: {0}")]
@@ -131,6 +131,31 @@ pub fn load_log_list(path: Option<&std::path::Path>) -> Result<LogList, SetupErr
 impl Trust {
     /// Load roots, log list, policy, denylist and the evidence store from `config`.
     pub fn from_config(config: &Config) -> Result<Self, SetupError> {
+        Self::without_evidence(config)?.open_evidence(config)
+    }
+
+    /// Open the evidence store of `config` (`evidence.dir`, created and checked as the
+    /// current user: owned by it, not writable by group or others) for every verifier built
+    /// from now on. `ctdns serve` calls this after dropping privileges, so the directory
+    /// belongs to the user it runs as.
+    pub fn open_evidence(mut self, config: &Config) -> Result<Self, SetupError> {
+        self.evidence = match &config.evidence.dir {
+            Some(dir) => Some(Arc::new(
+                EvidenceStore::new(dir, config.evidence.max_bytes).map_err(|source| {
+                    SetupError::Evidence {
+                        path: dir.display().to_string(),
+                        source,
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        Ok(self)
+    }
+
+    /// Load roots, log list, policy and denylist from `config`, without the evidence store
+    /// (see [`Trust::open_evidence`]).
+    pub fn without_evidence(config: &Config) -> Result<Self, SetupError> {
         let roots = match &config.tls.roots {
             Some(p) => crate::tls::roots::from_pem_file(p)?,
             None => crate::tls::roots::webpki_roots(),
@@ -148,17 +173,6 @@ impl Trust {
             .map(|f| CertFingerprint::parse(f))
             .collect::<Result<HashSet<_>, _>>()
             .map_err(|e| SetupError::Policy(e.to_string()))?;
-        let evidence = match &config.evidence.dir {
-            Some(dir) => Some(Arc::new(
-                EvidenceStore::new(dir, config.evidence.max_bytes).map_err(|source| {
-                    SetupError::Evidence {
-                        path: dir.display().to_string(),
-                        source,
-                    }
-                })?,
-            )),
-            None => None,
-        };
         Ok(Self {
             roots: Arc::new(roots),
             checker: CtChecker::new(Arc::new(logs), policy),
@@ -167,7 +181,7 @@ impl Trust {
                 refuse_when_stale: config.ct.refuse_stale_list,
             },
             denylist: Arc::new(denylist),
-            evidence,
+            evidence: None,
         })
     }
 

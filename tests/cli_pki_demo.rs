@@ -225,6 +225,52 @@ fn pki_writes_files_that_load_and_verify() -> TestResult {
     Ok(())
 }
 
+/// Private keys are 0600 from creation, and a symlink planted at a key's name (the names are
+/// fixed) is replaced by the key file, never written through.
+#[test]
+fn pki_keys_are_private_and_planted_symlinks_are_not_followed() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir)?;
+    let victim = dir.path().join("victim.conf");
+    std::fs::write(&victim, b"precious")?;
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644))?;
+    std::os::unix::fs::symlink(&victim, out_dir.join("key.pem"))?;
+    std::os::unix::fs::symlink(&victim, out_dir.join("rogue_key.pem"))?;
+    let out = ctdns(&[
+        "pki",
+        "--out",
+        path_str(&out_dir),
+        "--ip",
+        "127.0.0.1",
+        "--rogue",
+    ]);
+    assert_eq!(code(&out), EXIT_OK, "{}", text(&out));
+    assert_eq!(std::fs::read(&victim)?, b"precious");
+    assert_eq!(
+        std::fs::metadata(&victim)?.permissions().mode() & 0o777,
+        0o644
+    );
+    for key in ["key.pem", "rogue_key.pem"] {
+        let meta = std::fs::symlink_metadata(out_dir.join(key))?;
+        assert!(meta.file_type().is_file(), "{key} is a regular file");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{key}");
+        PrivateKeyDer::from_pem_file(out_dir.join(key))?;
+    }
+    for public in ["ca.pem", "chain.pem"] {
+        let mode = std::fs::metadata(out_dir.join(public))?
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o044,
+            0o044,
+            "{public} is readable by the server user"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn pki_bad_arguments_exit_2() -> TestResult {
     let dir = tempfile::tempdir()?;

@@ -132,7 +132,7 @@ impl Fixture {
     fn config(&self, roots: &Path, upstream: &str) -> PathBuf {
         let text = format!(
             "listen = [\"127.0.0.1:0\"]\nquery_timeout_ms = 3000\n\n[tls]\nroots = {roots:?}\n\n\
-             [ct]\nlog_list = {log_list:?}\n\n[evidence]\ndir = {evidence:?}\n\n[[upstream]]\n{upstream}",
+             [ct]\nlog_list = {log_list:?}\n\n[evidence]\ndir = {evidence:?}\nmax_bytes = 100000\n\n[[upstream]]\n{upstream}",
             roots = roots.display().to_string(),
             log_list = self.files.log_list.display().to_string(),
             evidence = self.evidence_dir().display().to_string(),
@@ -294,6 +294,11 @@ fn rogue_resolver_is_refused_by_the_pin_with_evidence() {
     let f = Fixture::rogue();
     let roots = f.both_roots();
     let config = f.config(&roots, &f.dot_upstream(&[f.honest_pin()]));
+    // Someone else's file in the evidence directory, bigger than the cap: the cap must
+    // neither count nor delete it.
+    std::fs::create_dir(f.evidence_dir()).expect("create the evidence directory");
+    let precious = f.evidence_dir().join("precious.db");
+    std::fs::write(&precious, vec![7u8; 200_000]).expect("write precious.db");
     let mut server = f.serve(&config);
 
     let out = dig(&server, &["www.example.test", "A"]);
@@ -302,11 +307,33 @@ fn rogue_resolver_is_refused_by_the_pin_with_evidence() {
     let out = dig(&server, &["www.example.test", "A", "+tcp"]);
     assert!(out.contains("status: SERVFAIL"), "{out}");
 
-    // Evidence: the presented chain as PEM and a JSON record naming the rule.
-    let entries: Vec<PathBuf> = std::fs::read_dir(f.evidence_dir())
-        .expect("the evidence directory exists")
-        .map(|e| e.expect("dir entry").path())
-        .collect();
+    // Evidence: the presented chain as PEM and a JSON record naming the rule. It is written
+    // by a background thread (never in the handshake), so wait for it, with a deadline.
+    let list = || -> Vec<PathBuf> {
+        std::fs::read_dir(f.evidence_dir())
+            .expect("the evidence directory exists")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| *p != precious)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut entries = list();
+    while !entries
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "json"))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        entries = list();
+    }
+    // Two queries (UDP, TCP) met the same refused chain: identical refusals within a minute
+    // are saved once.
+    assert_eq!(entries.len(), 2, "one PEM and one JSON: {entries:?}");
+    assert_eq!(
+        std::fs::read(&precious).map(|b| b.len()).ok(),
+        Some(200_000),
+        "precious.db survives the evidence cap"
+    );
     let pem = entries
         .iter()
         .find(|p| p.extension().is_some_and(|e| e == "pem"))

@@ -205,24 +205,22 @@ fn issue(
     Ok((pki.issue_leaf(&spec)?, logs))
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<String, PkiCliError> {
+fn write_mode(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<String, PkiCliError> {
     let path = dir.join(name);
-    std::fs::write(&path, bytes).map_err(|source| PkiCliError::Output { path, source })?;
+    crate::safe_file::replace(&path, bytes, mode)
+        .map_err(|source| PkiCliError::Output { path, source })?;
     Ok(name.to_string())
 }
 
-/// Restrict a private key file to its owner (unix).
-fn private(dir: &Path, name: &str) -> Result<(), PkiCliError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let path = dir.join(name);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|source| PkiCliError::Output { path, source })?;
-    }
-    #[cfg(not(unix))]
-    let _ = (dir, name);
-    Ok(())
+/// Write a public file (0644), replacing whatever has its name (never through a symlink).
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<String, PkiCliError> {
+    write_mode(dir, name, bytes, crate::safe_file::MODE_PUBLIC)
+}
+
+/// Write a private key file: created 0600 from the first byte, replacing whatever has its
+/// name (never through a symlink).
+fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<String, PkiCliError> {
+    write_mode(dir, name, bytes, crate::safe_file::MODE_PRIVATE)
 }
 
 fn pin_label(ca: CaCert) -> &'static str {
@@ -258,13 +256,15 @@ pub fn generate(args: &PkiArgs) -> Result<PkiSummary, PkiCliError> {
     .map(|p| name_of(p))
     .collect();
     files.extend(written.ocsp.as_deref().map(name_of));
-    private(dir, "key.pem")?;
 
     if args.rogue {
         let (rogue, _) = issue(&pki, args, &ips, &names, LeafIssuer::RogueIntermediate)?;
         files.push(write(dir, "rogue_chain.pem", rogue.chain_pem().as_bytes())?);
-        files.push(write(dir, "rogue_key.pem", rogue.key_pem().as_bytes())?);
-        private(dir, "rogue_key.pem")?;
+        files.push(write_private(
+            dir,
+            "rogue_key.pem",
+            rogue.key_pem().as_bytes(),
+        )?);
         if let Some(ocsp) = &rogue.ocsp_response {
             files.push(write(dir, "rogue_ocsp.der", ocsp)?);
         }
@@ -623,6 +623,37 @@ mod tests {
     }
 
     #[test]
+    fn key_files_are_never_written_through_planted_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let mut victims = Vec::new();
+        for key in ["key.pem", "rogue_key.pem", "README.txt"] {
+            let victim = dir.path().join(format!("victim-{key}"));
+            std::fs::write(&victim, b"precious").unwrap();
+            std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::os::unix::fs::symlink(&victim, out.join(key)).unwrap();
+            victims.push(victim);
+        }
+        generate(&PkiArgs {
+            rogue: true,
+            ..args(&out)
+        })
+        .unwrap();
+        for victim in &victims {
+            assert_eq!(std::fs::read(victim).unwrap(), b"precious", "{victim:?}");
+            let mode = std::fs::metadata(victim).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644, "{victim:?}");
+        }
+        for key in ["key.pem", "rogue_key.pem"] {
+            let meta = std::fs::symlink_metadata(out.join(key)).unwrap();
+            assert!(meta.file_type().is_file(), "{key}");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{key}");
+        }
+    }
+
+    #[test]
     fn readme_snippets_are_valid_config_and_stale_files_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let first = generate(&PkiArgs {
@@ -642,11 +673,13 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("key.pem"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
+            for key in ["key.pem", "rogue_key.pem"] {
+                let mode = std::fs::metadata(dir.path().join(key))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "{key}");
+            }
         }
         let second = generate(&args(dir.path())).unwrap();
         assert_eq!(second.removed.len(), 4, "{:?}", second.removed);

@@ -5,6 +5,11 @@
 //! query through CT-verified upstreams only, until SIGINT or SIGTERM. Exit codes: 0 after a
 //! signal-initiated shutdown, 1 when the listeners cannot be bound or the runtime fails,
 //! 2 for configuration errors (the message names the key).
+//!
+//! Startup order: resolve `user`/`group` and refuse root on a non-loopback address without
+//! `user` or `allow_root`; load trust (roots, log list) with the starting privileges; bind
+//! the listeners; drop to `user` (setgroups, setgid, setuid, verified); only then create and
+//! check the evidence directory, as the user ctdns runs as; dial upstreams on demand.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +20,7 @@ use crate::cli::common::EXIT_BAD_INPUT;
 use crate::cli::logging;
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::ct::log_list::{LogList, Staleness, StalenessPolicy};
+use crate::privileges::{self, PrivilegeError};
 use crate::runtime::{self, Trust};
 
 /// Exit code: the stub could not start or run (listeners not bound, runtime failure).
@@ -214,8 +220,66 @@ fn log_startup(config: &Config, trust: &Trust) {
     }
 }
 
+fn privilege_exit(e: &PrivilegeError) -> ExitCode {
+    eprintln!("ctdns serve: {e}");
+    ExitCode::from(if e.is_config_error() {
+        EXIT_CONFIG
+    } else {
+        EXIT_RUNTIME
+    })
+}
+
 async fn serve(config: Config) -> ExitCode {
-    let trust = match Trust::from_config(&config) {
+    // Before binding: who to become, and whether staying root is acceptable.
+    let target = match config.user.as_deref() {
+        Some(user) => match privileges::resolve(user, config.group.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => return privilege_exit(&e),
+        },
+        None => None,
+    };
+    if let Err(e) = privileges::check_root_listen(
+        &config.listen,
+        config.user.as_deref(),
+        config.allow_root,
+        nix::unistd::geteuid().is_root(),
+    ) {
+        return privilege_exit(&e);
+    }
+    // Roots, log list and pins are read with the privileges ctdns was started with.
+    let trust = match Trust::without_evidence(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ctdns serve: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let stub = match crate::stub::bind(runtime::stub_options(&config)).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ctdns serve: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    // Listeners bound: drop root now, before any upstream is dialed or evidence written.
+    if let Some(target) = &target {
+        match privileges::drop_to(target) {
+            Ok(how) => tracing::info!(
+                user = %target.user,
+                uid = target.uid,
+                gid = target.gid,
+                already = how == privileges::Dropped::AlreadyTarget,
+                "running unprivileged (supplementary groups cleared)"
+            ),
+            Err(e) => return privilege_exit(&e),
+        }
+    } else if nix::unistd::geteuid().is_root() {
+        tracing::warn!(
+            "running as root: set `user` to drop privileges after binding the listeners"
+        );
+    }
+    // The evidence directory is created and checked as the user ctdns now runs as.
+    let trust = match trust.open_evidence(&config) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("ctdns serve: {e}");
@@ -233,13 +297,6 @@ async fn serve(config: Config) -> ExitCode {
         Err(e) => {
             eprintln!("ctdns serve: {e}");
             return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let stub = match crate::stub::bind(runtime::stub_options(&config)).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("ctdns serve: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
         }
     };
     let mut terminate =

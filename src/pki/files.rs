@@ -8,6 +8,7 @@ use time::{Duration, OffsetDateTime};
 use super::ca::{default_logs, PkiOptions, TestPki};
 use super::leaf::{IssuedLeaf, SctSpec};
 use super::PkiError;
+use crate::safe_file::{MODE_PRIVATE as PRIVATE, MODE_PUBLIC as PUBLIC};
 
 /// The files [`write_files`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,8 +27,10 @@ pub struct WrittenFiles {
     pub ocsp: Option<PathBuf>,
 }
 
-fn write(path: PathBuf, bytes: &[u8]) -> Result<PathBuf, PkiError> {
-    std::fs::write(&path, bytes).map_err(|source| PkiError::Io {
+/// Replace `path` with a new file of `mode` holding `bytes` (see [`crate::safe_file::replace`]:
+/// a symlink at `path` is replaced, not followed, and the mode holds from the first byte).
+fn write(path: PathBuf, bytes: &[u8], mode: u32) -> Result<PathBuf, PkiError> {
+    crate::safe_file::replace(&path, bytes, mode).map_err(|source| PkiError::Io {
         path: path.clone(),
         source,
     })?;
@@ -35,7 +38,10 @@ fn write(path: PathBuf, bytes: &[u8]) -> Result<PathBuf, PkiError> {
 }
 
 /// Write `ca.pem`, `chain.pem`, `key.pem`, `log_list.json` (stamped now), `rogue_ca.pem` and,
-/// if the leaf has a stapled response, `ocsp.der` into `dir` (created if missing).
+/// if the leaf has a stapled response, `ocsp.der` into `dir` (created if missing). `key.pem`
+/// is created with mode 0600 (never readable by others, not even for a moment); the other
+/// files with 0644. Each file is written under a temporary name and renamed into place, so a
+/// symlink planted at one of these names is replaced, not written through.
 pub fn write_files(dir: &Path, pki: &TestPki, leaf: &IssuedLeaf) -> Result<WrittenFiles, PkiError> {
     std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
         path: dir.to_path_buf(),
@@ -43,15 +49,19 @@ pub fn write_files(dir: &Path, pki: &TestPki, leaf: &IssuedLeaf) -> Result<Writt
     })?;
     let log_list = pki.log_list_json(OffsetDateTime::now_utc())?;
     Ok(WrittenFiles {
-        ca: write(dir.join("ca.pem"), pki.root().pem().as_bytes())?,
-        chain: write(dir.join("chain.pem"), leaf.chain_pem().as_bytes())?,
-        key: write(dir.join("key.pem"), leaf.key_pem().as_bytes())?,
-        log_list: write(dir.join("log_list.json"), log_list.as_bytes())?,
-        rogue_ca: write(dir.join("rogue_ca.pem"), pki.rogue_root().pem().as_bytes())?,
+        ca: write(dir.join("ca.pem"), pki.root().pem().as_bytes(), PUBLIC)?,
+        chain: write(dir.join("chain.pem"), leaf.chain_pem().as_bytes(), PUBLIC)?,
+        key: write(dir.join("key.pem"), leaf.key_pem().as_bytes(), PRIVATE)?,
+        log_list: write(dir.join("log_list.json"), log_list.as_bytes(), PUBLIC)?,
+        rogue_ca: write(
+            dir.join("rogue_ca.pem"),
+            pki.rogue_root().pem().as_bytes(),
+            PUBLIC,
+        )?,
         ocsp: leaf
             .ocsp_response
             .as_deref()
-            .map(|r| write(dir.join("ocsp.der"), r))
+            .map(|r| write(dir.join("ocsp.der"), r, PUBLIC))
             .transpose()?,
     })
 }
@@ -115,6 +125,12 @@ mod tests {
         assert_eq!(&rogue, pki.rogue_root().der());
         let key = PrivateKeyDer::from_pem_file(&files.key).unwrap();
         assert_eq!(key.secret_der(), leaf.key.secret_pkcs8_der());
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&files.key), 0o600, "key.pem must be private");
+            assert_eq!(mode(&files.ca) & 0o077, 0o044, "ca.pem is public");
+        }
         let list: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&files.log_list).unwrap()).unwrap();
         assert!(list["operators"].as_array().unwrap().len() >= 2);
@@ -132,6 +148,28 @@ mod tests {
         let files = write_files(&dir.path().join("sub"), &pki, &stapled).unwrap();
         let ocsp = std::fs::read(files.ocsp.unwrap()).unwrap();
         assert_eq!(Some(ocsp), stapled.ocsp_response);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_replaced_not_written_through() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("pki");
+        std::fs::create_dir(&out).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&victim, out.join("key.pem")).unwrap();
+        let (pki, leaf) = demo_pki("127.0.0.1".parse().unwrap()).unwrap();
+        let files = write_files(&out, &pki, &leaf).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(
+            std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        let meta = std::fs::symlink_metadata(&files.key).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
