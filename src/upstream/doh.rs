@@ -113,6 +113,8 @@ pub struct DohOptions {
     pub max_response_size: usize,
     /// A connection with no query in flight for this long is closed (at least 100 ms).
     pub idle_timeout: Duration,
+    /// Pad queries with EDNS(0) Padding to 128-byte blocks (RFC 8467), as DoT does.
+    pub padding: bool,
 }
 
 impl Default for DohOptions {
@@ -123,6 +125,7 @@ impl Default for DohOptions {
             query_timeout: Duration::from_secs(5),
             max_response_size: usize::from(u16::MAX),
             idle_timeout: Duration::from_secs(30),
+            padding: true,
         }
     }
 }
@@ -196,7 +199,7 @@ impl DohTransport {
             .target
             .as_ref()
             .map_err(|e| DohError::Endpoint(e.clone()))?;
-        let prepared = PreparedQuery::new(query)?;
+        let prepared = PreparedQuery::with_padding(query, self.opts.padding)?;
         let deadline = after(Instant::now(), self.opts.query_timeout);
         tokio::time::timeout_at(deadline, self.run_with_retry(target, &prepared, deadline))
             .await

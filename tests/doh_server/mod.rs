@@ -132,6 +132,8 @@ pub struct Counters {
     pub malformed: AtomicUsize,
     /// Application bytes read on any connection after its TLS handshake.
     pub bytes_after_handshake: AtomicU64,
+    /// Every DNS query received (POST body or decoded GET parameter), in arrival order.
+    pub received: std::sync::Mutex<Vec<Bytes>>,
 }
 
 impl Counters {
@@ -385,6 +387,11 @@ async fn handle(
         counters.malformed.fetch_add(1, Ordering::SeqCst);
         return Ok(status(StatusCode::BAD_REQUEST));
     };
+    counters
+        .received
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(wire.clone());
     let Ok(query) = Message::from_vec(&wire) else {
         counters.malformed.fetch_add(1, Ordering::SeqCst);
         return Ok(status(StatusCode::BAD_REQUEST));

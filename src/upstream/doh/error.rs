@@ -54,6 +54,10 @@ pub enum DohError {
         /// The decoder's error.
         source: hickory_proto::serialize::binary::DecodeError,
     },
+    /// The OPT record ctdns added to the query for padding could not be removed from the
+    /// response.
+    #[error("response OPT record: {0}")]
+    MalformedOpt(#[source] crate::wire::WireError),
     /// The response parses but is a query, not a response.
     #[error("DNS message in the response body has QR=0 (not a response)")]
     NotAResponse,
