@@ -87,6 +87,9 @@ pub struct CacheConfig {
     /// Maximum cached entries.
     #[serde(default = "default_cache_entries")]
     pub max_entries: usize,
+    /// Maximum bytes held by the cache (answers, keys and bookkeeping). Default 32 MiB.
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: usize,
 }
 
 impl Default for CacheConfig {
@@ -94,8 +97,13 @@ impl Default for CacheConfig {
         Self {
             enabled: true,
             max_entries: default_cache_entries(),
+            max_bytes: default_cache_bytes(),
         }
     }
+}
+
+fn default_cache_bytes() -> usize {
+    crate::stub::options::DEFAULT_CACHE_BYTES
 }
 
 /// The CT policy name.
@@ -392,6 +400,12 @@ impl Config {
                 "must be positive when the cache is enabled",
             ));
         }
+        if self.cache.enabled && self.cache.max_bytes == 0 {
+            return Err(invalid(
+                "cache.max_bytes",
+                "must be positive when the cache is enabled",
+            ));
+        }
         if self.ct.max_list_age_days == 0 {
             return Err(invalid("ct.max_list_age_days", "must be positive"));
         }
@@ -556,6 +570,7 @@ mod tests {
     fn bad_values_are_named() {
         let cases = [
             ("query_timeout_ms = 0", "query_timeout_ms"),
+            ("[cache]\nmax_bytes = 0", "cache.max_bytes"),
             ("[ct]\nmin_logs = 1", "ct.min_logs"),
             ("[ct]\nmin_operators = 1", "ct.min_operators"),
             ("[tls]\ndenylist = [\"abc\"]", "tls.denylist[0]"),

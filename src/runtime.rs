@@ -323,6 +323,7 @@ pub fn stub_options(config: &Config) -> StubOptions {
         cache: CacheOptions {
             enabled: config.cache.enabled,
             max_entries: config.cache.max_entries,
+            max_bytes: config.cache.max_bytes,
             ..defaults.cache.clone()
         },
         ..defaults

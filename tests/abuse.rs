@@ -7,7 +7,9 @@
 //!   as long as it kept trickling);
 //! - a flood of 10,000 garbage UDP datagrams while honest queries are answered;
 //! - EDNS(0) sizes of 65535 are clamped to the stub's 4096-byte UDP maximum;
-//! - one TCP connection pipelining 1,000 queries gets 1,000 right answers.
+//! - one TCP connection pipelining 1,000 queries gets 1,000 right answers;
+//! - 120 distinct ~4.8 kB answers against a 64 KiB cache byte budget: the cache's byte
+//!   count never exceeds the budget and entries are evicted (issue 11 item 10).
 //!
 //! Each test checks that the process's resident memory grew by less than 64 MB and that
 //! every file descriptor it opened was released. Those are process-wide figures, so the
@@ -523,6 +525,51 @@ fn one_tcp_connection_pipelines_1000_queries() {
         assert_eq!(seen.len(), usize::from(QUERIES));
         drop(writer);
         drop(reader);
+        s.stub.shutdown().await;
+    });
+}
+
+/// Issue 11 item 10: the cache is bounded by bytes, not only by entries. 120 distinct names
+/// with ~4.8 kB answers (300 A records) against `max_bytes` = 64 KiB and the default 10,000
+/// entries: the byte count stays within the budget after every answer, entries are evicted
+/// (at most 64 KiB / 4.8 kB of them are held), and the newest answer is still a cache hit.
+#[test]
+fn large_answers_cannot_grow_the_cache_past_max_bytes() {
+    serial("cache-bytes", || async {
+        const NAMES: u16 = 120;
+        const MAX_BYTES: usize = 64 * 1024;
+        let s = setup(StubOptions {
+            cache: CacheOptions {
+                max_bytes: MAX_BYTES,
+                ..CacheOptions::default()
+            },
+            ..StubOptions::default()
+        })
+        .await;
+        let mut peak = 0;
+        for id in 0..NAMES {
+            let name = format!("big{id}.cache.test.");
+            let (r, _) = faults::client::tcp_exchange(s.tcp, &query(id, &name, None), WAIT).await;
+            let m = Message::from_vec(&r.expect("answer")).expect("decodes");
+            assert_eq!(a_records(&m).len(), BIG_ANSWER_RECORDS, "{name}");
+            let bytes = s.stub.cache_bytes();
+            assert!(bytes <= MAX_BYTES, "cache holds {bytes} bytes after {name}");
+            peak = peak.max(bytes);
+        }
+        let held = s.stub.cache_len();
+        println!(
+            "cache-bytes: {NAMES} answers of ~4.8 kB, {held} cached, peak {peak} bytes of {MAX_BYTES}"
+        );
+        assert!(held >= 2, "the budget holds several answers, got {held}");
+        assert!(
+            held < usize::from(NAMES) / 4,
+            "{held} entries: eviction by bytes did not happen"
+        );
+        let before = s.stub.metrics().cache_hits;
+        let last = format!("big{}.cache.test.", NAMES - 1);
+        let (r, _) = faults::client::tcp_exchange(s.tcp, &query(1, &last, None), WAIT).await;
+        assert!(r.is_some());
+        assert_eq!(s.stub.metrics().cache_hits, before + 1, "newest entry kept");
         s.stub.shutdown().await;
     });
 }

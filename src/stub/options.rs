@@ -90,6 +90,9 @@ impl StubOptions {
     }
 }
 
+/// The default byte budget of the answer cache: 32 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
 /// Settings of the answer cache.
 ///
 /// Positive answers live for the smallest TTL in the response (each RRset's TTLs are first
@@ -103,6 +106,10 @@ pub struct CacheOptions {
     pub enabled: bool,
     /// Most entries held; when full, the entry closest to expiry is evicted. Default: 10 000.
     pub max_entries: usize,
+    /// Most bytes held (each entry's answer, key and bookkeeping, see
+    /// [`entry_cost`](super::cache::entry_cost)); entries closest to expiry are evicted to
+    /// stay within it, and an answer larger than it is not cached. Default: 32 MiB.
+    pub max_bytes: usize,
     /// Positive answers are kept (and their TTLs raised to) at least this long. Default: 0.
     pub min_ttl: Duration,
     /// No answer is kept (or served with a TTL) longer than this. Default: 1 day.
@@ -116,6 +123,7 @@ impl Default for CacheOptions {
         Self {
             enabled: true,
             max_entries: 10_000,
+            max_bytes: DEFAULT_CACHE_BYTES,
             min_ttl: Duration::ZERO,
             max_ttl: Duration::from_secs(86_400),
             negative_max_ttl: Duration::from_secs(3_600),
@@ -143,6 +151,12 @@ impl CacheOptions {
         if self.enabled && self.max_entries == 0 {
             return Err(StubError::InvalidOption {
                 field: "cache.max_entries",
+                rule: "must be at least 1 when the cache is enabled",
+            });
+        }
+        if self.enabled && self.max_bytes == 0 {
+            return Err(StubError::InvalidOption {
+                field: "cache.max_bytes",
                 rule: "must be at least 1 when the cache is enabled",
             });
         }
