@@ -320,6 +320,8 @@ pub fn stub_options(config: &Config) -> StubOptions {
         query_timeout: Duration::from_millis(config.query_timeout_ms),
         tcp_idle_timeout: Duration::from_millis(config.tcp_idle_timeout_ms),
         max_tcp_connections: config.max_tcp_connections,
+        allow: config.allow.clone(),
+        rate_limit: config.rate_limit.options(),
         cache: CacheOptions {
             enabled: config.cache.enabled,
             max_entries: config.cache.max_entries,
