@@ -539,6 +539,17 @@ impl Config {
                         .ok_or_else(|| invalid(key("url"), "required for a DoH upstream"))?;
                     let target =
                         DohTarget::parse(url).map_err(|reason| invalid(key("url"), reason))?;
+                    if let (Some(url_ip), Some(ip)) = (target.ip, up.ip) {
+                        if url_ip != ip {
+                            return Err(invalid(
+                                key("ip"),
+                                format!(
+                                    "{ip} differs from the address in the URL ({url_ip}); the \
+                                     certificate is checked against the address dialed"
+                                ),
+                            ));
+                        }
+                    }
                     if target.ip.is_none() && up.ip.is_none() {
                         return Err(invalid(
                             key("ip"),
@@ -675,6 +686,10 @@ mod tests {
             (
                 "[[upstream]]\nip = \"1.1.1.1\"\nname = \"not a name\"",
                 "upstream[0].name",
+            ),
+            (
+                "[[upstream]]\nprotocol = \"doh\"\nurl = \"https://1.1.1.1/dns-query\"\nip = \"9.9.9.9\"",
+                "upstream[0].ip",
             ),
         ];
         for (doc, key) in cases {

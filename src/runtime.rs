@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::{ServerName, TrustAnchor};
+use rustls::pki_types::{DnsName, ServerName, TrustAnchor};
 
 use crate::config::{Config, DohTarget, PolicyName, Protocol, UpstreamConfig};
 use crate::ct::checker::CtChecker;
@@ -244,12 +244,7 @@ pub fn transport(
                 query_timeout,
                 ..DotOptions::default()
             };
-            Ok(Arc::new(DotTransport::new(
-                addr,
-                ServerName::IpAddress(ip.into()),
-                tls,
-                opts,
-            )))
+            Ok(Arc::new(DotTransport::new(addr, tls, opts)))
         }
         Protocol::Doh => {
             let url = up
@@ -257,27 +252,39 @@ pub fn transport(
                 .as_deref()
                 .ok_or_else(|| bad("a DoH upstream needs `url`".into()))?;
             let target = DohTarget::parse(url).map_err(bad)?;
-            let ip = target
-                .ip
-                .or(up.ip)
-                .ok_or_else(|| bad("a DoH URL with a host name needs an explicit `ip`".into()))?;
+            let ip = match (target.ip, up.ip) {
+                (Some(url_ip), Some(ip)) if url_ip != ip => {
+                    return Err(bad(format!(
+                        "`ip` {ip} differs from the URL's address {url_ip}"
+                    )))
+                }
+                (Some(ip), _) | (None, Some(ip)) => ip,
+                (None, None) => {
+                    return Err(bad(
+                        "a DoH URL with a host name needs an explicit `ip`".into()
+                    ))
+                }
+            };
             let addr = SocketAddr::new(ip, up.port.unwrap_or(target.port));
             let label = url.to_string();
             let mut verifier = trust.verifier(&label, pins, name);
-            let server_name = match &target.host_name {
+            let host_name = match &target.host_name {
                 // Name URL: SNI carries the name; the verifier checks the IP SAN against
-                // the dialed IP and the certificate against the name.
+                // the dialed IP (and the transport checks it again against the socket) and
+                // the certificate against the name.
                 Some(host) => {
-                    verifier = verifier.with_dialed_ip(ip);
-                    ServerName::try_from(host.clone())
-                        .map_err(|_| bad(format!("`{host}` is not a DNS name")))?
+                    verifier = verifier.with_dialed_ip(addr.ip());
+                    Some(
+                        DnsName::try_from(host.clone())
+                            .map_err(|_| bad(format!("`{host}` is not a DNS name")))?,
+                    )
                 }
-                None => ServerName::IpAddress(ip.into()),
+                None => None,
             };
             let tls = client_config(Arc::new(verifier), &[crate::tls::config::ALPN_H2])?;
             let endpoint = DohEndpoint {
                 addr,
-                server_name,
+                host_name,
                 authority: target.authority.clone(),
                 path: target.path.clone(),
             };

@@ -129,6 +129,52 @@ async fn get_method_works() {
     assert_eq!(count(&c.malformed), 0);
 }
 
+/// Issue 11 item 12: an endpoint with a host name sends it as SNI and the verifier checks
+/// the certificate against it, but the IP SAN is still checked against the dialed address:
+/// a server on 127.0.0.1 whose certificate is valid for `doh.test` and 127.0.0.2 is
+/// refused after the handshake, before any HTTP/2 request; one valid for `doh.test` and
+/// 127.0.0.1 is used.
+#[tokio::test]
+async fn named_endpoint_still_checks_the_dialed_ip() {
+    let pki = TestPki::new("root");
+    let named = |addr| DohEndpoint {
+        host_name: Some(
+            rustls::pki_types::DnsName::try_from("doh.test")
+                .unwrap()
+                .to_owned(),
+        ),
+        authority: "doh.test".into(),
+        ..DohEndpoint::ip(addr, "/dns-query")
+    };
+    let wrong = DohServer::start(
+        &pki,
+        Knobs {
+            leaf_sans: vec!["doh.test".into(), "127.0.0.2".into()],
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let t = DohTransport::new(named(wrong.addr), pki.client_config(), options());
+    let err = t.query(&query(1, "a.test.")).await.unwrap_err();
+    match doh_err(err) {
+        DohError::CertNotForDialedIp { ip } => assert_eq!(ip, wrong.addr.ip()),
+        other => panic!("expected CertNotForDialedIp, got {other:?}"),
+    }
+    assert_eq!(count(&wrong.counters.requests), 0, "no HTTP request sent");
+
+    let right = DohServer::start(
+        &pki,
+        Knobs {
+            leaf_sans: vec!["doh.test".into(), "127.0.0.1".into()],
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let t = DohTransport::new(named(right.addr), pki.client_config(), options());
+    let (_, _, addrs) = parse_answer(&t.query(&query(2, "a.test.")).await.unwrap());
+    assert_eq!(addrs, vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
+}
+
 /// The length of the EDNS(0) Padding option (code 12) in `wire`, if it has one.
 fn padding_option_len(wire: &[u8]) -> Option<usize> {
     let msg = Message::from_vec(wire).unwrap();

@@ -54,7 +54,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::ServerName;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -540,14 +540,12 @@ impl FaultyServer {
         refusals: Arc<RefusalLog>,
         timeouts: ClientTimeouts,
     ) -> Arc<dyn Transport> {
-        let server_name = ServerName::IpAddress(self.addr.ip().into());
         match self.kind {
             Kind::Dot => {
                 let label = format!("dot://{}", self.addr);
                 let tls = pki.client_config(&label, &[], refusals);
                 Arc::new(DotTransport::new(
                     self.addr,
-                    server_name,
                     tls,
                     DotOptions {
                         connect_timeout: timeouts.connect,
