@@ -703,6 +703,24 @@ mod tests {
     }
 
     #[test]
+    fn readme_configuration_reference_parses() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("## Configuration reference")
+            .and_then(|at| {
+                readme[at..]
+                    .find("```toml")
+                    .map(|i| at + i + "```toml".len())
+            })
+            .expect("toml block in the configuration reference");
+        let end = start + readme[start..].find("```").expect("end of the block");
+        let config = Config::from_toml(&readme[start..end]).unwrap();
+        assert_eq!(config.allow, default_allow());
+        assert_eq!(config.rate_limit, RateLimitConfig::default());
+        assert_eq!(config.cache.max_bytes, default_cache_bytes());
+    }
+
+    #[test]
     fn allow_and_rate_limit_parse() {
         let c = Config::default();
         assert_eq!(
