@@ -57,6 +57,13 @@ pub struct Config {
     /// Maximum concurrent local TCP connections.
     #[serde(default = "default_max_tcp")]
     pub max_tcp_connections: usize,
+    /// Client networks served (CIDR); queries from elsewhere get REFUSED. Default: loopback
+    /// only (`127.0.0.0/8`, `::1/128`).
+    #[serde(default = "default_allow")]
+    pub allow: Vec<ipnet::IpNet>,
+    /// Per-client rate limit of UDP responses to remote clients.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
     /// Answer cache.
     #[serde(default)]
     pub cache: CacheConfig,
@@ -100,6 +107,9 @@ pub struct CacheConfig {
     /// Maximum cached entries.
     #[serde(default = "default_cache_entries")]
     pub max_entries: usize,
+    /// Maximum bytes held by the cache (answers, keys and bookkeeping). Default 32 MiB.
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: usize,
 }
 
 impl Default for CacheConfig {
@@ -107,6 +117,71 @@ impl Default for CacheConfig {
         Self {
             enabled: true,
             max_entries: default_cache_entries(),
+            max_bytes: default_cache_bytes(),
+        }
+    }
+}
+
+fn default_cache_bytes() -> usize {
+    crate::stub::options::DEFAULT_CACHE_BYTES
+}
+
+fn default_allow() -> Vec<ipnet::IpNet> {
+    crate::stub::options::default_allow()
+}
+
+/// Per-client rate limit of UDP responses (`[rate_limit]`); see
+/// [`crate::stub::RateLimitOptions`] for the meaning of each key.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Whether the limit applies at all (default true).
+    pub enabled: bool,
+    /// Responses per second per client network (default 20).
+    pub responses_per_sec: u32,
+    /// Burst per client network (default 40).
+    pub burst: u32,
+    /// Every `slip`-th response over the limit is sent truncated (TC=1) instead of dropped;
+    /// 0 drops all (default 2).
+    pub slip: u32,
+    /// Limit 127.0.0.1 and ::1 too (default false).
+    pub loopback: bool,
+    /// Most client networks tracked (default 10000).
+    pub max_clients: usize,
+    /// IPv4 clients sharing a bucket: prefix length (default 24).
+    pub ipv4_prefix: u8,
+    /// IPv6 clients sharing a bucket: prefix length (default 56).
+    pub ipv6_prefix: u8,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let d = crate::stub::RateLimitOptions::default();
+        Self {
+            enabled: d.enabled,
+            responses_per_sec: d.responses_per_sec,
+            burst: d.burst,
+            slip: d.slip,
+            loopback: d.loopback,
+            max_clients: d.max_clients,
+            ipv4_prefix: d.ipv4_prefix,
+            ipv6_prefix: d.ipv6_prefix,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// The stub's options for this section.
+    pub fn options(&self) -> crate::stub::RateLimitOptions {
+        crate::stub::RateLimitOptions {
+            enabled: self.enabled,
+            responses_per_sec: self.responses_per_sec,
+            burst: self.burst,
+            slip: self.slip,
+            loopback: self.loopback,
+            max_clients: self.max_clients,
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
         }
     }
 }
@@ -470,6 +545,8 @@ impl Default for Config {
             query_timeout_ms: default_query_timeout_ms(),
             tcp_idle_timeout_ms: default_tcp_idle_ms(),
             max_tcp_connections: default_max_tcp(),
+            allow: default_allow(),
+            rate_limit: RateLimitConfig::default(),
             cache: CacheConfig::default(),
             ct: CtConfig::default(),
             tls: TlsConfig::default(),
@@ -536,9 +613,26 @@ impl Config {
         if self.max_tcp_connections == 0 {
             return Err(invalid("max_tcp_connections", "must be positive"));
         }
+        if self.allow.is_empty() {
+            return Err(invalid(
+                "allow",
+                "at least one network is required (127.0.0.0/8 and ::1/128 for local use)",
+            ));
+        }
+        if let Err(crate::stub::StubError::InvalidOption { field, rule }) =
+            self.rate_limit.options().validate()
+        {
+            return Err(invalid(field, rule));
+        }
         if self.cache.enabled && self.cache.max_entries == 0 {
             return Err(invalid(
                 "cache.max_entries",
+                "must be positive when the cache is enabled",
+            ));
+        }
+        if self.cache.enabled && self.cache.max_bytes == 0 {
+            return Err(invalid(
+                "cache.max_bytes",
                 "must be positive when the cache is enabled",
             ));
         }
@@ -603,6 +697,17 @@ impl Config {
                         .ok_or_else(|| invalid(key("url"), "required for a DoH upstream"))?;
                     let target =
                         DohTarget::parse(url).map_err(|reason| invalid(key("url"), reason))?;
+                    if let (Some(url_ip), Some(ip)) = (target.ip, up.ip) {
+                        if url_ip != ip {
+                            return Err(invalid(
+                                key("ip"),
+                                format!(
+                                    "{ip} differs from the address in the URL ({url_ip}); the \
+                                     certificate is checked against the address dialed"
+                                ),
+                            ));
+                        }
+                    }
                     if target.ip.is_none() && up.ip.is_none() {
                         return Err(invalid(
                             key("ip"),
@@ -749,6 +854,12 @@ mod tests {
     fn bad_values_are_named() {
         let cases = [
             ("query_timeout_ms = 0", "query_timeout_ms"),
+            ("[cache]\nmax_bytes = 0", "cache.max_bytes"),
+            ("allow = []", "allow"),
+            ("allow = [\"10.0.0.0/33\"]", "allow"),
+            ("[rate_limit]\nburst = 0", "rate_limit.burst"),
+            ("[rate_limit]\nipv4_prefix = 33", "rate_limit.ipv4_prefix"),
+            ("[rate_limit]\nbogus = 1", "bogus"),
             ("[ct]\nmin_logs = 1", "ct.min_logs"),
             ("[ct]\nmin_operators = 1", "ct.min_operators"),
             ("[tls]\ndenylist = [\"abc\"]", "tls.denylist[0]"),
@@ -769,6 +880,10 @@ mod tests {
                 "[[upstream]]\nip = \"1.1.1.1\"\nname = \"not a name\"",
                 "upstream[0].name",
             ),
+            (
+                "[[upstream]]\nprotocol = \"doh\"\nurl = \"https://1.1.1.1/dns-query\"\nip = \"9.9.9.9\"",
+                "upstream[0].ip",
+            ),
         ];
         for (doc, key) in cases {
             let err = Config::from_toml(doc).unwrap_err();
@@ -778,6 +893,45 @@ mod tests {
         assert!(err.to_string().contains("policy"), "{err}");
         let err = Config::from_toml("listen = [\"nope\"]").unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn readme_configuration_reference_parses() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("## Configuration reference")
+            .and_then(|at| {
+                readme[at..]
+                    .find("```toml")
+                    .map(|i| at + i + "```toml".len())
+            })
+            .expect("toml block in the configuration reference");
+        let end = start + readme[start..].find("```").expect("end of the block");
+        let config = Config::from_toml(&readme[start..end]).unwrap();
+        assert_eq!(config.allow, default_allow());
+        assert_eq!(config.rate_limit, RateLimitConfig::default());
+        assert_eq!(config.cache.max_bytes, default_cache_bytes());
+    }
+
+    #[test]
+    fn allow_and_rate_limit_parse() {
+        let c = Config::default();
+        assert_eq!(
+            c.allow,
+            vec![
+                "127.0.0.0/8".parse::<ipnet::IpNet>().unwrap(),
+                "::1/128".parse().unwrap()
+            ]
+        );
+        assert!(c.rate_limit.enabled && !c.rate_limit.loopback);
+        let c = Config::from_toml(
+            "allow = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n[rate_limit]\nresponses_per_sec = 5\nloopback = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.allow.len(), 2);
+        assert_eq!(c.rate_limit.responses_per_sec, 5);
+        assert_eq!(c.rate_limit.burst, 40, "unset keys keep their default");
+        assert!(c.rate_limit.loopback);
     }
 
     #[test]

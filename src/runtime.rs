@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::{ServerName, TrustAnchor};
+use rustls::pki_types::{DnsName, ServerName, TrustAnchor};
 
 use crate::config::{Config, DohTarget, PolicyName, Protocol, UpstreamConfig};
 use crate::ct::checker::CtChecker;
@@ -274,12 +274,7 @@ pub fn transport(
                 query_timeout,
                 ..DotOptions::default()
             };
-            Ok(Arc::new(DotTransport::new(
-                addr,
-                ServerName::IpAddress(ip.into()),
-                tls,
-                opts,
-            )))
+            Ok(Arc::new(DotTransport::new(addr, tls, opts)))
         }
         Protocol::Doh => {
             let url = up
@@ -287,27 +282,39 @@ pub fn transport(
                 .as_deref()
                 .ok_or_else(|| bad("a DoH upstream needs `url`".into()))?;
             let target = DohTarget::parse(url).map_err(bad)?;
-            let ip = target
-                .ip
-                .or(up.ip)
-                .ok_or_else(|| bad("a DoH URL with a host name needs an explicit `ip`".into()))?;
+            let ip = match (target.ip, up.ip) {
+                (Some(url_ip), Some(ip)) if url_ip != ip => {
+                    return Err(bad(format!(
+                        "`ip` {ip} differs from the URL's address {url_ip}"
+                    )))
+                }
+                (Some(ip), _) | (None, Some(ip)) => ip,
+                (None, None) => {
+                    return Err(bad(
+                        "a DoH URL with a host name needs an explicit `ip`".into()
+                    ))
+                }
+            };
             let addr = SocketAddr::new(ip, up.port.unwrap_or(target.port));
             let label = url.to_string();
             let mut verifier = verifier_for(trust, &label, up).map_err(bad)?;
-            let server_name = match &target.host_name {
+            let host_name = match &target.host_name {
                 // Name URL: SNI carries the name; the verifier checks the IP SAN against
-                // the dialed IP and the certificate against the name.
+                // the dialed IP (and the transport checks it again against the socket) and
+                // the certificate against the name.
                 Some(host) => {
-                    verifier = verifier.with_dialed_ip(ip);
-                    ServerName::try_from(host.clone())
-                        .map_err(|_| bad(format!("`{host}` is not a DNS name")))?
+                    verifier = verifier.with_dialed_ip(addr.ip());
+                    Some(
+                        DnsName::try_from(host.clone())
+                            .map_err(|_| bad(format!("`{host}` is not a DNS name")))?,
+                    )
                 }
-                None => ServerName::IpAddress(ip.into()),
+                None => None,
             };
             let tls = client_config(Arc::new(verifier), &[crate::tls::config::ALPN_H2])?;
             let endpoint = DohEndpoint {
                 addr,
-                server_name,
+                host_name,
                 authority: target.authority.clone(),
                 path: target.path.clone(),
             };
@@ -351,9 +358,12 @@ pub fn stub_options(config: &Config) -> StubOptions {
         tcp_idle_timeout: Duration::from_millis(config.tcp_idle_timeout_ms),
         max_tcp_connections: config.max_tcp_connections,
         skip_unavailable_listen: config.listen_is_builtin,
+        allow: config.allow.clone(),
+        rate_limit: config.rate_limit.options(),
         cache: CacheOptions {
             enabled: config.cache.enabled,
             max_entries: config.cache.max_entries,
+            max_bytes: config.cache.max_bytes,
             ..defaults.cache.clone()
         },
         ..defaults

@@ -7,7 +7,18 @@
 //!   as long as it kept trickling);
 //! - a flood of 10,000 garbage UDP datagrams while honest queries are answered;
 //! - EDNS(0) sizes of 65535 are clamped to the stub's 4096-byte UDP maximum;
-//! - one TCP connection pipelining 1,000 queries gets 1,000 right answers.
+//! - one TCP connection pipelining 1,000 queries gets 1,000 right answers;
+//! - 120 distinct ~4.8 kB answers against a 64 KiB cache byte budget: the cache's byte
+//!   count never exceeds the budget and entries are evicted (issue 11 item 10);
+//! - open resolver / amplifier (issue 11 item 1): a client outside `allow` (127.0.0.2 with
+//!   `allow = ["127.0.0.1/32"]`) gets REFUSED no larger than its query (amplification
+//!   <= 1x), over UDP and TCP, for cached and uncached names, and the upstream sees nothing;
+//!   UDP answers to a remote client (127.0.0.2) are cut at 1,232 bytes whatever its EDNS size;
+//!   a UDP flood from one remote client gets at most burst + rate x time answers, every other
+//!   excess response slipped as an empty TC=1 response, while other clients are served.
+//!
+//! For the UDP cap and the rate limit, only 127.0.0.1 and ::1 are local clients; a client
+//! bound to 127.0.0.2 is remote (see `ctdns::stub::options::is_local_client`).
 //!
 //! Each test checks that the process's resident memory grew by less than 64 MB and that
 //! every file descriptor it opened was released. Those are process-wide figures, so the
@@ -26,16 +37,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ctdns::stub::options::MAX_UDP_PAYLOAD;
-use ctdns::stub::{self, CacheOptions, StubHandle, StubOptions};
+use ctdns::stub::options::{MAX_REMOTE_UDP_PAYLOAD, MAX_UDP_PAYLOAD};
+use ctdns::stub::{self, CacheOptions, RateLimitOptions, StubHandle, StubOptions};
 use ctdns::upstream::pool::{Pool, PoolOptions};
 use ctdns::upstream::Transport;
-use faults::client::{a_records, ask, classify, query, tcp_recv, tcp_send, udp_exchange, Outcome};
-use faults::{
-    big_ip, eventually, ClientTimeouts, Fault, FaultPki, FaultyServer, Kind, RefusalLog,
-    BIG_ANSWER_RECORDS,
+use faults::client::{
+    a_records, ask, classify, query, tcp_exchange_from, tcp_recv, tcp_send, udp_exchange,
+    udp_exchange_from, Outcome,
 };
-use hickory_proto::op::Message;
+use faults::{
+    big_ip, eventually, ClientTimeouts, Counters, Fault, FaultPki, FaultyServer, Kind, RefusalLog,
+    BIG_ANSWER_RECORDS, MID_ANSWER_RECORDS,
+};
+use hickory_proto::op::{Message, ResponseCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -115,7 +129,7 @@ fn fd_soft_limit() -> usize {
 /// to 127.0.0.1:0).
 struct Setup {
     stub: StubHandle,
-    _server: FaultyServer,
+    server: FaultyServer,
     udp: SocketAddr,
     tcp: SocketAddr,
 }
@@ -151,7 +165,7 @@ async fn setup(opts: StubOptions) -> Setup {
     let (udp, tcp) = (stub.udp_addrs()[0], stub.tcp_addrs()[0]);
     Setup {
         stub,
-        _server: server,
+        server,
         udp,
         tcp,
     }
@@ -523,6 +537,291 @@ fn one_tcp_connection_pipelines_1000_queries() {
         assert_eq!(seen.len(), usize::from(QUERIES));
         drop(writer);
         drop(reader);
+        s.stub.shutdown().await;
+    });
+}
+
+/// Issue 11 item 10: the cache is bounded by bytes, not only by entries. 120 distinct names
+/// with ~4.8 kB answers (300 A records) against `max_bytes` = 64 KiB and the default 10,000
+/// entries: the byte count stays within the budget after every answer, entries are evicted
+/// (at most 64 KiB / 4.8 kB of them are held), and the newest answer is still a cache hit.
+#[test]
+fn large_answers_cannot_grow_the_cache_past_max_bytes() {
+    serial("cache-bytes", || async {
+        const NAMES: u16 = 120;
+        const MAX_BYTES: usize = 64 * 1024;
+        let s = setup(StubOptions {
+            cache: CacheOptions {
+                max_bytes: MAX_BYTES,
+                ..CacheOptions::default()
+            },
+            ..StubOptions::default()
+        })
+        .await;
+        let mut peak = 0;
+        for id in 0..NAMES {
+            let name = format!("big{id}.cache.test.");
+            let (r, _) = faults::client::tcp_exchange(s.tcp, &query(id, &name, None), WAIT).await;
+            let m = Message::from_vec(&r.expect("answer")).expect("decodes");
+            assert_eq!(a_records(&m).len(), BIG_ANSWER_RECORDS, "{name}");
+            let bytes = s.stub.cache_bytes();
+            assert!(bytes <= MAX_BYTES, "cache holds {bytes} bytes after {name}");
+            peak = peak.max(bytes);
+        }
+        let held = s.stub.cache_len();
+        println!(
+            "cache-bytes: {NAMES} answers of ~4.8 kB, {held} cached, peak {peak} bytes of {MAX_BYTES}"
+        );
+        assert!(held >= 2, "the budget holds several answers, got {held}");
+        assert!(
+            held < usize::from(NAMES) / 4,
+            "{held} entries: eviction by bytes did not happen"
+        );
+        let before = s.stub.metrics().cache_hits;
+        let last = format!("big{}.cache.test.", NAMES - 1);
+        let (r, _) = faults::client::tcp_exchange(s.tcp, &query(1, &last, None), WAIT).await;
+        assert!(r.is_some());
+        assert_eq!(s.stub.metrics().cache_hits, before + 1, "newest entry kept");
+        s.stub.shutdown().await;
+    });
+}
+
+/// 127.0.0.2: a loopback address that is not 127.0.0.1, so a different, remote client.
+const OTHER_CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+/// 127.0.0.3: a third client.
+const THIRD_CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3));
+
+/// Issue 11 item 1 (open resolver): with `allow = ["127.0.0.1/32"]`, queries from
+/// 127.0.0.2 get REFUSED with the question echoed and nothing else, never larger than the
+/// query (amplification <= 1x; before the fix a 4.8 kB answer went back to a 33-byte
+/// query), over UDP and TCP, for a name already cached (the cache is not consulted) and one
+/// that is not (the upstream is not asked). Malformed messages get a 12-byte REFUSED.
+#[test]
+fn clients_outside_allow_get_refused_no_larger_than_their_query() {
+    serial("allow", || async {
+        let s = setup(StubOptions {
+            allow: vec!["127.0.0.1/32".parse().expect("net")],
+            ..StubOptions::default()
+        })
+        .await;
+        // Warm the cache from the allowed client.
+        let cached = "big.amp.test.";
+        let (r, _) = faults::client::tcp_exchange(s.tcp, &query(1, cached, Some(4096)), WAIT).await;
+        assert!(r.expect("allowed client is answered").len() > 4000);
+        let upstream_before = Counters::get(&s.server.counters.queries);
+        let before = s.stub.metrics();
+
+        let mut worst: f64 = 0.0;
+        let cases = [
+            (cached, Some(4096)),
+            (cached, None),
+            ("big.uncached.amp.test.", Some(65_535)),
+            ("small.amp.test.", None),
+        ];
+        for (i, (name, edns)) in cases.iter().enumerate() {
+            let id = 100 + i as u16;
+            let q = query(id, name, *edns);
+            let (udp, _) = udp_exchange_from(OTHER_CLIENT, s.udp, &q, WAIT).await;
+            let (tcp, _) = tcp_exchange_from(OTHER_CLIENT, s.tcp, &q, WAIT).await;
+            for (proto, r) in [("UDP", udp), ("TCP", tcp)] {
+                let r = r.unwrap_or_else(|| panic!("{proto} {name}: no REFUSED"));
+                let m = Message::from_vec(&r).expect("decodes");
+                assert_eq!(
+                    m.metadata.response_code,
+                    ResponseCode::Refused,
+                    "{proto} {name}"
+                );
+                assert_eq!(m.metadata.id, id);
+                assert_eq!(m.queries.len(), 1, "question echoed");
+                assert!(m.answers.is_empty() && m.additionals.is_empty() && m.edns.is_none());
+                assert!(
+                    r.len() <= q.len(),
+                    "{proto} {name}: {} response bytes for a {}-byte query",
+                    r.len(),
+                    q.len()
+                );
+                worst = worst.max(r.len() as f64 / q.len() as f64);
+            }
+        }
+        // A message with only a header, and one whose question does not decode.
+        let mut header_only = query(7, "x.amp.test.", None);
+        header_only.truncate(12);
+        let (r, _) = udp_exchange_from(OTHER_CLIENT, s.udp, &header_only, WAIT).await;
+        let r = r.expect("REFUSED");
+        assert_eq!(r.len(), 12);
+        assert_eq!(r[3] & 0x0F, 5, "RCODE REFUSED");
+
+        let after = s.stub.metrics();
+        assert_eq!(
+            Counters::get(&s.server.counters.queries),
+            upstream_before,
+            "nothing forwarded for refused clients"
+        );
+        assert_eq!(after.cache_hits, before.cache_hits, "cache not consulted");
+        assert_eq!(after.answered, before.answered);
+        assert_eq!(after.refused - before.refused, 2 * cases.len() as u64 + 1);
+        println!("allow: worst amplification for refused clients {worst:.2}x");
+        assert!(worst <= 1.0);
+        s.stub.shutdown().await;
+    });
+}
+
+/// Issue 11 item 1 (UDP cap): a remote client (127.0.0.2) advertising a 4096-byte EDNS
+/// size gets at most 1,232 bytes over UDP (TC set) for an answer of ~1.6 kB, which the
+/// local client (127.0.0.1) gets whole over UDP and the remote one whole over TCP.
+#[test]
+fn udp_answers_to_remote_clients_are_capped_at_1232_bytes() {
+    serial("udp-cap", || async {
+        let s = setup(StubOptions::default()).await;
+        let cap = usize::from(MAX_REMOTE_UDP_PAYLOAD);
+        let name = "mid.cap.test.";
+        let q = query(9, name, Some(4096));
+
+        let (local, _) = udp_exchange(s.udp, &q, WAIT).await;
+        let local = local.expect("local answer");
+        let m = Message::from_vec(&local).expect("decodes");
+        assert!(!m.metadata.truncation, "local client gets the whole answer");
+        assert_eq!(a_records(&m).len(), MID_ANSWER_RECORDS);
+        assert!(
+            local.len() > cap,
+            "answer of {} bytes must exceed the cap",
+            local.len()
+        );
+
+        let (remote, _) = udp_exchange_from(OTHER_CLIENT, s.udp, &q, WAIT).await;
+        let remote = remote.expect("remote answer");
+        let m = Message::from_vec(&remote).expect("decodes");
+        assert!(
+            remote.len() <= cap,
+            "{} bytes to a remote client",
+            remote.len()
+        );
+        assert!(m.metadata.truncation, "TC set");
+        assert_eq!(m.metadata.id, 9);
+
+        let (tcp, _) = tcp_exchange_from(OTHER_CLIENT, s.tcp, &q, WAIT).await;
+        let m = Message::from_vec(&tcp.expect("TCP answer")).expect("decodes");
+        assert!(!m.metadata.truncation);
+        assert_eq!(a_records(&m).len(), MID_ANSWER_RECORDS);
+        println!(
+            "udp-cap: {} bytes to 127.0.0.1, {} bytes (TC) to 127.0.0.2",
+            local.len(),
+            remote.len()
+        );
+        s.stub.shutdown().await;
+    });
+}
+
+/// Sends `count` queries for `name` from `source` as fast as it can, then collects what
+/// comes back until nothing has for 500 ms: (full answers, TC slips, elapsed seconds of the
+/// sending, largest slip / query size ratio).
+async fn flood(
+    source: std::net::IpAddr,
+    server: SocketAddr,
+    name: &str,
+    count: u16,
+) -> (usize, usize, f64, f64) {
+    let sock = UdpSocket::bind((source, 0)).await.expect("bind client");
+    let start = Instant::now();
+    let mut qlen = 0;
+    for id in 0..count {
+        let q = query(id, name, None);
+        qlen = q.len();
+        sock.send_to(&q, server).await.expect("send");
+    }
+    let sent_in = start.elapsed().as_secs_f64();
+    let (mut full, mut slips, mut worst) = (0, 0, 0.0f64);
+    let mut buf = vec![0u8; 65_535];
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+    {
+        let m = Message::from_vec(&buf[..n]).expect("decodes");
+        if m.metadata.truncation {
+            assert!(m.answers.is_empty());
+            slips += 1;
+            worst = worst.max(n as f64 / qlen as f64);
+        } else {
+            assert_eq!(a_records(&m), vec![faults::expected_ip(name)]);
+            full += 1;
+        }
+    }
+    (full, slips, sent_in, worst)
+}
+
+/// Issue 11 item 1 (rate limit): 400 UDP queries sent at once from 127.0.0.2 (cached
+/// answers, so the limit is all that holds them back) get at most `burst` + `rate` x the
+/// sending time full answers; of the rest, every second is slipped as an empty TC=1
+/// response no larger than the query and the others are dropped. 127.0.0.3 (another
+/// bucket with a /32 prefix) and 127.0.0.1 (local, not limited) are served meanwhile. With
+/// `loopback = true`, 127.0.0.1 is limited too.
+#[test]
+fn udp_flood_from_one_remote_client_is_rate_limited() {
+    serial("rate-limit", || async {
+        const RATE: u32 = 20;
+        const BURST: u32 = 40;
+        let limits = RateLimitOptions {
+            responses_per_sec: RATE,
+            burst: BURST,
+            slip: 2,
+            ipv4_prefix: 32,
+            ..RateLimitOptions::default()
+        };
+        let s = setup(StubOptions {
+            rate_limit: limits.clone(),
+            ..StubOptions::default()
+        })
+        .await;
+        let name = "flood.rrl.test.";
+        let (r, _) = udp_exchange(s.udp, &query(1, name, None), WAIT).await;
+        assert!(r.is_some(), "warm the cache");
+
+        let (full, slips, took, worst) = flood(OTHER_CLIENT, s.udp, name, 400).await;
+        let allowed = f64::from(BURST) + f64::from(RATE) * (took + 0.6);
+        println!(
+            "rate-limit: 400 queries from 127.0.0.2 in {:.0} ms: {full} answered, {slips} slipped (TC), {} dropped; worst size ratio {worst:.2}",
+            took * 1000.0,
+            400 - full - slips
+        );
+        assert!(full >= BURST as usize, "the burst is answered: {full}");
+        assert!(
+            full as f64 <= allowed,
+            "{full} answers > {allowed:.0} allowed"
+        );
+        let over = 400 - full;
+        assert!(
+            slips.abs_diff(over / 2) <= 2,
+            "{slips} slips for {over} responses over the limit (slip = 2)"
+        );
+        assert!(worst <= 1.0, "slips are no larger than the query: {worst}");
+        let m = s.stub.metrics();
+        assert!(m.rate_limited as usize >= over / 2 - 2, "{m:?}");
+        assert_eq!(m.rate_limit_slips as usize, slips);
+
+        // Another remote client has its own bucket; the local client is not limited.
+        let (full3, _, _, _) = flood(THIRD_CLIENT, s.udp, name, 30).await;
+        assert_eq!(full3, 30, "127.0.0.3 served in full");
+        let (full1, slips1, _, _) = flood("127.0.0.1".parse().expect("ip"), s.udp, name, 200).await;
+        assert_eq!((full1, slips1), (200, 0), "127.0.0.1 is not rate limited");
+        s.stub.shutdown().await;
+
+        let s = setup(StubOptions {
+            rate_limit: RateLimitOptions {
+                loopback: true,
+                ..limits
+            },
+            ..StubOptions::default()
+        })
+        .await;
+        let (full1, slips1, took, _) =
+            flood("127.0.0.1".parse().expect("ip"), s.udp, name, 200).await;
+        println!(
+            "rate-limit: loopback = true: 127.0.0.1 got {full1} of 200 answered, {slips1} slipped"
+        );
+        assert!(
+            (full1 as f64) <= f64::from(BURST) + f64::from(RATE) * (took + 0.6) + 1.0,
+            "{full1}"
+        );
+        assert!(slips1 > 0);
         s.stub.shutdown().await;
     });
 }

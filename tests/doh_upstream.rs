@@ -129,6 +129,134 @@ async fn get_method_works() {
     assert_eq!(count(&c.malformed), 0);
 }
 
+/// Issue 11 item 12: an endpoint with a host name sends it as SNI and the verifier checks
+/// the certificate against it, but the IP SAN is still checked against the dialed address:
+/// a server on 127.0.0.1 whose certificate is valid for `doh.test` and 127.0.0.2 is
+/// refused after the handshake, before any HTTP/2 request; one valid for `doh.test` and
+/// 127.0.0.1 is used.
+#[tokio::test]
+async fn named_endpoint_still_checks_the_dialed_ip() {
+    let pki = TestPki::new("root");
+    let named = |addr| DohEndpoint {
+        host_name: Some(
+            rustls::pki_types::DnsName::try_from("doh.test")
+                .unwrap()
+                .to_owned(),
+        ),
+        authority: "doh.test".into(),
+        ..DohEndpoint::ip(addr, "/dns-query")
+    };
+    let wrong = DohServer::start(
+        &pki,
+        Knobs {
+            leaf_sans: vec!["doh.test".into(), "127.0.0.2".into()],
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let t = DohTransport::new(named(wrong.addr), pki.client_config(), options());
+    let err = t.query(&query(1, "a.test.")).await.unwrap_err();
+    match doh_err(err) {
+        DohError::CertNotForDialedIp { ip } => assert_eq!(ip, wrong.addr.ip()),
+        other => panic!("expected CertNotForDialedIp, got {other:?}"),
+    }
+    assert_eq!(count(&wrong.counters.requests), 0, "no HTTP request sent");
+
+    let right = DohServer::start(
+        &pki,
+        Knobs {
+            leaf_sans: vec!["doh.test".into(), "127.0.0.1".into()],
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let t = DohTransport::new(named(right.addr), pki.client_config(), options());
+    let (_, _, addrs) = parse_answer(&t.query(&query(2, "a.test.")).await.unwrap());
+    assert_eq!(addrs, vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
+}
+
+/// The length of the EDNS(0) Padding option (code 12) in `wire`, if it has one.
+fn padding_option_len(wire: &[u8]) -> Option<usize> {
+    let msg = Message::from_vec(wire).unwrap();
+    let edns = msg.edns.as_ref()?;
+    edns.options().as_ref().iter().find_map(|(code, opt)| {
+        (u16::from(*code) == 12).then(|| match opt {
+            hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, data) => data.len(),
+            other => panic!("padding decoded as {other:?}"),
+        })
+    })
+}
+
+/// Issue 11 item 9: DoH queries are padded to 128-byte blocks (RFC 8467) as DoT's are, for
+/// POST bodies and GET parameters alike, with and without a client OPT record; a client that
+/// sent no OPT gets none back.
+#[tokio::test]
+async fn queries_are_padded_to_128_byte_blocks() {
+    let pki = TestPki::new("root");
+    let server = DohServer::start(&pki, Knobs::default()).await;
+    // The third name (116 bytes on the wire) makes a query longer than one block.
+    let long = format!("{}.{}.test.", "x".repeat(60), "y".repeat(48));
+    let names = ["a.test.", "q7.test.", long.as_str()];
+    for method in [DohMethod::Post, DohMethod::Get] {
+        let t = transport(
+            &server,
+            &pki,
+            DohOptions {
+                method,
+                ..options()
+            },
+        );
+        for (i, name) in names.iter().enumerate() {
+            let id = 40 + i as u16;
+            let plain = query(id, name);
+            let resp = t.query(&plain).await.unwrap();
+            let msg = Message::from_vec(&resp).unwrap();
+            assert_eq!(msg.metadata.id, id);
+            assert!(msg.edns.is_none(), "the OPT added for padding is stripped");
+            let mut with_opt = Message::from_vec(&plain).unwrap();
+            with_opt.set_edns(hickory_proto::op::Edns::new());
+            t.query(&with_opt.to_vec().unwrap()).await.unwrap();
+        }
+    }
+    let received = server.counters.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 2 * 2 * names.len());
+    for wire in &received {
+        assert_eq!(wire.len() % 128, 0, "a {}-byte query was sent", wire.len());
+        let pad = padding_option_len(wire);
+        assert!(pad.is_some(), "no padding option in {wire:?}");
+        println!(
+            "DoH query of {} bytes, {} padding bytes",
+            wire.len(),
+            pad.unwrap_or(0)
+        );
+    }
+    assert!(
+        received.iter().any(|w| w.len() == 256),
+        "the long name crosses a block"
+    );
+    assert_eq!(count(&server.counters.malformed), 0);
+}
+
+/// With `padding: false` the query goes out as the client wrote it (ID aside).
+#[tokio::test]
+async fn padding_can_be_turned_off() {
+    let pki = TestPki::new("root");
+    let server = DohServer::start(&pki, Knobs::default()).await;
+    let t = transport(
+        &server,
+        &pki,
+        DohOptions {
+            padding: false,
+            ..options()
+        },
+    );
+    let q = query(5, "a.test.");
+    t.query(&q).await.unwrap();
+    let received = server.counters.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    assert_eq!(&received[0][2..], &q[2..]);
+}
+
 /// Runs `n` concurrent queries for `qI.test.` with ID 0x1000+I and checks every answer.
 async fn run_concurrent(t: Arc<DohTransport>, n: u8) {
     let mut set = tokio::task::JoinSet::new();

@@ -22,7 +22,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -45,6 +45,11 @@ struct Pki {
 }
 
 fn make_pki(ca_name: &str) -> Result<Pki, rcgen::Error> {
+    make_pki_for(ca_name, &["127.0.0.1"])
+}
+
+/// A CA and a server certificate for `sans` (IP addresses or DNS names).
+fn make_pki_for(ca_name: &str, sans: &[&str]) -> Result<Pki, rcgen::Error> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -58,7 +63,8 @@ fn make_pki(ca_name: &str) -> Result<Pki, rcgen::Error> {
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
     let leaf_key = KeyPair::generate()?;
-    let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_string()])?;
+    let mut leaf_params =
+        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
     leaf_params
         .distinguished_name
         .push(DnType::CommonName, "ctdns test resolver");
@@ -377,12 +383,7 @@ fn dot(
     config: &Arc<rustls::ClientConfig>,
     opts: DotOptions,
 ) -> Arc<DotTransport> {
-    Arc::new(DotTransport::new(
-        server.addr,
-        ServerName::IpAddress(Ipv4Addr::LOCALHOST.into()),
-        Arc::clone(config),
-        opts,
-    ))
+    Arc::new(DotTransport::new(server.addr, Arc::clone(config), opts))
 }
 
 fn quick_opts() -> DotOptions {
@@ -551,6 +552,32 @@ async fn queries_are_padded_to_128_byte_blocks() -> TestResult {
     Ok(())
 }
 
+/// Issue 11 item 12: the IP a certificate is checked against is the one dialed, derived from
+/// the socket address (the constructor takes no server name any more). A server on
+/// 127.0.0.1 presenting a certificate valid only for 127.0.0.2 is refused in the handshake
+/// and receives no DNS byte; the same CA's certificate for 127.0.0.1 is accepted.
+#[tokio::test]
+async fn certificate_for_another_ip_is_refused_on_this_socket() -> TestResult {
+    let other = make_pki_for("ctdns test CA", &["127.0.0.2"])?;
+    let server = start_server(&other, Behavior::default()).await?;
+    let t = dot(&server, &client_config(&other.root)?, quick_opts());
+    assert_eq!(
+        t.server_name(),
+        &rustls::pki_types::ServerName::IpAddress(server.addr.ip().into())
+    );
+    match t.query(&query_msg("q1.test.", 1, false)?).await {
+        Err(UpstreamError::Tls { addr, .. }) => assert_eq!(addr, server.addr),
+        other => panic!("expected a TLS refusal, got {other:?}"),
+    }
+    assert_eq!(server.stats.app_bytes.load(Ordering::SeqCst), 0);
+
+    let right = make_pki_for("ctdns test CA", &["127.0.0.1"])?;
+    let server = start_server(&right, Behavior::default()).await?;
+    let t = dot(&server, &client_config(&right.root)?, quick_opts());
+    t.query(&query_msg("q1.test.", 1, false)?).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn fails_over_when_first_upstream_refuses_connections() -> TestResult {
     init_tracing();
@@ -561,7 +588,6 @@ async fn fails_over_when_first_upstream_refuses_connections() -> TestResult {
     let refused_addr = TcpListener::bind((LOCALHOST, 0)).await?.local_addr()?;
     let refused: Arc<dyn Transport> = Arc::new(DotTransport::new(
         refused_addr,
-        ServerName::IpAddress(Ipv4Addr::LOCALHOST.into()),
         Arc::clone(&config),
         quick_opts(),
     ));

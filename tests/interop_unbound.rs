@@ -382,6 +382,11 @@ fn rogue_resolver_is_refused_by_the_pin_with_evidence() {
         .and_then(|rest| rest.split_whitespace().next())
         .map(|e| e.trim_matches('"').to_string())
         .unwrap_or_default();
+    // Evidence is written in the background: wait for the named file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !Path::new(&evidence).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         evidence.ends_with(".json") && Path::new(&evidence).exists(),
         "{evidence}: {line}"

@@ -26,7 +26,7 @@ use hickory_proto::rr::{Name, RecordType};
 use http_body_util::{BodyExt, Full};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, DnsName, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -136,8 +136,9 @@ pub enum Target {
     Doh {
         /// The address dialed.
         addr: SocketAddr,
-        /// The TLS server name: the IP, or the URL's host name (sent as SNI).
-        server_name: ServerName<'static>,
+        /// The URL's host name (sent as SNI), for a name URL; the IP SAN is always checked
+        /// against `addr`'s IP.
+        host_name: Option<DnsName<'static>>,
         /// HTTP/2 `:authority`.
         authority: String,
         /// Path and query.
@@ -155,11 +156,9 @@ impl Target {
                 ));
             }
             let t = DohTarget::parse(target).map_err(CheckError::BadInput)?;
-            let (dial, server_name) = match (&t.host_name, t.ip, ip) {
-                (None, Some(url_ip), None) => (url_ip, ServerName::IpAddress(url_ip.into())),
-                (None, Some(url_ip), Some(given)) if given == url_ip => {
-                    (url_ip, ServerName::IpAddress(url_ip.into()))
-                }
+            let (dial, host_name) = match (&t.host_name, t.ip, ip) {
+                (None, Some(url_ip), None) => (url_ip, None),
+                (None, Some(url_ip), Some(given)) if given == url_ip => (url_ip, None),
                 (None, Some(url_ip), Some(given)) => {
                     return Err(bad(format!(
                         "--ip {given} differs from the URL's address {url_ip}"
@@ -167,8 +166,10 @@ impl Target {
                 }
                 (Some(host), _, Some(given)) => (
                     given,
-                    ServerName::try_from(host.clone())
-                        .map_err(|_| bad(format!("`{host}` is not a valid host name")))?,
+                    Some(
+                        DnsName::try_from(host.clone())
+                            .map_err(|_| bad(format!("`{host}` is not a valid host name")))?,
+                    ),
                 ),
                 (Some(host), _, None) => {
                     return Err(bad(format!(
@@ -180,7 +181,7 @@ impl Target {
             };
             return Ok(Target::Doh {
                 addr: SocketAddr::new(dial, t.port),
-                server_name,
+                host_name,
                 authority: t.authority,
                 path: t.path,
             });
@@ -229,7 +230,11 @@ impl Target {
     fn server_name(&self) -> ServerName<'static> {
         match self {
             Target::Dot { addr } => ServerName::IpAddress(addr.ip().into()),
-            Target::Doh { server_name, .. } => server_name.clone(),
+            Target::Doh {
+                host_name: Some(name),
+                ..
+            } => ServerName::DnsName(name.clone()),
+            Target::Doh { addr, .. } => ServerName::IpAddress(addr.ip().into()),
         }
     }
 
@@ -238,12 +243,12 @@ impl Target {
             Target::Dot { addr } => format!("dot://{addr}"),
             Target::Doh {
                 addr,
-                server_name,
+                host_name,
                 authority,
                 path,
-            } => match server_name {
-                ServerName::DnsName(_) => format!("https://{authority}{path} (dialing {addr})"),
-                _ => format!("https://{authority}{path}"),
+            } => match host_name {
+                Some(_) => format!("https://{authority}{path} (dialing {addr})"),
+                None => format!("https://{authority}{path}"),
             },
         }
     }

@@ -94,6 +94,35 @@ pub fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
 
 pub use crate::cli::startup::upstream_label;
 
+/// Why the listening setup exposes an open resolver, if it does: a listen address that is
+/// not loopback while `allow` is still the loopback-only default (remote clients then get
+/// REFUSED: probably not what was meant, and a sign the operator has not thought about who
+/// may query), or an `allow` network of prefix length 0 (every address on the Internet may
+/// use the stub, which makes it an amplifier for spoofed queries).
+pub fn open_resolver_risk(config: &Config) -> Option<String> {
+    if let Some(net) = config.allow.iter().find(|n| n.prefix_len() == 0) {
+        return Some(format!(
+            "allow contains {net}: every address may query this resolver (an open resolver \
+             can be used to amplify spoofed-source attacks); list the client networks instead"
+        ));
+    }
+    let exposed: Vec<String> = config
+        .listen
+        .iter()
+        .filter(|a| !a.ip().is_loopback())
+        .map(|a| a.to_string())
+        .collect();
+    if !exposed.is_empty() && config.allow == crate::stub::options::default_allow() {
+        return Some(format!(
+            "listening on non-loopback {} with the default allow list (127.0.0.0/8, ::1/128): \
+             remote clients get REFUSED. Set `allow` to the client networks that may query; \
+             never 0.0.0.0/0, which makes an open resolver usable for amplification attacks",
+            exposed.join(", ")
+        ));
+    }
+    None
+}
+
 /// The freshness of the log list at startup, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListFreshness {
@@ -254,6 +283,9 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Some(risk) = open_resolver_risk(&config) {
+        tracing::warn!(risk = %risk, "open resolver risk");
+    }
     let stub = match crate::stub::bind(runtime::stub_options(&config)).await {
         Ok(s) => s,
         Err(e) => {
@@ -402,6 +434,26 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Json);
         assert!(!c.cache.enabled);
         assert_eq!(c.upstreams, crate::config::cloudflare_doh());
+    }
+
+    #[test]
+    fn exposed_listen_with_default_allow_is_a_named_risk() {
+        let mut c = Config::default();
+        assert_eq!(open_resolver_risk(&c), None, "loopback only");
+        c.listen = vec!["0.0.0.0:53".parse().unwrap()];
+        let risk = open_resolver_risk(&c).expect("risk");
+        assert!(
+            risk.contains("0.0.0.0:53") && risk.contains("allow"),
+            "{risk}"
+        );
+        c.allow = vec!["192.0.2.0/24".parse().unwrap()];
+        assert_eq!(open_resolver_risk(&c), None, "allow chosen by the operator");
+        c.allow.push("0.0.0.0/0".parse().unwrap());
+        let risk = open_resolver_risk(&c).expect("risk");
+        assert!(
+            risk.contains("0.0.0.0/0") && risk.contains("open resolver"),
+            "{risk}"
+        );
     }
 
     #[test]

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
-use rustls::pki_types::ServerName;
 use time::Duration as TimeDuration;
 use tokio::net::UdpSocket;
 
@@ -450,12 +449,7 @@ async fn run_case(
         query_timeout: opts.query_timeout,
         ..DotOptions::default()
     };
-    let transport: Arc<dyn Transport> = Arc::new(DotTransport::new(
-        upstream,
-        ServerName::IpAddress(opts.ip.into()),
-        tls,
-        dot_opts,
-    ));
+    let transport: Arc<dyn Transport> = Arc::new(DotTransport::new(upstream, tls, dot_opts));
     let pool = Arc::new(Pool::new(
         vec![transport],
         PoolOptions {

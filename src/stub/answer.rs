@@ -148,6 +148,14 @@ impl Answer {
         })
     }
 
+    /// Bytes this answer holds in memory: its encoded response, its TTL positions and the
+    /// struct itself. What the cache counts against its byte budget.
+    pub fn footprint(&self) -> usize {
+        std::mem::size_of::<Self>()
+            .saturating_add(self.wire.len())
+            .saturating_add(self.ttl_offsets.len().saturating_mul(2))
+    }
+
     /// Seconds this answer may be cached; 0 when it must not be.
     pub fn cache_lifetime(&self) -> u32 {
         self.lifetime

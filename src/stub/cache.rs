@@ -3,8 +3,12 @@
 //!
 //! A hit costs one hash lookup under a mutex and an `Arc` clone; the response is then made
 //! by [`Answer::render`], which copies bytes and patches a few fields without decoding.
-//! When full, the entry that expires soonest (an expired one first) is evicted, found in
-//! O(log n) through an index ordered by expiry.
+//! The cache is bounded twice: by entries (`max_entries`) and by bytes (`max_bytes`, the
+//! [cost](entry_cost) of each entry: its answer's bytes plus its key and a fixed overhead),
+//! so that large answers (64 KiB TXT sets) cannot grow it past the byte budget. When either
+//! bound would be exceeded, entries that expire soonest (expired ones first) are evicted,
+//! found in O(log n) through an index ordered by expiry; an answer costing more than the
+//! whole budget is not stored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,6 +53,23 @@ struct Entry {
     stored: Instant,
     expires: Instant,
     seq: u64,
+    /// What this entry counts against `max_bytes`.
+    cost: usize,
+}
+
+/// Bytes counted for each entry beyond its answer and key: the entry itself, its slot in
+/// the hash map and its node in the expiry index (a generous estimate, so that a flood of
+/// tiny answers is bounded too).
+pub const ENTRY_OVERHEAD: usize = 160;
+
+/// What an entry for `key` holding `answer` counts against the byte budget: the answer's
+/// [`Answer::footprint`], the key's name (held twice: in the map and in the expiry index)
+/// and [`ENTRY_OVERHEAD`].
+pub fn entry_cost(key: &CacheKey, answer: &Answer) -> usize {
+    answer
+        .footprint()
+        .saturating_add(key.qname.len().saturating_mul(2))
+        .saturating_add(ENTRY_OVERHEAD)
 }
 
 #[derive(Debug, Default)]
@@ -57,13 +78,27 @@ struct Inner {
     /// Every entry, ordered by expiry; `seq` makes equal instants distinct.
     by_expiry: BTreeMap<(Instant, u64), CacheKey>,
     seq: u64,
+    /// Sum of the entries' costs.
+    bytes: usize,
 }
 
 impl Inner {
     fn remove(&mut self, key: &CacheKey) {
         if let Some(old) = self.map.remove(key) {
             self.by_expiry.remove(&(old.expires, old.seq));
+            self.bytes = self.bytes.saturating_sub(old.cost);
         }
+    }
+
+    /// Removes the entry expiring soonest; false when there is none.
+    fn evict_one(&mut self) -> bool {
+        let Some((_, victim)) = self.by_expiry.pop_first() else {
+            return false;
+        };
+        if let Some(old) = self.map.remove(&victim) {
+            self.bytes = self.bytes.saturating_sub(old.cost);
+        }
+        true
     }
 }
 
@@ -73,6 +108,7 @@ impl Inner {
 pub struct Cache {
     enabled: bool,
     max_entries: usize,
+    max_bytes: usize,
     inner: Mutex<Inner>,
 }
 
@@ -80,8 +116,9 @@ impl Cache {
     /// An empty cache with the given settings.
     pub fn new(opts: &CacheOptions) -> Self {
         Self {
-            enabled: opts.enabled && opts.max_entries > 0,
+            enabled: opts.enabled && opts.max_entries > 0 && opts.max_bytes > 0,
             max_entries: opts.max_entries,
+            max_bytes: opts.max_bytes,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -112,8 +149,10 @@ impl Cache {
     }
 
     /// Stores `answer` under `key` at `now` for its [cache
-    /// lifetime](Answer::cache_lifetime), replacing any previous entry. Returns false (and
-    /// stores nothing) when the cache is disabled or the answer is not cacheable.
+    /// lifetime](Answer::cache_lifetime), replacing any previous entry, evicting the entries
+    /// that expire soonest while `max_entries` or `max_bytes` would be exceeded. Returns
+    /// false (and stores nothing) when the cache is disabled, the answer is not cacheable,
+    /// or its [cost](entry_cost) alone exceeds `max_bytes`.
     pub fn insert(&self, key: CacheKey, answer: Arc<Answer>, now: Instant) -> bool {
         let lifetime = answer.cache_lifetime();
         if !self.enabled || lifetime == 0 {
@@ -122,14 +161,20 @@ impl Cache {
         let Some(expires) = now.checked_add(Duration::from_secs(u64::from(lifetime))) else {
             return false;
         };
+        let cost = entry_cost(&key, &answer);
+        if cost > self.max_bytes {
+            return false;
+        }
         let mut inner = self.lock();
         inner.remove(&key);
-        while inner.map.len() >= self.max_entries {
-            let Some((_, victim)) = inner.by_expiry.pop_first() else {
+        while inner.map.len() >= self.max_entries
+            || inner.bytes.saturating_add(cost) > self.max_bytes
+        {
+            if !inner.evict_one() {
                 break;
-            };
-            inner.map.remove(&victim);
+            }
         }
+        inner.bytes = inner.bytes.saturating_add(cost);
         inner.seq = inner.seq.wrapping_add(1);
         let seq = inner.seq;
         inner.by_expiry.insert((expires, seq), key.clone());
@@ -140,6 +185,7 @@ impl Cache {
                 stored: now,
                 expires,
                 seq,
+                cost,
             },
         );
         true
@@ -148,6 +194,11 @@ impl Cache {
     /// Number of entries held, expired ones not yet removed included.
     pub fn len(&self) -> usize {
         self.lock().map.len()
+    }
+
+    /// Bytes the entries count against `max_bytes` (the sum of their [costs](entry_cost)).
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// Whether the cache holds no entry.
@@ -163,7 +214,9 @@ impl Cache {
                 break;
             }
             let key = entry.remove();
-            inner.map.remove(&key);
+            if let Some(old) = inner.map.remove(&key) {
+                inner.bytes = inner.bytes.saturating_sub(old.cost);
+            }
         }
     }
 }
@@ -287,6 +340,68 @@ mod tests {
         for k in [&keys[0], &keys[2], &keys[3]] {
             assert!(cache.get(k, t0).is_some());
         }
+    }
+
+    /// An answer of `records` A records for query `i`, with TTL `ttl`.
+    fn big_answer(i: usize, records: u8, ttl: u32) -> (CacheKey, Arc<Answer>) {
+        let qb = name_query(i);
+        let q = client(&qb);
+        let name = q.query().unwrap().name().to_ascii();
+        let answers = (0..records).map(|r| a(&name, ttl, r)).collect();
+        let resp = response(&qb, ResponseCode::NoError, answers, vec![]);
+        let ans = Answer::from_upstream(&resp, &q, &CacheOptions::default()).unwrap();
+        (q.key().clone(), Arc::new(ans))
+    }
+
+    #[test]
+    fn byte_budget_bounds_the_cache_and_evicts_soonest_expiry_first() {
+        let (_, sample) = big_answer(0, 100, 300);
+        assert!(sample.footprint() > 1_600, "{}", sample.footprint());
+        let max_bytes = 10_000;
+        let cache = Cache::new(&CacheOptions {
+            max_bytes,
+            ..CacheOptions::default()
+        });
+        let t0 = Instant::now();
+        let mut keys = Vec::new();
+        for i in 0..20 {
+            // TTLs rise with i, except entry 10 which expires first of all.
+            let ttl = if i == 10 { 5 } else { 100 + i as u32 };
+            let (key, ans) = big_answer(i, 100, ttl);
+            assert!(cache.insert(key.clone(), ans, t0));
+            assert!(cache.bytes() <= max_bytes, "{} bytes", cache.bytes());
+            keys.push(key);
+        }
+        assert!(
+            cache.len() < 20 && cache.len() >= 4,
+            "{} entries",
+            cache.len()
+        );
+        assert!(cache.get(&keys[10], t0).is_none(), "soonest expiry evicted");
+        assert!(cache.get(&keys[19], t0).is_some(), "newest kept");
+        let held: usize = keys
+            .iter()
+            .filter_map(|k| cache.get(k, t0).map(|(a, _)| entry_cost(k, &a)))
+            .sum();
+        assert_eq!(held, cache.bytes(), "byte count is the sum of the entries");
+        cache.purge_expired(t0 + Duration::from_secs(1_000));
+        assert!(cache.is_empty());
+        assert_eq!(cache.bytes(), 0);
+    }
+
+    #[test]
+    fn an_answer_larger_than_the_budget_is_not_stored() {
+        let cache = Cache::new(&CacheOptions {
+            max_bytes: 1_000,
+            ..CacheOptions::default()
+        });
+        let (key, ans) = big_answer(1, 100, 300);
+        assert!(!cache.insert(key.clone(), ans, Instant::now()));
+        assert!(cache.is_empty());
+        assert_eq!(cache.bytes(), 0);
+        let (key, ans) = answer_for(&name_query(2), 300);
+        assert!(cache.insert(key, ans, Instant::now()));
+        assert!(cache.bytes() > 0 && cache.bytes() <= 1_000);
     }
 
     #[test]

@@ -1,19 +1,28 @@
 //! One client message in, at most one response out: the path shared by UDP and TCP.
-//! Malformed messages are answered or dropped at once; queries are answered from the cache
-//! or the upstream, or get SERVFAIL within the query timeout.
+//! Malformed messages are answered or dropped at once; UDP responses to remote clients pass
+//! the rate limit ([`super::ratelimit`]); clients outside `allow` get REFUSED; queries are
+//! answered from the cache or the upstream, or get SERVFAIL within the query timeout. UDP
+//! answers to remote clients are cut at [`MAX_REMOTE_UDP_PAYLOAD`] bytes.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
+use ipnet::IpNet;
 
 use super::answer::Answer;
 use super::cache::Cache;
 use super::error::Protocol;
-use super::message::{classify, servfail, upstream_query, Classified, ClientQuery};
+use super::message::{
+    classify, header_only_response, question_only_response, servfail, upstream_query, Classified,
+    ClientQuery,
+};
 use super::metrics::Metrics;
-use super::options::{CacheOptions, StubOptions};
+use super::options::{is_local_client, CacheOptions, StubOptions, MAX_REMOTE_UDP_PAYLOAD};
+use super::ratelimit::{RateLimiter, Verdict};
 use crate::upstream::{Transport, UpstreamError};
+use crate::wire::header;
 
 /// Turns client messages into responses, through the cache and the upstream.
 #[derive(Debug)]
@@ -23,6 +32,9 @@ pub struct QueryHandler {
     cache_options: CacheOptions,
     query_timeout: Duration,
     metrics: Arc<Metrics>,
+    allow: Vec<IpNet>,
+    rate_limit: Option<RateLimiter>,
+    rate_limit_loopback: bool,
 }
 
 impl QueryHandler {
@@ -35,7 +47,19 @@ impl QueryHandler {
             cache_options: opts.cache.clone(),
             query_timeout: opts.query_timeout,
             metrics,
+            allow: opts.allow.clone(),
+            rate_limit: opts
+                .rate_limit
+                .enabled
+                .then(|| RateLimiter::new(&opts.rate_limit)),
+            rate_limit_loopback: opts.rate_limit.loopback,
         }
+    }
+
+    /// Whether queries from `client` are served (it is inside one of the `allow` networks).
+    pub fn allows(&self, client: IpAddr) -> bool {
+        let client = client.to_canonical();
+        self.allow.iter().any(|net| net.contains(&client))
     }
 
     /// The counters this handler updates.
@@ -48,17 +72,66 @@ impl QueryHandler {
         &self.cache
     }
 
-    /// The response to one client message received over `proto`, or `None` when the message
-    /// is dropped (shorter than a header, or a response over UDP). Never takes longer than
-    /// the query timeout plus local work.
+    /// [`QueryHandler::handle_from`] for a message from 127.0.0.1.
     pub async fn handle(&self, message: &[u8], proto: Protocol) -> Option<Vec<u8>> {
+        self.handle_from(message, proto, IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .await
+    }
+
+    /// The response to one message from `client` received over `proto`, or `None` when the
+    /// message is dropped (shorter than a header, a response over UDP, or over the rate
+    /// limit). Never takes longer than the query timeout plus local work.
+    pub async fn handle_from(
+        &self,
+        message: &[u8],
+        proto: Protocol,
+        client: IpAddr,
+    ) -> Option<Vec<u8>> {
         self.metrics.query();
-        match classify(message, proto) {
-            Classified::Drop(reason) => {
-                self.metrics.dropped();
-                tracing::debug!(?reason, len = message.len(), "dropped client message");
-                None
+        let client = client.to_canonical();
+        let classified = classify(message, proto);
+        if let Classified::Drop(reason) = classified {
+            self.metrics.dropped();
+            tracing::debug!(?reason, len = message.len(), "dropped client message");
+            return None;
+        }
+        let remote_udp = proto == Protocol::Udp && !is_local_client(client);
+        if let Some(limiter) = &self.rate_limit {
+            if proto == Protocol::Udp && (remote_udp || self.rate_limit_loopback) {
+                match limiter.check(client, Instant::now()) {
+                    Verdict::Pass => {}
+                    Verdict::Drop => {
+                        self.metrics.rate_limited();
+                        return None;
+                    }
+                    Verdict::Slip => {
+                        self.metrics.rate_limit_slip();
+                        return Some(match &classified {
+                            Classified::Query(q) => {
+                                question_only_response(q, ResponseCode::NoError, true)
+                            }
+                            // An error response is header-only already: send it with TC.
+                            Classified::Refuse { response, .. } => {
+                                let mut r = response.get(..12).unwrap_or_default().to_vec();
+                                crate::wire::set_bits(&mut r, header::FLAGS_HI, header::TC, true);
+                                r
+                            }
+                            Classified::Drop(_) => return None,
+                        });
+                    }
+                }
             }
+        }
+        if !self.allows(client) {
+            self.metrics.refused();
+            tracing::debug!(%client, %proto, "query from outside `allow` refused");
+            return Some(match &classified {
+                Classified::Query(q) => question_only_response(q, ResponseCode::Refused, false),
+                _ => refused_header(message),
+            });
+        }
+        match classified {
+            Classified::Drop(_) => None,
             Classified::Refuse { response, reason } => {
                 if reason.response_code() == ResponseCode::NotImp {
                     self.metrics.notimp();
@@ -68,12 +141,15 @@ impl QueryHandler {
                 tracing::debug!(?reason, "refused client message");
                 Some(response)
             }
-            Classified::Query(q) => Some(self.resolve(&q, proto).await),
+            Classified::Query(q) => Some(self.resolve(&q, proto, remote_udp).await),
         }
     }
 
-    async fn resolve(&self, q: &ClientQuery<'_>, proto: Protocol) -> Vec<u8> {
-        let limit = q.size_limit(proto);
+    async fn resolve(&self, q: &ClientQuery<'_>, proto: Protocol, remote_udp: bool) -> Vec<u8> {
+        let mut limit = q.size_limit(proto);
+        if remote_udp {
+            limit = limit.min(usize::from(MAX_REMOTE_UDP_PAYLOAD));
+        }
         if let Some((answer, age)) = self.cache.get(q.key(), Instant::now()) {
             self.metrics.cache_hit();
             return self.deliver(&answer, q, age, limit);
@@ -120,6 +196,19 @@ impl QueryHandler {
         self.metrics.servfail();
         servfail(q)
     }
+}
+
+/// A header-only REFUSED for a message that is not a well-formed query: the message's ID,
+/// opcode and RD (12 bytes, no longer than any message that has a header).
+fn refused_header(message: &[u8]) -> Vec<u8> {
+    let id = crate::wire::read_u16(message, header::ID).unwrap_or(0);
+    let flags = message.get(header::FLAGS_HI).copied().unwrap_or(0);
+    header_only_response(
+        id,
+        hickory_proto::op::OpCode::from_u8((flags >> 3) & 0x0F),
+        flags & header::RD != 0,
+        ResponseCode::Refused,
+    )
 }
 
 /// Why a query got SERVFAIL.

@@ -364,6 +364,32 @@ pub fn servfail(q: &ClientQuery<'_>) -> Vec<u8> {
     })
 }
 
+/// A response made of the header and the client's question exactly as sent, nothing else:
+/// ID, opcode QUERY, RD and CD as the client set them, RA, TC as given, and `rcode`. It is
+/// never longer than the query (which holds the same header and question, and perhaps
+/// more), so sending it amplifies nothing. Used for REFUSED to clients outside `allow` and
+/// for the truncated "slip" responses of the rate limit.
+pub fn question_only_response(
+    q: &ClientQuery<'_>,
+    rcode: ResponseCode,
+    truncated: bool,
+) -> Vec<u8> {
+    let mut b = vec![0u8; HEADER_LEN];
+    b.reserve(q.question.len());
+    wire::write_u16(&mut b, header::ID, q.id);
+    if let Some(hi) = b.get_mut(header::FLAGS_HI) {
+        *hi = header::QR
+            | if truncated { header::TC } else { 0 }
+            | if q.recursion_desired { header::RD } else { 0 };
+    }
+    if let Some(lo) = b.get_mut(header::FLAGS_LO) {
+        *lo = 0x80 | if q.checking_disabled { header::CD } else { 0 } | (rcode.low() & 0x0F);
+    }
+    wire::write_u16(&mut b, header::QDCOUNT, 1);
+    b.extend_from_slice(q.question);
+    b
+}
+
 /// A 12-byte response carrying only a header: the ID, QR, opcode and RD of the message it
 /// answers, and `rcode`. Used when the message could not be decoded far enough to echo more.
 pub fn header_only_response(id: u16, op_code: OpCode, rd: bool, rcode: ResponseCode) -> Vec<u8> {
@@ -590,6 +616,37 @@ pub(crate) mod tests {
         assert!(e.flags().dnssec_ok);
         assert_eq!(e.max_payload(), MAX_UDP_PAYLOAD);
         assert_eq!(up.queries.len(), 1);
+    }
+
+    #[test]
+    fn question_only_response_is_never_longer_than_the_query() {
+        for edns in [None, Some((1232, true))] {
+            let mut qb = query_bytes(0x4242, "wWw.Example.", RecordType::TXT, edns);
+            qb[3] |= header::CD;
+            let q = match classify(&qb, Protocol::Udp) {
+                Classified::Query(q) => q,
+                other => panic!("{other:?}"),
+            };
+            for (rcode, tc) in [
+                (ResponseCode::Refused, false),
+                (ResponseCode::NoError, true),
+            ] {
+                let r = question_only_response(&q, rcode, tc);
+                assert!(r.len() <= qb.len(), "{} > {}", r.len(), qb.len());
+                let m = Message::from_vec(&r).unwrap();
+                assert_eq!(m.metadata.id, 0x4242);
+                assert_eq!(m.metadata.message_type, MessageType::Response);
+                assert_eq!(m.metadata.response_code, rcode);
+                assert_eq!(m.metadata.truncation, tc);
+                assert!(m.metadata.recursion_desired && m.metadata.checking_disabled);
+                assert!(m.answers.is_empty() && m.edns.is_none());
+                assert_eq!(
+                    &r[HEADER_LEN..],
+                    q.question,
+                    "question echoed byte for byte"
+                );
+            }
+        }
     }
 
     #[test]

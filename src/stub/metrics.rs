@@ -18,6 +18,9 @@ pub struct Metrics {
     upstream_errors: AtomicU64,
     upstream_timeouts: AtomicU64,
     tcp_connections_refused: AtomicU64,
+    refused: AtomicU64,
+    rate_limited: AtomicU64,
+    rate_limit_slips: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -49,6 +52,13 @@ pub struct MetricsSnapshot {
     pub upstream_timeouts: u64,
     /// TCP connections closed at once because the connection cap was reached.
     pub tcp_connections_refused: u64,
+    /// Messages from clients outside `allow`, answered REFUSED (or dropped when they had no
+    /// header to answer) without touching the cache or the upstream.
+    pub refused: u64,
+    /// UDP responses dropped by the rate limit.
+    pub rate_limited: u64,
+    /// UDP responses replaced by an empty truncated (TC=1) response by the rate limit.
+    pub rate_limit_slips: u64,
 }
 
 macro_rules! incrementers {
@@ -75,6 +85,9 @@ impl Metrics {
         upstream_error => upstream_errors,
         upstream_timeout => upstream_timeouts,
         tcp_refused => tcp_connections_refused,
+        refused => refused,
+        rate_limited => rate_limited,
+        rate_limit_slip => rate_limit_slips,
     }
 
     /// The current values of every counter.
@@ -93,6 +106,9 @@ impl Metrics {
             upstream_errors: get(&self.upstream_errors),
             upstream_timeouts: get(&self.upstream_timeouts),
             tcp_connections_refused: get(&self.tcp_connections_refused),
+            refused: get(&self.refused),
+            rate_limited: get(&self.rate_limited),
+            rate_limit_slips: get(&self.rate_limit_slips),
         }
     }
 }

@@ -228,6 +228,11 @@ impl StubHandle {
         self.handler.cache().len()
     }
 
+    /// Bytes the answer cache counts against its `max_bytes` budget.
+    pub fn cache_bytes(&self) -> usize {
+        self.handler.cache().bytes()
+    }
+
     /// Stops accepting queries and connections, lets the queries already received be
     /// answered (each within the query timeout), closes every connection and socket, and
     /// returns when all of that is done.

@@ -59,6 +59,7 @@ pub(crate) async fn serve(
         };
         let conn = Connection {
             handler: Arc::clone(&handler),
+            peer: peer.ip(),
             limits,
             shutdown: shutdown.clone(),
             _permit: permit,
@@ -70,6 +71,8 @@ pub(crate) async fn serve(
 
 struct Connection {
     handler: Arc<QueryHandler>,
+    /// The client's address (for `allow`).
+    peer: std::net::IpAddr,
     limits: ConnLimits,
     shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
@@ -103,7 +106,9 @@ impl Connection {
                 // bytes trickled one at a time must not hold a connection slot forever.
                 idle_deadline = Instant::now() + self.limits.idle_timeout;
                 let handler = Arc::clone(&self.handler);
-                in_flight.spawn(async move { handler.handle(&frame, Protocol::Tcp).await });
+                let peer = self.peer;
+                in_flight
+                    .spawn(async move { handler.handle_from(&frame, Protocol::Tcp, peer).await });
             }
             if eof && in_flight.is_empty() {
                 break End::Drain;

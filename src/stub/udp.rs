@@ -47,7 +47,10 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             let _task_guard = task_guard;
-            if let Some(response) = handler.handle(&datagram, Protocol::Udp).await {
+            if let Some(response) = handler
+                .handle_from(&datagram, Protocol::Udp, peer.ip())
+                .await
+            {
                 if let Err(e) = socket.send_to(&response, peer).await {
                     tracing::debug!(%peer, error = %e, "UDP send failed");
                 }

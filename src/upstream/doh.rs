@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
 use rustls::client::Resumption;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{DnsName, ServerName};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
@@ -55,14 +55,20 @@ const MAX_KEEPALIVE: Duration = Duration::from_secs(300);
 const MIN_IDLE: Duration = Duration::from_millis(100);
 
 /// Where a DoH resolver is reached.
+///
+/// The IP the certificate's IP SAN is checked against is always `addr`'s: there is no way
+/// to name another one. Without `host_name` the TLS server name is that IP; with it, the
+/// server name (and SNI) is the host name, the verifier checks the certificate against it,
+/// and the transport additionally checks, after the handshake and before any HTTP/2 byte,
+/// that the certificate is valid for `addr`'s IP (so it holds whatever the verifier was
+/// told).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DohEndpoint {
     /// The address actually dialed.
     pub addr: SocketAddr,
-    /// The name the certificate is verified against: `ServerName::IpAddress` for an IP
-    /// URL, or the DNS host name of a name URL (the verifier then checks the dialed IP
-    /// as well).
-    pub server_name: ServerName<'static>,
+    /// The DNS host name of a name URL (`https://dns.example/...`), sent as SNI; `None` for
+    /// an IP URL.
+    pub host_name: Option<DnsName<'static>>,
     /// The HTTP `:authority` (`host[:port]`).
     pub authority: String,
     /// The request path, e.g. `/dns-query`; may carry a query string.
@@ -75,9 +81,17 @@ impl DohEndpoint {
     pub fn ip(addr: SocketAddr, path: impl Into<String>) -> Self {
         DohEndpoint {
             addr,
-            server_name: ServerName::IpAddress(addr.ip().into()),
+            host_name: None,
             authority: addr.to_string(),
             path: path.into(),
+        }
+    }
+
+    /// The TLS server name: the host name when there is one, else `addr`'s IP address.
+    pub fn server_name(&self) -> ServerName<'static> {
+        match &self.host_name {
+            Some(name) => ServerName::DnsName(name.clone()),
+            None => ServerName::IpAddress(self.addr.ip().into()),
         }
     }
 
@@ -113,6 +127,8 @@ pub struct DohOptions {
     pub max_response_size: usize,
     /// A connection with no query in flight for this long is closed (at least 100 ms).
     pub idle_timeout: Duration,
+    /// Pad queries with EDNS(0) Padding to 128-byte blocks (RFC 8467), as DoT does.
+    pub padding: bool,
 }
 
 impl Default for DohOptions {
@@ -123,6 +139,7 @@ impl Default for DohOptions {
             query_timeout: Duration::from_secs(5),
             max_response_size: usize::from(u16::MAX),
             idle_timeout: Duration::from_secs(30),
+            padding: true,
         }
     }
 }
@@ -171,7 +188,7 @@ impl DohTransport {
         config.enable_early_data = false;
         let dialer = Dialer {
             addr: target.addr,
-            server_name: target.server_name.clone(),
+            server_name: target.server_name(),
             connector: TlsConnector::from(Arc::new(config)),
             idle_timeout: opts.idle_timeout.max(MIN_IDLE),
             keepalive: (opts.query_timeout / 4).clamp(MIN_KEEPALIVE, MAX_KEEPALIVE),
@@ -198,7 +215,7 @@ impl DohTransport {
             .target
             .as_ref()
             .map_err(|e| DohError::Endpoint(e.clone()))?;
-        let prepared = PreparedQuery::new(query)?;
+        let prepared = PreparedQuery::with_padding(query, self.opts.padding)?;
         let deadline = after(Instant::now(), self.opts.query_timeout);
         tokio::time::timeout_at(deadline, self.run_with_retry(target, &prepared, deadline))
             .await
@@ -340,10 +357,26 @@ mod tests {
         let ep = DohEndpoint::ip(addr, "/dns-query");
         assert_eq!(ep.authority, "[::1]:8443");
         assert_eq!(
-            ep.server_name,
+            ep.server_name(),
             ServerName::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST).into())
         );
         assert!(ep.check().is_ok());
+    }
+
+    #[test]
+    fn named_endpoint_sends_the_name_and_keeps_the_dialed_ip() {
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 443);
+        let ep = DohEndpoint {
+            host_name: Some(DnsName::try_from("dns.example").unwrap().to_owned()),
+            authority: "dns.example".into(),
+            ..DohEndpoint::ip(addr, "/dns-query")
+        };
+        assert_eq!(
+            ep.server_name(),
+            ServerName::DnsName(DnsName::try_from("dns.example").unwrap().to_owned())
+        );
+        // An IP literal is not a DNS name: an endpoint cannot carry a second IP.
+        assert!(DnsName::try_from("198.51.100.1").is_err());
     }
 
     #[test]

@@ -117,18 +117,18 @@ impl fmt::Debug for DotTransport {
 }
 
 impl DotTransport {
-    /// A transport to `addr`, authenticating it as `server_name` (for ctdns, the dialed IP
-    /// address) with `tls`, which carries the certificate verifier.
+    /// A transport to `addr`, authenticating it with `tls`, which carries the certificate
+    /// verifier. The TLS server name is always `addr`'s IP address (no SNI is sent), so the
+    /// verifier checks the certificate's IP SAN against the address actually dialed: a
+    /// certificate for another address cannot pass on this socket. A DNS name the
+    /// certificate must also be valid for belongs to the verifier
+    /// ([`CtVerifier::with_dns_name`](crate::tls::CtVerifier::with_dns_name)).
     ///
     /// Whatever `tls` says, session resumption and 0-RTT early data are turned off on the
     /// copy used here: a resumed session would skip the verifier, and early data would send
     /// DNS bytes before the certificate is checked.
-    pub fn new(
-        addr: SocketAddr,
-        server_name: ServerName<'static>,
-        tls: Arc<rustls::ClientConfig>,
-        opts: DotOptions,
-    ) -> Self {
+    pub fn new(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, opts: DotOptions) -> Self {
+        let server_name = ServerName::IpAddress(addr.ip().into());
         let mut config = (*tls).clone();
         config.resumption = rustls::client::Resumption::disabled();
         config.enable_early_data = false;
@@ -248,6 +248,11 @@ impl DotTransport {
             .await?;
         current.conn = Some(Arc::clone(&conn));
         Ok(conn)
+    }
+
+    /// The TLS server name the certificate is verified against: the dialed IP address.
+    pub fn server_name(&self) -> &ServerName<'static> {
+        &self.server_name
     }
 
     /// TCP connect and TLS handshake, then start the reader and writer tasks.
@@ -729,7 +734,6 @@ mod tests {
         .with_no_client_auth();
         let t = DotTransport::new(
             "127.0.0.1:853".parse().unwrap(),
-            ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
             Arc::new(config),
             DotOptions {
                 max_in_flight: 0,

@@ -80,7 +80,15 @@ impl TestPki {
 
     /// A leaf for IP SAN 127.0.0.1 and its key.
     pub fn leaf(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        self.leaf_for(&["127.0.0.1".to_owned()])
+    }
+
+    /// A leaf for `sans` (IP addresses or DNS names) and its key.
+    pub fn leaf_for(
+        &self,
+        sans: &[String],
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let mut params = rcgen::CertificateParams::new(sans.to_vec()).unwrap();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "doh test server");
@@ -132,6 +140,8 @@ pub struct Counters {
     pub malformed: AtomicUsize,
     /// Application bytes read on any connection after its TLS handshake.
     pub bytes_after_handshake: AtomicU64,
+    /// Every DNS query received (POST body or decoded GET parameter), in arrival order.
+    pub received: std::sync::Mutex<Vec<Bytes>>,
 }
 
 impl Counters {
@@ -165,6 +175,8 @@ pub struct Knobs {
     pub first_max_streams: Option<u32>,
     /// Hold answers on the first connection until it has sent GOAWAY.
     pub hold_first_until_goaway: bool,
+    /// The server certificate's SANs (default: IP 127.0.0.1).
+    pub leaf_sans: Vec<String>,
 }
 
 struct Shared {
@@ -200,7 +212,11 @@ pub struct DohServer {
 impl DohServer {
     /// Starts a server on 127.0.0.1 port 0 with `pki`'s leaf certificate.
     pub async fn start(pki: &TestPki, knobs: Knobs) -> Self {
-        let (chain, key) = pki.leaf();
+        let (chain, key) = if knobs.leaf_sans.is_empty() {
+            pki.leaf()
+        } else {
+            pki.leaf_for(&knobs.leaf_sans)
+        };
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -385,6 +401,11 @@ async fn handle(
         counters.malformed.fetch_add(1, Ordering::SeqCst);
         return Ok(status(StatusCode::BAD_REQUEST));
     };
+    counters
+        .received
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(wire.clone());
     let Ok(query) = Message::from_vec(&wire) else {
         counters.malformed.fetch_add(1, Ordering::SeqCst);
         return Ok(status(StatusCode::BAD_REQUEST));

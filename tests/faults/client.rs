@@ -1,7 +1,7 @@
 //! A minimal DNS client for driving the stub over UDP and TCP, and a classifier of the
 //! responses it gets.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -84,8 +84,19 @@ pub async fn udp_exchange(
     msg: &[u8],
     wait: Duration,
 ) -> (Option<Vec<u8>>, Duration) {
+    udp_exchange_from(IpAddr::V4(Ipv4Addr::LOCALHOST), server, msg, wait).await
+}
+
+/// [`udp_exchange`] from a socket bound to `source` (e.g. 127.0.0.2: another loopback
+/// address, a different client as far as the stub can tell).
+pub async fn udp_exchange_from(
+    source: IpAddr,
+    server: SocketAddr,
+    msg: &[u8],
+    wait: Duration,
+) -> (Option<Vec<u8>>, Duration) {
     let start = Instant::now();
-    let Ok(sock) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await else {
+    let Ok(sock) = UdpSocket::bind((source, 0)).await else {
         return (None, start.elapsed());
     };
     if sock.send_to(msg, server).await.is_err() {
@@ -124,9 +135,24 @@ pub async fn tcp_exchange(
     msg: &[u8],
     wait: Duration,
 ) -> (Option<Vec<u8>>, Duration) {
+    tcp_exchange_from(IpAddr::V4(Ipv4Addr::LOCALHOST), server, msg, wait).await
+}
+
+/// [`tcp_exchange`] from a socket bound to `source`.
+pub async fn tcp_exchange_from(
+    source: IpAddr,
+    server: SocketAddr,
+    msg: &[u8],
+    wait: Duration,
+) -> (Option<Vec<u8>>, Duration) {
     let start = Instant::now();
     let exchange = async {
-        let mut s = TcpStream::connect(server).await?;
+        let socket = match source {
+            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        let mut s = socket.connect(server).await?;
         tcp_send(&mut s, msg).await?;
         tcp_recv(&mut s).await
     };

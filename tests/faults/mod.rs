@@ -4,7 +4,7 @@
 //! Two servers on 127.0.0.1, port 0: a DNS-over-TLS server (tokio-rustls, RFC 7858 framing)
 //! and a DNS-over-HTTPS server (tokio-rustls + hyper HTTP/2, RFC 8484 POST). Both answer every
 //! `A` query with [`expected_ip`] of the name (names starting with `big` get
-//! [`BIG_ANSWER_RECORDS`] records), and both misbehave as the current [`Fault`] says; the
+//! [`BIG_ANSWER_RECORDS`] records, names starting with `mid` [`MID_ANSWER_RECORDS`]), and both misbehave as the current [`Fault`] says; the
 //! fault can be switched at any time with `set`. Faults that act on a query are read when the
 //! query arrives, so switching back to [`Fault::Honest`] heals live connections too; faults
 //! that act on the handshake ([`Fault::FatalAlert`], [`Fault::StallHandshake`],
@@ -54,7 +54,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::ServerName;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -67,6 +67,10 @@ pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// How many A records a `big*` name gets (16 bytes each with compression: ~4.8 kB).
 pub const BIG_ANSWER_RECORDS: usize = 300;
+
+/// How many A records a `mid*` name gets: an answer above the 1,232-byte UDP cap for remote
+/// clients and below the stub's 4,096-byte UDP maximum.
+pub const MID_ANSWER_RECORDS: usize = 100;
 
 /// How long the DoH server keeps a connection after sending GOAWAY for [`Fault::GoAway`].
 const GOAWAY_LINGER: Duration = Duration::from_millis(100);
@@ -344,8 +348,16 @@ pub fn answer(query: &[u8]) -> Option<Vec<u8>> {
             continue;
         }
         let name = question.name().to_ascii();
-        if name.to_ascii_lowercase().starts_with("big") {
-            for i in 0..BIG_ANSWER_RECORDS {
+        let lower = name.to_ascii_lowercase();
+        let many = if lower.starts_with("big") {
+            Some(BIG_ANSWER_RECORDS)
+        } else if lower.starts_with("mid") {
+            Some(MID_ANSWER_RECORDS)
+        } else {
+            None
+        };
+        if let Some(records) = many {
+            for i in 0..records {
                 r.add_answer(Record::from_rdata(
                     question.name().clone(),
                     300,
@@ -528,14 +540,12 @@ impl FaultyServer {
         refusals: Arc<RefusalLog>,
         timeouts: ClientTimeouts,
     ) -> Arc<dyn Transport> {
-        let server_name = ServerName::IpAddress(self.addr.ip().into());
         match self.kind {
             Kind::Dot => {
                 let label = format!("dot://{}", self.addr);
                 let tls = pki.client_config(&label, &[], refusals);
                 Arc::new(DotTransport::new(
                     self.addr,
-                    server_name,
                     tls,
                     DotOptions {
                         connect_timeout: timeouts.connect,

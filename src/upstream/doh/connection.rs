@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -161,6 +161,14 @@ impl Dialer {
             source,
         })?;
 
+        if matches!(self.server_name, ServerName::DnsName(_)) {
+            // The verifier checked the host name; the IP SAN must match the socket too.
+            let session = tls.get_ref().1;
+            if !leaf_valid_for_ip(session.peer_certificates(), self.addr.ip()) {
+                return Err(DohError::CertNotForDialedIp { ip: self.addr.ip() }.into());
+            }
+        }
+
         let negotiated = tls.get_ref().1.alpn_protocol();
         if negotiated != Some(ALPN_H2) {
             // Dropping the stream closes the socket without sending HTTP/2 or DNS bytes.
@@ -214,6 +222,18 @@ impl Dialer {
             activity,
         })
     }
+}
+
+/// Whether the first certificate of `chain` (the leaf) has an IP SAN equal to `ip`.
+fn leaf_valid_for_ip(chain: Option<&[CertificateDer<'static>]>, ip: std::net::IpAddr) -> bool {
+    let Some(leaf) = chain.and_then(<[_]>::first) else {
+        return false;
+    };
+    let Ok(ee) = webpki::EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    ee.verify_is_valid_for_subject_name(&ServerName::IpAddress(ip.into()))
+        .is_ok()
 }
 
 #[cfg(test)]

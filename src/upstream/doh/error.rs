@@ -17,6 +17,14 @@ pub enum DohError {
         /// The protocol the server selected, if any.
         negotiated: Option<Vec<u8>>,
     },
+    /// The endpoint has a host name (sent as SNI) and the certificate that passed the
+    /// verifier is not valid for the IP address actually dialed: the connection was dropped
+    /// before any HTTP/2 or DNS byte was sent.
+    #[error("certificate is not valid for the dialed address {ip}")]
+    CertNotForDialedIp {
+        /// The dialed IP address.
+        ip: std::net::IpAddr,
+    },
     /// The HTTP/2 connection preface or SETTINGS exchange failed.
     #[error("HTTP/2 handshake: {source}")]
     H2Handshake {
@@ -54,6 +62,10 @@ pub enum DohError {
         /// The decoder's error.
         source: hickory_proto::serialize::binary::DecodeError,
     },
+    /// The OPT record ctdns added to the query for padding could not be removed from the
+    /// response.
+    #[error("response OPT record: {0}")]
+    MalformedOpt(#[source] crate::wire::WireError),
     /// The response parses but is a query, not a response.
     #[error("DNS message in the response body has QR=0 (not a response)")]
     NotAResponse,

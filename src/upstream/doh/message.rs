@@ -1,10 +1,13 @@
-//! The DNS side of a DoH exchange: the query as sent (message ID 0, RFC 8484 §4.1) and the
-//! checks a response body must pass before its original ID is restored.
+//! The DNS side of a DoH exchange: the query as sent (message ID 0, RFC 8484 §4.1; padded
+//! with EDNS(0) Padding to 128-byte blocks by the same code as DoT, RFC 8467 §4.1, see
+//! [`crate::upstream::padding`]) and the checks a response body must pass before its
+//! original ID is restored (and the OPT record ctdns added for padding, if any, removed).
 
 use bytes::Bytes;
 use hickory_proto::op::{Message, MessageType, Query};
 
 use super::DohError;
+use crate::upstream::padding::{self, PadOutcome};
 use crate::upstream::UpstreamError;
 
 /// Size of the fixed DNS header (RFC 1035 §4.1.1).
@@ -20,11 +23,20 @@ pub struct PreparedQuery {
     original_id: u16,
     /// The question section, which the response must repeat.
     questions: Vec<Query>,
+    /// Whether an OPT record was added to carry the padding (the client's query had none),
+    /// so that it is removed from the response again.
+    added_opt: bool,
 }
 
 impl PreparedQuery {
-    /// Checks that `query` is a DNS query and prepares its wire form with ID 0.
+    /// Checks that `query` is a DNS query and prepares its wire form with ID 0, padded to a
+    /// multiple of 128 bytes ([`padding::pad_query`]).
     pub fn new(query: &[u8]) -> Result<Self, UpstreamError> {
+        Self::with_padding(query, true)
+    }
+
+    /// As [`PreparedQuery::new`], padding the query only when `pad` is true.
+    pub fn with_padding(query: &[u8], pad: bool) -> Result<Self, UpstreamError> {
         if query.len() < DNS_HEADER_LEN {
             return Err(UpstreamError::BadQuery(format!(
                 "{} bytes is shorter than a DNS header",
@@ -44,7 +56,18 @@ impl PreparedQuery {
                 "message has QR=1 (a response, not a query)".to_owned(),
             ));
         }
-        let mut wire = query.to_vec();
+        let (mut wire, added_opt) = if pad {
+            let padded = padding::pad_query(query).map_err(UpstreamError::MalformedQuery)?;
+            if matches!(
+                padded.outcome,
+                PadOutcome::UnpaddedSigned | PadOutcome::UnpaddedOptNotLast
+            ) {
+                tracing::debug!(outcome = ?padded.outcome, "DoH query sent unpadded");
+            }
+            (padded.bytes, padded.outcome == PadOutcome::AddedOpt)
+        } else {
+            (query.to_vec(), false)
+        };
         if let Some(id) = wire.get_mut(..2) {
             id.copy_from_slice(&[0, 0]);
         }
@@ -52,6 +75,7 @@ impl PreparedQuery {
             wire: Bytes::from(wire),
             original_id: parsed.metadata.id,
             questions: parsed.queries,
+            added_opt,
         })
     }
 
@@ -67,7 +91,7 @@ impl PreparedQuery {
     }
 
     /// Checks a response body against this query and returns it with the original
-    /// message ID restored.
+    /// message ID restored, and without the OPT record when ctdns added one for padding.
     pub fn accept_response(&self, body: &[u8]) -> Result<Vec<u8>, DohError> {
         let parsed = Message::from_vec(body).map_err(|source| DohError::MalformedDns { source })?;
         if parsed.metadata.message_type != MessageType::Response {
@@ -76,7 +100,11 @@ impl PreparedQuery {
         if parsed.queries != self.questions {
             return Err(DohError::QuestionMismatch);
         }
-        let mut out = body.to_vec();
+        let mut out = if self.added_opt {
+            padding::strip_opt(body).map_err(DohError::MalformedOpt)?
+        } else {
+            body.to_vec()
+        };
         if let Some(id) = out.get_mut(..2) {
             id.copy_from_slice(&self.original_id.to_be_bytes());
         }
@@ -114,12 +142,39 @@ mod tests {
     }
 
     #[test]
-    fn wire_id_is_zero_and_rest_unchanged() {
+    fn wire_id_is_zero_and_rest_unchanged_without_padding() {
         let q = query(0xBEEF, "example.com.");
-        let prepared = PreparedQuery::new(&q).unwrap();
+        let prepared = PreparedQuery::with_padding(&q, false).unwrap();
         assert_eq!(prepared.original_id(), 0xBEEF);
         assert_eq!(&prepared.wire()[..2], &[0, 0]);
         assert_eq!(&prepared.wire()[2..], &q[2..]);
+    }
+
+    #[test]
+    fn queries_are_padded_like_dot_and_the_added_opt_is_stripped() {
+        let q = query(0xBEEF, "example.com.");
+        let prepared = PreparedQuery::new(&q).unwrap();
+        let wire = prepared.wire();
+        assert_eq!(wire.len() % padding::QUERY_BLOCK, 0, "{} bytes", wire.len());
+        assert_eq!(&wire[..2], &[0, 0]);
+        let sent = Message::from_vec(wire).unwrap();
+        let edns = sent.edns.as_ref().expect("OPT added for padding");
+        assert!(edns
+            .options()
+            .as_ref()
+            .iter()
+            .any(|(code, _)| u16::from(*code) == padding::PADDING_OPTION));
+        // The same bytes the DoT transport would send (ID aside).
+        let dot = padding::pad_query(&q).unwrap();
+        assert_eq!(&wire[2..], &dot.bytes[2..]);
+        // The server echoes an OPT; the client, which sent none, gets none back.
+        let mut resp = response_to(wire, Ipv4Addr::new(192, 0, 2, 1));
+        resp.set_edns(hickory_proto::op::Edns::new());
+        let out = prepared.accept_response(&resp.to_vec().unwrap()).unwrap();
+        let back = Message::from_vec(&out).unwrap();
+        assert!(back.edns.is_none());
+        assert_eq!(back.metadata.id, 0xBEEF);
+        assert_eq!(back.answers.len(), 1);
     }
 
     #[test]
