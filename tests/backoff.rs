@@ -416,4 +416,11 @@ async fn interception_is_warned_once_when_every_chain_is_refused() {
         "one warning for {i} queries and {} dials:\n{text}",
         health.iter().map(|h| h.dials).sum::<u64>()
     );
+    // It names the issuer the network presented.
+    let line = text
+        .lines()
+        .find(|l| l.contains(INTERCEPTED))
+        .unwrap_or_default();
+    assert!(line.contains("issuer=\""), "{line}");
+    assert!(!line.contains("issuer=\"-\""), "{line}");
 }

@@ -92,6 +92,17 @@ impl UpstreamError {
             _ => None,
         }
     }
+
+    /// The refusal with what the server presented (leaf, issuer, CA pins), when the
+    /// verifier refused the certificate.
+    pub fn refused_certificate(&self) -> Option<&crate::tls::presented::RefusedCertificate> {
+        match self {
+            UpstreamError::Tls { source, .. } => {
+                crate::tls::presented::RefusedCertificate::find_in(source)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Connection attempts of one transport: what went on the wire, not what was shared.

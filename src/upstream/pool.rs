@@ -364,7 +364,11 @@ impl Pool {
             h.dial_failures > 0 && h.refusal_rule == Some("chain")
         });
         if all_chain && !self.interception_warned.swap(true, Ordering::Relaxed) {
-            warn!(upstreams = self.members.len(), last_refusal = %error,
+            let issuer = error
+                .refused_certificate()
+                .map(|r| r.presented.leaf_issuer.as_str())
+                .unwrap_or("-");
+            warn!(upstreams = self.members.len(), issuer, last_refusal = %error,
                 "every upstream presented a certificate chain that does not lead to a trusted root: \
                  the network is likely intercepting TLS (captive portal or TLS-inspecting proxy)");
         }
