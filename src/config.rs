@@ -244,6 +244,11 @@ pub struct TlsConfig {
     /// SHA-256 fingerprints (hex, colons allowed) of certificates always refused.
     #[serde(default)]
     pub denylist: Vec<String>,
+    /// Keys never trusted, as base64 SHA-256 of the SubjectPublicKeyInfo (the pin form): a
+    /// path through one — leaf, intermediate, a cross-signed twin, or a root — is no path, and
+    /// denylisted roots are dropped from the trust store.
+    #[serde(default)]
+    pub deny_spki: Vec<String>,
 }
 
 /// Log output format.
@@ -659,6 +664,10 @@ impl Config {
             crate::tls::pins::CertFingerprint::parse(fp)
                 .map_err(|e| invalid(format!("tls.denylist[{i}]"), e.to_string()))?;
         }
+        for (i, pin) in self.tls.deny_spki.iter().enumerate() {
+            crate::tls::pins::SpkiPin::parse(pin)
+                .map_err(|e| invalid(format!("tls.deny_spki[{i}]"), e.to_string()))?;
+        }
         if self.user.as_deref().is_some_and(str::is_empty) {
             return Err(invalid("user", "must name a user"));
         }
@@ -863,6 +872,7 @@ mod tests {
             ("[ct]\nmin_logs = 1", "ct.min_logs"),
             ("[ct]\nmin_operators = 1", "ct.min_operators"),
             ("[tls]\ndenylist = [\"abc\"]", "tls.denylist[0]"),
+            ("[tls]\ndeny_spki = [\"abc\"]", "tls.deny_spki[0]"),
             (
                 "[[upstream]]\nip = \"1.1.1.1\"\npins = [\"xx\"]",
                 "upstream[0].pins[0]",

@@ -70,6 +70,7 @@ pub struct Trust {
     checker: CtChecker,
     staleness: StalenessPolicy,
     denylist: Arc<HashSet<CertFingerprint>>,
+    deny_spki: Arc<HashSet<SpkiPin>>,
     evidence: Option<Arc<EvidenceStore>>,
 }
 
@@ -156,10 +157,21 @@ impl Trust {
     /// Load roots, log list, policy and denylist from `config`, without the evidence store
     /// (see [`Trust::open_evidence`]).
     pub fn without_evidence(config: &Config) -> Result<Self, SetupError> {
-        let roots = match &config.tls.roots {
+        let deny_spki = config
+            .tls
+            .deny_spki
+            .iter()
+            .map(|p| SpkiPin::parse(p))
+            .collect::<Result<HashSet<_>, _>>()
+            .map_err(|e| SetupError::Policy(e.to_string()))?;
+        let mut roots = match &config.tls.roots {
             Some(p) => crate::tls::roots::from_pem_file(p)?,
             None => crate::tls::roots::webpki_roots(),
         };
+        // A denylisted key is not an anchor either.
+        roots.retain(|a| {
+            !deny_spki.contains(&SpkiPin::of_spki(webpki::spki_for_anchor(a).as_ref()))
+        });
         let logs = load_log_list(config.ct.log_list.as_deref())?;
         let policy = policy(
             config.ct.policy,
@@ -181,6 +193,7 @@ impl Trust {
                 refuse_when_stale: config.ct.refuse_stale_list,
             },
             denylist: Arc::new(denylist),
+            deny_spki: Arc::new(deny_spki),
             evidence: None,
         })
     }
@@ -194,6 +207,7 @@ impl Trust {
             checker: CtChecker::new(Arc::new(logs), policy),
             staleness: StalenessPolicy::default(),
             denylist: Arc::new(HashSet::new()),
+            deny_spki: Arc::new(HashSet::new()),
             evidence: None,
         }
     }
@@ -223,6 +237,7 @@ impl Trust {
         let mut v = CtVerifier::new(self.roots.clone(), self.checker.clone())
             .with_pins(pins)
             .with_denylist(self.denylist.clone())
+            .with_spki_denylist(self.deny_spki.clone())
             .with_staleness(self.staleness)
             .with_label(label);
         if let Some(name) = dns_name {

@@ -60,6 +60,10 @@ pub struct CheckArgs {
     /// Denylisted certificate SHA-256 (hex); repeatable.
     #[arg(long = "deny", value_name = "SHA256")]
     pub deny: Vec<String>,
+    /// Denylisted key (base64 SHA-256 of an SPKI, the pin form): no path may run through it,
+    /// trust anchors included; repeatable.
+    #[arg(long = "deny-spki", value_name = "BASE64")]
+    pub deny_spki: Vec<String>,
     /// After acceptance, resolve this name over the verified connection and print the answer.
     #[arg(long, value_name = "NAME")]
     pub query: Option<String>,
@@ -479,9 +483,15 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
         .iter()
         .map(|d| CertFingerprint::parse(d).map_err(|e| bad(format!("--deny `{d}`: {e}"))))
         .collect::<Result<std::collections::HashSet<_>, _>>()?;
+    let deny_spki = args
+        .deny_spki
+        .iter()
+        .map(|p| SpkiPin::parse(p).map_err(|e| bad(format!("--deny-spki `{p}`: {e}"))))
+        .collect::<Result<std::collections::HashSet<_>, _>>()?;
     let mut verifier = CtVerifier::new(Arc::new(roots), checker)
         .with_pins(pins)
         .with_denylist(Arc::new(deny))
+        .with_spki_denylist(Arc::new(deny_spki))
         .with_staleness(common::staleness(&args.ct))
         .with_label(target.describe());
     if let Some(n) = &args.name {

@@ -35,6 +35,10 @@ pub struct VerifyArgs {
     /// Denylisted certificate SHA-256 (hex); repeatable.
     #[arg(long = "deny", value_name = "SHA256")]
     pub deny: Vec<String>,
+    /// Denylisted key (base64 SHA-256 of an SPKI, the pin form): no path may run through it,
+    /// trust anchors included; repeatable.
+    #[arg(long = "deny-spki", value_name = "BASE64")]
+    pub deny_spki: Vec<String>,
     /// Decide as of this time (RFC 3339), e.g. for expired material.
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
@@ -86,6 +90,14 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
         .iter()
         .map(|p| CertFingerprint::parse(p).map_err(|e| e.to_string()))
         .collect::<Result<std::collections::HashSet<_>, _>>()?;
+    let deny_spki = args
+        .deny_spki
+        .iter()
+        .map(|p| {
+            let b64 = p.trim().strip_prefix("sha256/").unwrap_or(p);
+            SpkiPin::parse(b64).map_err(|e| format!("--deny-spki `{p}`: {e}"))
+        })
+        .collect::<Result<std::collections::HashSet<_>, _>>()?;
     let name = match &args.name {
         Some(n) => Some(
             ServerName::try_from(n.clone())
@@ -96,6 +108,7 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
     let verifier = CtVerifier::new(Arc::new(roots), checker)
         .with_pins(pins)
         .with_denylist(Arc::new(deny))
+        .with_spki_denylist(Arc::new(deny_spki))
         .with_staleness(common::staleness(&args.ct));
     let leaf_der = CertificateDer::from(leaf.as_slice());
     let inter: Vec<CertificateDer<'_>> = intermediates

@@ -117,6 +117,17 @@ impl TestCa {
         &self.key
     }
 
+    /// A cross-signed twin of this CA: the same subject and key, issued by `issuer` (as
+    /// CAs bridge a new root to an old one). Paths through it end at `issuer`'s root.
+    pub fn cross_signed_by(&self, issuer: &TestCa) -> Result<CertificateDer<'static>, PkiError> {
+        let mut params = self.params.clone();
+        params.use_authority_key_identifier_extension = true;
+        let cert = params
+            .signed_by(&self.key, &issuer.issuer())
+            .map_err(PkiError::cert("cross-signed CA"))?;
+        Ok(cert.der().clone())
+    }
+
     /// The DER certificate.
     pub fn der(&self) -> &CertificateDer<'static> {
         &self.der

@@ -1,13 +1,20 @@
 //! The CT-enforcing rustls `ServerCertVerifier`.
 //!
 //! Rules run in this order, and the first that fails names the refusal:
-//! 1. `chain`: the chain verifies to a trusted root for TLS server authentication (webpki);
+//! 1. `chain`: the chain verifies to a trusted root for TLS server authentication (webpki).
+//!    A key on the SPKI denylist is not trusted at all: a path through it (leaf, intermediate
+//!    or trust anchor) is no path, so other paths (cross-signs) are tried, and when only
+//!    denylisted paths exist the refusal is `denylist`, decided here;
 //! 2. `ip-san`: an iPAddress SAN equals the IP address that was dialed (a CN or dNSName
 //!    holding the IP does not count); `dns-name`, when a name is configured, also matches;
 //! 3. `certificate` / `ct-policy` / `log-list-stale`: the CT policy over embedded and
 //!    OCSP-stapled SCTs, with the issuer key hash taken from the verified path;
-//! 4. `issuer-pin`: when pins are configured, a CA certificate of the verified path matches;
-//! 5. `denylist`: no certificate of the presented chain is denylisted.
+//! 4. `issuer-pin`: when pins are configured, a CA certificate of the verified path matches.
+//!    When the path webpki found first is not pinned, path building runs again accepting only
+//!    pinned paths, so a valid pinned alternative (a cross-signed intermediate) is found and
+//!    no unpinned path is ever accepted;
+//! 5. `denylist`: no certificate of the presented chain is denylisted (by SHA-256 of the
+//!    whole certificate).
 //!
 //! Every connection runs all of them: the client configuration built by
 //! [`crate::tls::client_config`] disables session resumption (which would skip
@@ -83,6 +90,13 @@ pub enum Refusal {
         /// The configured pins.
         pins: Vec<SpkiPin>,
     },
+    /// Every path to a trusted root runs through a key on the SPKI denylist (or the leaf's
+    /// own key is on it).
+    #[error("rule denylist: key {pin} is denylisted (SPKI SHA-256), and no path avoids it")]
+    SpkiDenylisted {
+        /// The denylisted SPKI pin met on the path.
+        pin: SpkiPin,
+    },
     /// A certificate of the presented chain is on the denylist.
     #[error("rule denylist: certificate {fingerprint} is denylisted")]
     Denylisted {
@@ -120,7 +134,7 @@ impl Refusal {
             Refusal::CtPolicy(_) => "ct-policy",
             Refusal::StaleLogList { .. } | Refusal::UndatedLogList => "log-list-stale",
             Refusal::IssuerNotPinned { .. } => "issuer-pin",
-            Refusal::Denylisted { .. } => "denylist",
+            Refusal::Denylisted { .. } | Refusal::SpkiDenylisted { .. } => "denylist",
         }
     }
 
@@ -209,6 +223,7 @@ pub struct CtVerifier {
     staleness: StalenessPolicy,
     pins: Vec<SpkiPin>,
     denylist: Arc<HashSet<CertFingerprint>>,
+    deny_spki: Arc<HashSet<SpkiPin>>,
     dns_name: Option<ServerName<'static>>,
     dialed_ip: Option<IpAddr>,
     observer: Option<Arc<dyn RefusalObserver>>,
@@ -238,6 +253,7 @@ impl CtVerifier {
             staleness: StalenessPolicy::default(),
             pins: Vec::new(),
             denylist: Arc::new(HashSet::new()),
+            deny_spki: Arc::new(HashSet::new()),
             dns_name: None,
             dialed_ip: None,
             observer: None,
@@ -255,6 +271,13 @@ impl CtVerifier {
     /// Refuse chains containing any certificate with one of these fingerprints.
     pub fn with_denylist(mut self, denylist: Arc<HashSet<CertFingerprint>>) -> Self {
         self.denylist = denylist;
+        self
+    }
+
+    /// Distrust these keys (SPKI SHA-256 pins) wherever they appear on a path: the leaf, an
+    /// intermediate, a cross-signed twin of one, or a trust anchor.
+    pub fn with_spki_denylist(mut self, deny: Arc<HashSet<SpkiPin>>) -> Self {
+        self.deny_spki = deny;
         self
     }
 
@@ -342,26 +365,31 @@ impl CtVerifier {
         now: UnixTime,
         decision: &mut Decision,
     ) -> Result<(), Refusal> {
-        // 1. chain
+        // 1. chain (paths through a denylisted key are no paths)
         let ee = webpki::EndEntityCert::try_from(end_entity).map_err(Refusal::Chain)?;
-        let path = ee
-            .verify_for_usage(
-                self.provider.signature_verification_algorithms.all,
-                &self.roots,
-                intermediates,
-                now,
-                webpki::KeyUsage::server_auth(),
-                None,
-                None,
-            )
-            .map_err(Refusal::Chain)?;
-        decision.path_pins = path
-            .intermediate_certificates()
-            .map(|c| SpkiPin::of_spki(c.subject_public_key_info().as_ref()))
-            .chain(std::iter::once(SpkiPin::of_spki(
-                webpki::spki_for_anchor(path.anchor()).as_ref(),
-            )))
-            .collect();
+        if let Some(pin) = self.denylisted_leaf_key(end_entity) {
+            return Err(Refusal::SpkiDenylisted { pin });
+        }
+        let denied_on_path = std::cell::Cell::new(None);
+        let not_denied = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
+            match path_pins(path)
+                .into_iter()
+                .find(|p| self.deny_spki.contains(p))
+            {
+                Some(pin) => {
+                    denied_on_path.set(Some(pin));
+                    Err(webpki::Error::UnknownIssuer)
+                }
+                None => Ok(()),
+            }
+        };
+        let path = self
+            .build_path(&ee, intermediates, now, &not_denied)
+            .map_err(|e| match denied_on_path.get() {
+                Some(pin) => Refusal::SpkiDenylisted { pin },
+                None => Refusal::Chain(e),
+            })?;
+        decision.path_pins = path_pins(&path);
 
         // 2. names
         if let Some(ip) = ip {
@@ -391,12 +419,26 @@ impl CtVerifier {
             return Err(Refusal::CtPolicy(Box::new(report)));
         }
 
-        // 4. issuer pins
+        // 4. issuer pins: when the first path is not pinned, look for a pinned one.
         if !crate::tls::pins::pins_admit(&self.pins, &decision.path_pins) {
-            return Err(Refusal::IssuerNotPinned {
-                chain: decision.path_pins.clone(),
-                pins: self.pins.clone(),
-            });
+            let pinned_and_not_denied = |path: &webpki::VerifiedPath<'_>| {
+                let pins = path_pins(path);
+                if pins.iter().any(|p| self.deny_spki.contains(p))
+                    || !crate::tls::pins::pins_admit(&self.pins, &pins)
+                {
+                    return Err(webpki::Error::UnknownIssuer);
+                }
+                Ok(())
+            };
+            match self.build_path(&ee, intermediates, now, &pinned_and_not_denied) {
+                Ok(pinned) => decision.path_pins = path_pins(&pinned),
+                Err(_) => {
+                    return Err(Refusal::IssuerNotPinned {
+                        chain: decision.path_pins.clone(),
+                        pins: self.pins.clone(),
+                    })
+                }
+            }
         }
 
         // 5. denylist
@@ -409,6 +451,36 @@ impl CtVerifier {
             }
         }
         Ok(())
+    }
+
+    /// Build a path from `ee` to a trust anchor for TLS server authentication; `accept`
+    /// rejects candidate paths (webpki then tries the others).
+    fn build_path<'p>(
+        &'p self,
+        ee: &'p webpki::EndEntityCert<'p>,
+        intermediates: &'p [CertificateDer<'p>],
+        now: UnixTime,
+        accept: &dyn Fn(&webpki::VerifiedPath<'_>) -> Result<(), webpki::Error>,
+    ) -> Result<webpki::VerifiedPath<'p>, webpki::Error> {
+        ee.verify_for_usage(
+            self.provider.signature_verification_algorithms.all,
+            &self.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            Some(accept),
+        )
+    }
+
+    /// The leaf's own SPKI pin, when it is denylisted.
+    fn denylisted_leaf_key(&self, end_entity: &CertificateDer<'_>) -> Option<SpkiPin> {
+        if self.deny_spki.is_empty() {
+            return None;
+        }
+        let spki = crate::ct::cert::spki_of_cert(end_entity.as_ref()).ok()?;
+        let pin = SpkiPin::of_spki(spki);
+        self.deny_spki.contains(&pin).then_some(pin)
     }
 
     /// The log-list freshness rule, exactly as [`StalenessPolicy::check`] defines it: a
@@ -436,6 +508,17 @@ impl CtVerifier {
             Err(StalenessError::UnknownAge) => Err(Refusal::UndatedLogList),
         }
     }
+}
+
+/// SPKI pins of the CA certificates of a verified path: intermediates issuer first, then
+/// the trust anchor.
+fn path_pins(path: &webpki::VerifiedPath<'_>) -> Vec<SpkiPin> {
+    path.intermediate_certificates()
+        .map(|c| SpkiPin::of_spki(c.subject_public_key_info().as_ref()))
+        .chain(std::iter::once(SpkiPin::of_spki(
+            webpki::spki_for_anchor(path.anchor()).as_ref(),
+        )))
+        .collect()
 }
 
 /// Seconds in a day, for staleness arithmetic.
