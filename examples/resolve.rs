@@ -46,7 +46,7 @@ fn config(args: &[String]) -> Result<(Config, String, RecordType), String> {
         }],
         tls: TlsConfig {
             roots: Some(roots.into()),
-            denylist: Vec::new(),
+            ..TlsConfig::default()
         },
         ct: CtConfig {
             log_list: Some(log_list.into()),
