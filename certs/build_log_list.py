@@ -29,8 +29,10 @@ import subprocess
 import sys
 import tempfile
 
-VERSION = "ctdns-2026.11.1"
+VERSION = "ctdns-2026.11.2"
 LOG_LIST_TIMESTAMP = "2026-11-26T00:00:00Z"
+# The date of the newest source data (the 2026-08 all-logs list): staleness counts from it.
+DATA_TIMESTAMP = "2026-08-21T00:00:00Z"
 
 BASE = "chrome_log_list_v86.4_2026-06-23.json"
 ANDROID = "android_log_list_v85.28_2026-03-27.json"
@@ -162,6 +164,7 @@ def build(sources):
     out = {
         "version": VERSION,
         "log_list_timestamp": LOG_LIST_TIMESTAMP,
+        "ctdns_data_timestamp": DATA_TIMESTAMP,
         "operators": out_ops,
     }
     text = json.dumps(out, indent=2, ensure_ascii=False) + "\n"

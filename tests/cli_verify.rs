@@ -127,8 +127,18 @@ fn real_chain_pem_with_text_is_accepted_and_reported() {
     }
     assert!(text.contains("CT policy: compliant"), "{text}");
     assert!(text.contains("*.duckduckgo.com"), "{text}");
+    // Both dates of the bundled list, and an age counted from its data date.
+    let list_line = text
+        .lines()
+        .find(|l| l.starts_with("CT log list:"))
+        .unwrap_or_else(|| panic!("no log list line: {text}"));
+    assert!(list_line.contains("ctdns-2026.11.2"), "{list_line}");
+    assert!(list_line.contains("curated 2026-11-26"), "{list_line}");
+    assert!(list_line.contains("data from 2026-08-21"), "{list_line}");
 
     let v = json(&["verify", "--chain", &file, "--at", AT], 0);
+    assert_eq!(v["log_list"]["timestamp"], "2026-11-26T00:00:00Z");
+    assert_eq!(v["log_list"]["data_timestamp"], "2026-08-21T00:00:00Z");
     assert_eq!(v["accepted"], Value::Bool(true));
     assert_eq!(v["refusal"], Value::Null);
     let scts = v["scts"].as_array().unwrap();

@@ -62,14 +62,24 @@ fn every_public_list_loads_from_disk() {
 }
 
 #[test]
-fn bundled_list_is_fresh_at_curation_and_stale_later() {
+fn bundled_list_ages_from_its_data_date_not_its_curation_date() {
     let list = LogList::bundled().unwrap();
-    assert_eq!(list.version(), Some("ctdns-2026.11.1"));
-    let t = list.timestamp_ms().unwrap();
+    assert_eq!(list.version(), Some("ctdns-2026.11.2"));
+    let curated = list.timestamp_ms().unwrap();
+    let data = list.data_timestamp_ms().unwrap();
+    assert!(data < curated, "the data predates the curation");
+    assert_eq!(list.freshness_timestamp_ms(), Some(data));
     let policy = StalenessPolicy::default();
-    assert_eq!(policy.check(&list, t + 3_600_000), Ok(Staleness::Fresh));
+    assert_eq!(policy.check(&list, data + 3_600_000), Ok(Staleness::Fresh));
+    // 70 days after the data date the list is stale...
     assert!(matches!(
-        policy.check(&list, t + 71 * 86_400_000),
+        policy.check(&list, data + 71 * 86_400_000),
+        Ok(Staleness::Stale { .. })
+    ));
+    // ...which for this list was before the day it was curated: counted from the curation
+    // date it would look fresh.
+    assert!(matches!(
+        policy.check(&list, curated + 3_600_000),
         Ok(Staleness::Stale { .. })
     ));
 }

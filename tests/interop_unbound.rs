@@ -550,7 +550,7 @@ fn stale_log_list_is_announced_and_enforced_or_refused() {
     let log = server.log();
     let warn = log
         .lines()
-        .find(|l| l.contains("CT LOG LIST IS STALE"))
+        .find(|l| l.contains("CT log list: STALE"))
         .unwrap_or_else(|| panic!("no staleness warning:\n{log}"));
     assert!(warn.contains("WARN"), "{warn}");
     assert!(warn.contains("age_days=100"), "{warn}");

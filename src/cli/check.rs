@@ -448,6 +448,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
             serde_json::to_string_pretty(&json).unwrap_or_else(|e| e.to_string())
         );
     } else {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        print!("{}", describe::log_list_line(&logs, now_ms));
         print!("{}", human(&target, &outcome));
     }
     if let Some(Err(e)) = &outcome.answer {

@@ -119,10 +119,32 @@ pub struct DecisionJson<'a> {
 pub struct LogListInfo<'a> {
     /// Its version string.
     pub version: Option<&'a str>,
-    /// Its timestamp, RFC 3339.
+    /// Its `log_list_timestamp` (when it was curated), RFC 3339.
     pub timestamp: Option<String>,
+    /// The date of its newest source data (ctdns's lists say), RFC 3339; freshness counts
+    /// from it when present.
+    pub data_timestamp: Option<String>,
     /// Number of logs.
     pub logs: usize,
+}
+
+/// One line naming the log list, both of its dates, and how old its data is at `now_ms`.
+pub fn log_list_line(logs: &crate::ct::log_list::LogList, now_ms: u64) -> String {
+    let date = |ms: Option<u64>| {
+        ms.map(|ms| crate::evidence::format_time(ms / 1000))
+            .unwrap_or_else(|| "-".into())
+    };
+    let age = logs
+        .age(now_ms)
+        .map(|a| format!("{} days", a.as_secs() / 86_400))
+        .unwrap_or_else(|| "unknown".into());
+    format!(
+        "CT log list: {} ({} logs), curated {}, data from {}, age {age}\n",
+        logs.version().unwrap_or("-"),
+        logs.logs().len(),
+        date(logs.timestamp_ms()),
+        date(logs.data_timestamp_ms()),
+    )
 }
 
 /// Build the JSON object.
@@ -151,6 +173,9 @@ pub fn decision_json<'a>(
             version: logs.version(),
             timestamp: logs
                 .timestamp_ms()
+                .map(|ms| crate::evidence::format_time(ms / 1000)),
+            data_timestamp: logs
+                .data_timestamp_ms()
                 .map(|ms| crate::evidence::format_time(ms / 1000)),
             logs: logs.logs().len(),
         },

@@ -219,6 +219,10 @@ fn log_startup(config: &Config, trust: &Trust) {
         .timestamp_ms()
         .map(|ms| crate::evidence::format_time(ms / 1000))
         .unwrap_or_else(|| "-".into());
+    let data_timestamp = logs
+        .data_timestamp_ms()
+        .map(|ms| crate::evidence::format_time(ms / 1000))
+        .unwrap_or_else(|| "-".into());
     let version = logs.version().unwrap_or("-");
     let policy = StalenessPolicy {
         max_age: Duration::from_secs(config.ct.max_list_age_days.saturating_mul(86_400)),
@@ -227,18 +231,18 @@ fn log_startup(config: &Config, trust: &Trust) {
     let max_days = config.ct.max_list_age_days;
     match list_freshness(logs, &policy, now) {
         ListFreshness::Fresh { age_days } => tracing::info!(
-            source = %source, version, timestamp = %timestamp, age_days, max_days,
+            source = %source, version, timestamp = %timestamp, data_timestamp = %data_timestamp, age_days, max_days,
             logs = logs.logs().len(), "CT log list"
         ),
         ListFreshness::Stale { age_days } => tracing::warn!(
-            source = %source, version, timestamp = %timestamp, age_days, max_days,
+            source = %source, version, timestamp = %timestamp, data_timestamp = %data_timestamp, age_days, max_days,
             logs = logs.logs().len(),
-            "CT LOG LIST IS STALE: it is {age_days} days old (max {max_days}); logs may have \
+            "CT log list: STALE — its data is {age_days} days old (max {max_days}); logs may have \
              been added, retired or distrusted since. ctdns keeps enforcing with it. Update \
              ctdns or point ct.log_list at a fresh list."
         ),
         ListFreshness::Refusing(reason) => tracing::error!(
-            source = %source, version, timestamp = %timestamp, max_days,
+            source = %source, version, timestamp = %timestamp, data_timestamp = %data_timestamp, max_days,
             "{reason}; ct.refuse_stale_list is set, so EVERY upstream will be refused and \
              every query answered SERVFAIL until the list is updated"
         ),

@@ -123,6 +123,10 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
             serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?
         );
     } else {
+        print!(
+            "{}",
+            describe::log_list_line(&logs, now.as_secs().saturating_mul(1000))
+        );
         print!("{}", describe::human(&decision, &chain));
     }
     Ok(if decision.accepted() {

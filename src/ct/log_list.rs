@@ -317,11 +317,15 @@ pub enum LogListFormat {
     Apple,
 }
 
+/// The top-level field of a ctdns-curated list that dates its newest source data.
+pub const DATA_TIMESTAMP_FIELD: &str = "ctdns_data_timestamp";
+
 /// A loaded, checked log list with an index by log id.
 #[derive(Clone, Debug)]
 pub struct LogList {
     version: Option<String>,
     timestamp_ms: Option<u64>,
+    data_timestamp_ms: Option<u64>,
     format: LogListFormat,
     logs: Vec<Log>,
     by_id: HashMap<LogId, usize>,
@@ -362,6 +366,12 @@ impl LogList {
         let timestamp_ms = match obj.get("log_list_timestamp") {
             None | Some(Value::Null) => None,
             Some(v) => Some(timestamp(v, "log_list_timestamp", LIST)?),
+        };
+        // ctdns's own lists also say how new their *data* is (the newest source they were
+        // built from), which can be months older than the day they were curated.
+        let data_timestamp_ms = match obj.get(DATA_TIMESTAMP_FIELD) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(timestamp(v, DATA_TIMESTAMP_FIELD, LIST)?),
         };
         let format = detect_format(obj);
 
@@ -408,6 +418,7 @@ impl LogList {
         Ok(LogList {
             version,
             timestamp_ms,
+            data_timestamp_ms,
             format,
             logs,
             by_id,
@@ -441,15 +452,27 @@ impl LogList {
         self.timestamp_ms
     }
 
+    /// The date of the newest data the list was built from (ctdns's
+    /// `ctdns_data_timestamp`, Unix milliseconds), when it says; lists from elsewhere do not.
+    pub fn data_timestamp_ms(&self) -> Option<u64> {
+        self.data_timestamp_ms
+    }
+
+    /// What freshness counts from: the data date when the list has one, else
+    /// `log_list_timestamp`. A list curated today from months-old sources is months old.
+    pub fn freshness_timestamp_ms(&self) -> Option<u64> {
+        self.data_timestamp_ms.or(self.timestamp_ms)
+    }
+
     /// Which flavour of list this was.
     pub fn format(&self) -> LogListFormat {
         self.format
     }
 
-    /// How old the list is at `now_ms` (zero if its timestamp is in the future), or `None`
-    /// when the list has no timestamp.
+    /// How old the list's data is at `now_ms` (zero if in the future), counted from
+    /// [`LogList::freshness_timestamp_ms`], or `None` when the list has no timestamp.
     pub fn age(&self, now_ms: u64) -> Option<Duration> {
-        self.timestamp_ms
+        self.freshness_timestamp_ms()
             .map(|t| Duration::from_millis(now_ms.saturating_sub(t)))
     }
 }
@@ -1361,8 +1384,9 @@ mod tests {
     fn bundled_list_parses_and_is_curated() {
         let l = LogList::bundled().unwrap();
         assert_eq!(l.format(), LogListFormat::ChromeV3);
-        assert_eq!(l.version(), Some("ctdns-2026.11.1"));
+        assert_eq!(l.version(), Some("ctdns-2026.11.2"));
         assert_eq!(l.timestamp_ms(), Some(ms("2026-11-26T00:00:00Z")));
+        assert_eq!(l.data_timestamp_ms(), Some(ms("2026-08-21T00:00:00Z")));
         assert_eq!(l.logs().len(), 60);
         assert!(l.logs().iter().all(|log| !log.is_mimic()));
         assert!(l.logs().iter().all(|log| log.state.is_some()));
@@ -1391,7 +1415,8 @@ mod tests {
     #[test]
     fn staleness() {
         let l = LogList::bundled().unwrap();
-        let t = l.timestamp_ms().unwrap();
+        let t = l.freshness_timestamp_ms().unwrap();
+        assert_eq!(Some(t), l.data_timestamp_ms());
         let warn = StalenessPolicy::default();
         assert_eq!(warn.max_age, Duration::from_secs(70 * 86_400));
         assert!(!warn.refuse_when_stale);
