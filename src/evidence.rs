@@ -549,6 +549,7 @@ mod tests {
         Decision {
             ct: None,
             path_pins: Vec::new(),
+            staple: None,
             refusal: Some(Refusal::NotDialedByIp("rogue.example".into())),
         }
     }

@@ -6,9 +6,11 @@
 //! Before a single DNS byte is sent on a connection, ctdns checks:
 //! 1. the certificate chain to a trusted root;
 //! 2. that an **IP SAN** equals the IP address it dialed;
-//! 3. valid SCTs from at least two trusted CT logs of distinct operators (Chrome's policy
+//! 3. that a stapled OCSP response, when one verifies, does not say **revoked** (an
+//!    unverifiable staple is ignored and reported, never a refusal);
+//! 4. valid SCTs from at least two trusted CT logs of distinct operators (Chrome's policy
 //!    by default: embedded SCTs, and SCTs stapled in OCSP);
-//! 4. when configured, that the issuer is pinned, and that the certificate is not denylisted.
+//! 5. when configured, that the issuer is pinned, and that the certificate is not denylisted.
 //!
 //! The tree reads as the path a query takes:
 //! [`stub`] (local listeners, cache) → [`upstream`] (pool, DoT/DoH transports) →

@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use ctdns::pki::{default_logs, write_files, IssuedLeaf, SctSpec, TestPki, WrittenFiles};
+use ctdns::pki::{
+    build_ocsp_response_with, default_logs, write_files, IssuedLeaf, OcspSigner, OcspSpec, SctSpec,
+    TestPki, WrittenFiles,
+};
 use ctdns::tls::pins::CertFingerprint;
 use serde_json::Value;
 
@@ -519,11 +522,91 @@ fn generated_pki_with_ocsp_stapled_scts() {
         "{text}"
     );
 
-    // A malformed staple: certificate rule.
+    // A malformed staple is ignored, for revocation and for its SCTs, and reported; it
+    // is never a refusal of its own. This leaf has no embedded SCTs, so CT refuses.
     let dir = tempfile::tempdir().unwrap();
     let bad = write(dir.path(), "bad.der", b"\xde\xad\xbe\xef");
     let v = json(&pki_args(f, &["--ocsp", &bad]), 1);
-    assert_eq!(v["refusal"], "certificate");
+    assert_eq!(v["refusal"], "ct-policy");
+    assert!(v["ocsp_scts_ignored"]
+        .as_str()
+        .unwrap()
+        .contains("malformed `OCSPResponse`"));
+    assert_eq!(v["staple"]["used"], Value::Bool(false));
+    assert!(v["staple"]["ignored"]
+        .as_str()
+        .unwrap()
+        .contains("malformed `OCSPResponse`"));
+}
+
+/// Revocation through `ctdns verify --ocsp`: a revoked staple signed by the issuer refuses
+/// with rule `revoked`; the same staple signed by the wrong key is ignored and reported,
+/// and the leaf (compliant embedded SCTs) is accepted.
+#[test]
+fn revoked_staple_refuses_and_unverifiable_staple_is_ignored() {
+    let p = pki_files();
+    let f = &p.files;
+    let now = p.pki.now();
+    let dir = tempfile::tempdir().unwrap();
+    let staple = |spec: &OcspSpec| {
+        build_ocsp_response_with(
+            p.pki.intermediate(),
+            p.leaf.leaf(),
+            None,
+            now - time::Duration::hours(1),
+            now + time::Duration::days(7),
+            spec,
+        )
+        .unwrap()
+    };
+    let revoked = OcspSpec::revoked(now - time::Duration::minutes(30), Some(1));
+    let good = write(dir.path(), "good.der", &staple(&OcspSpec::default()));
+    let rev = write(dir.path(), "revoked.der", &staple(&revoked));
+    let forged = write(
+        dir.path(),
+        "forged.der",
+        &staple(&revoked.clone().signed_by(OcspSigner::WrongKey)),
+    );
+
+    let v = json(&pki_args(f, &["--ip", "127.0.0.1", "--ocsp", &good]), 0);
+    assert_eq!(v["staple"]["used"], Value::Bool(true));
+    assert_eq!(v["staple"]["status"], "good");
+    assert_eq!(v["staple"]["responder"], "issuer");
+    assert_eq!(v["ocsp_scts_ignored"], Value::Null);
+
+    let v = json(&pki_args(f, &["--ip", "127.0.0.1", "--ocsp", &rev]), 1);
+    assert_eq!(v["refusal"], "revoked");
+    assert_eq!(v["staple"]["status"], "revoked");
+    assert_eq!(v["staple"]["revocation_reason"], "keyCompromise");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason
+            .starts_with("rule revoked: a verified stapled OCSP response says certificate serial"),
+        "{reason}"
+    );
+    let out = ctdns(&pki_args(f, &["--ip", "127.0.0.1", "--ocsp", &rev]));
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{text}");
+    assert!(text.contains("VERDICT: REFUSED (revoked)"), "{text}");
+    assert!(
+        text.contains("Stapled OCSP (revocation): revoked at"),
+        "{text}"
+    );
+
+    let v = json(&pki_args(f, &["--ip", "127.0.0.1", "--ocsp", &forged]), 0);
+    assert_eq!(v["accepted"], Value::Bool(true));
+    assert_eq!(v["staple"]["used"], Value::Bool(false));
+    assert!(v["staple"]["ignored"]
+        .as_str()
+        .unwrap()
+        .contains("signature does not verify"));
+    let out = ctdns(&pki_args(f, &["--ip", "127.0.0.1", "--ocsp", &forged]));
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(
+        text.contains("Stapled OCSP (revocation): ignored (signature does not verify"),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

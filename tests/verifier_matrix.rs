@@ -16,15 +16,16 @@ use std::time::Duration as StdDuration;
 use ctdns::config::PolicyName;
 use ctdns::ct::checker::{CtChecker, CtInputError};
 use ctdns::ct::log_list::{LogList, LogListError, StalenessPolicy};
-use ctdns::ct::ocsp::OcspError;
 use ctdns::ct::policy::{CtPolicy, NotCounted, PolicyFailure, SignatureStatus};
 use ctdns::ct::sct::SctListError;
 use ctdns::ct::SctSource;
 use ctdns::pki::{
     build_ocsp_response, default_logs, unix_ms, CaCert, IssuedLeaf, LeafIssuer, LeafKeyType,
-    LeafSpec, LogStateKind, PkiOptions, PrecertIssuance, SctSpec, TestLog, TestPki,
+    LeafSpec, LogStateKind, OcspSigner, OcspSpec, PkiOptions, PrecertIssuance, SctSpec, TestLog,
+    TestPki,
 };
 use ctdns::tls::pins::{CertFingerprint, SpkiPin};
+use ctdns::tls::revocation::RevocationReason;
 use ctdns::tls::verifier::{Decision, RefusalEvent, RefusalObserver};
 use ctdns::tls::{client_config, CtVerifier, Refusal};
 use rcgen::{
@@ -301,6 +302,8 @@ struct Expect {
     signatures: Option<Vec<&'static str>>,
     /// A check of the refusal itself (variant, fields), with a description.
     refusal: Option<(&'static str, RefusalCheck)>,
+    /// Whether the staple is reported ignored `(for revocation, for its SCTs)`.
+    staple_ignored: Option<(bool, bool)>,
 }
 
 struct Case {
@@ -339,6 +342,7 @@ impl Case {
                 reasons: None,
                 signatures: None,
                 refusal: None,
+                staple_ignored: None,
             },
         }
     }
@@ -362,6 +366,7 @@ impl Case {
                 reasons: None,
                 signatures: None,
                 refusal: None,
+                staple_ignored: None,
             },
         }
     }
@@ -427,6 +432,12 @@ impl Case {
 
     fn signatures(mut self, sigs: &[&'static str]) -> Self {
         self.expect.signatures = Some(sigs.to_vec());
+        self
+    }
+
+    /// Expect the staple to be reported ignored for revocation and/or for its SCTs.
+    fn staple_ignored(mut self, revocation: bool, scts: bool) -> Self {
+        self.expect.staple_ignored = Some((revocation, scts));
         self
     }
 
@@ -542,6 +553,24 @@ fn run_direct(case: &Case) -> Vec<String> {
         decision.ct.as_ref(),
         &mut errors,
     );
+    if let Some((revocation, scts)) = case.expect.staple_ignored {
+        // A staple must have been read (`Some`) whenever one is expected.
+        let got = (
+            decision.staple.as_ref().map(|s| s.ignored().is_some()),
+            decision
+                .ct
+                .as_ref()
+                .is_some_and(|r| r.ocsp_ignored.is_some()),
+        );
+        if got != (Some(revocation), scts) {
+            errors.push(format!(
+                "expected staple ignored (revocation, SCTs) = {:?}, got {got:?} ({:?}; {:?})",
+                (revocation, scts),
+                decision.staple,
+                decision.ct.as_ref().map(|r| &r.ocsp_ignored)
+            ));
+        }
+    }
     if case.expect.reasons.is_some() && decision.ct.is_none() {
         errors.push("expected a CT report, the CT step did not run".into());
     }
@@ -1779,32 +1808,29 @@ fn cases(w: &World) -> Vec<Case> {
             )
             .refused("chain"),
         );
+        // A staple that cannot be read is ignored, for revocation and for its SCTs: the
+        // connection is judged on the embedded SCTs (here compliant).
         v.push(
-            Case::new("malformed OCSP staple (not DER)", w, honest.clone())
-                .ocsp(vec![0xde, 0xad, 0xbe, 0xef])
-                .refused("certificate")
-                .check("Malformed(Ocsp(Malformed))", |r| {
-                    matches!(
-                        r,
-                        Refusal::Malformed(CtInputError::Ocsp(OcspError::Malformed { .. }))
-                    )
-                })
-                .tls(),
+            Case::new(
+                "malformed OCSP staple (not DER): ignored",
+                w,
+                honest.clone(),
+            )
+            .ocsp(vec![0xde, 0xad, 0xbe, 0xef])
+            .accepted()
+            .reasons(vec![C, C])
+            .staple_ignored(true, true)
+            .tls(),
         );
         v.push(
             Case::new(
-                "OCSP staple: successful without responseBytes",
+                "OCSP staple: successful without responseBytes: ignored",
                 w,
                 honest.clone(),
             )
             .ocsp(vec![0x30, 0x03, 0x0a, 0x01, 0x00])
-            .refused("certificate")
-            .check("Malformed(Ocsp(MissingResponseBytes))", |r| {
-                matches!(
-                    r,
-                    Refusal::Malformed(CtInputError::Ocsp(OcspError::MissingResponseBytes))
-                )
-            }),
+            .accepted()
+            .staple_ignored(true, true),
         );
         let bad_list = build_ocsp_response(
             w.pki.intermediate(),
@@ -1814,19 +1840,171 @@ fn cases(w: &World) -> Vec<Case> {
             now + Duration::days(7),
         )
         .unwrap();
+        // Signed by the issuer and good: used for revocation; its SCT list is ignored.
         v.push(
-            Case::new("OCSP staple with a malformed SCT list", w, honest.clone())
-                .ocsp(bad_list)
-                .refused("certificate")
-                .check("Malformed(OcspList(ListLength))", |r| {
-                    matches!(
-                        r,
-                        Refusal::Malformed(CtInputError::OcspList(SctListError::ListLength {
-                            declared: 5,
-                            actual: 2
-                        }))
-                    )
+            Case::new(
+                "OCSP staple with a malformed SCT list: SCTs ignored",
+                w,
+                honest.clone(),
+            )
+            .ocsp(bad_list)
+            .accepted()
+            .reasons(vec![C, C])
+            .staple_ignored(false, true),
+        );
+    }
+    // --- revocation from a stapled OCSP response ------------------------------------
+    // Only a staple that verifies (issuer or authorized responder, this leaf, current)
+    // and says revoked refuses; every other staple is ignored and reported, and the
+    // connection is judged on the other rules (here: compliant embedded SCTs).
+    {
+        let revoked_at = now - Duration::hours(1);
+        let revoked = || OcspSpec::revoked(revoked_at, Some(1));
+        let with = |spec: OcspSpec| {
+            leaf(
+                &w.embedded(&[default_logs::ALPHA, default_logs::BETA])
+                    .with_ocsp(spec),
+            )
+        };
+        let revoked_fields = move |r: &Refusal| {
+            matches!(
+                r,
+                Refusal::Revoked {
+                    revoked_at: t,
+                    reason: Some(RevocationReason(1)),
+                    serial,
+                } if *t == unix_ms(revoked_at) / 1000 && !serial.is_empty()
+            )
+        };
+        v.push(
+            Case::new("revoked: staple signed by the issuer", w, with(revoked()))
+                .refused("revoked")
+                .check("Revoked { keyCompromise }", revoked_fields)
+                .tls(),
+        );
+        v.push(
+            Case::new(
+                "revoked: staple signed by a delegated responder",
+                w,
+                with(revoked().signed_by(OcspSigner::DelegatedResponder)),
+            )
+            .refused("revoked")
+            .check("Revoked { keyCompromise }", revoked_fields)
+            .tls(),
+        );
+        v.push(
+            Case::new(
+                "revoked: leaf issued by the root, staple signed by the root",
+                w,
+                leaf(
+                    &w.embedded(&[default_logs::ALPHA, default_logs::BETA])
+                        .issued_by(LeafIssuer::Root)
+                        .with_ocsp(revoked()),
+                ),
+            )
+            .refused("revoked"),
+        );
+        v.push(
+            Case::new(
+                "revoked: no SCTs at all (revoked comes before CT)",
+                w,
+                leaf(&w.spec().with_ocsp(revoked())),
+            )
+            .refused("revoked"),
+        );
+        v.push(
+            Case::new(
+                "revoked: dialed another IP (names come before revoked)",
+                w,
+                with(revoked()),
+            )
+            .ip(Some(OTHER_IP))
+            .refused("ip-san"),
+        );
+        v.push(
+            Case::new("staple good: accepted, used", w, with(OcspSpec::default()))
+                .accepted()
+                .staple_ignored(false, false)
+                .tls(),
+        );
+        for (name, signer) in [
+            ("signed by the wrong key", OcspSigner::WrongKey),
+            ("garbage signature", OcspSigner::GarbageSignature),
+            ("empty signature", OcspSigner::EmptySignature),
+            (
+                "responder not issued by the issuer",
+                OcspSigner::ResponderNotIssuedByIssuer,
+            ),
+            (
+                "responder without id-kp-OCSPSigning",
+                OcspSigner::ResponderWithoutOcspEku,
+            ),
+        ] {
+            let mut case = Case::new(
+                &format!("revoked staple ignored: {name}"),
+                w,
+                with(revoked().signed_by(signer)),
+            )
+            .accepted()
+            .reasons(vec![C, C])
+            .staple_ignored(true, false);
+            if signer == OcspSigner::WrongKey {
+                case = case.tls();
+            }
+            v.push(case);
+        }
+        v.push(
+            Case::new(
+                "revoked staple ignored: CertID for another serial",
+                w,
+                with(revoked().for_serial(vec![0x42])),
+            )
+            .accepted()
+            .staple_ignored(true, false),
+        );
+        v.push(
+            Case::new(
+                "revoked staple ignored: stale (nextUpdate passed)",
+                w,
+                leaf(&LeafSpec {
+                    ocsp_this_update: Some(now - Duration::days(8)),
+                    ..w.embedded(&[default_logs::ALPHA, default_logs::BETA])
+                        .with_ocsp(revoked())
                 }),
+            )
+            .accepted()
+            .staple_ignored(true, false)
+            .tls(),
+        );
+        // A genuine revoked staple of another leaf of the same CA.
+        let other = with(revoked());
+        v.push(
+            Case::new(
+                "revoked staple ignored: another leaf's staple",
+                w,
+                leaf(&w.embedded(&[default_logs::ALPHA, default_logs::BETA])),
+            )
+            .ocsp(other.ocsp_response.clone().unwrap())
+            .accepted()
+            .staple_ignored(true, false),
+        );
+        // Ignored for revocation, yet its SCTs count: a staple whose signature is garbage
+        // carrying two valid OCSP SCTs covers a leaf without embedded SCTs.
+        v.push(
+            Case::new(
+                "revoked staple with garbage signature: its valid SCTs still count",
+                w,
+                leaf(
+                    &w.spec()
+                        .staple(w.sct(default_logs::ALPHA))
+                        .staple(w.sct(default_logs::BETA))
+                        .with_ocsp(revoked().signed_by(OcspSigner::GarbageSignature)),
+                ),
+            )
+            .accepted()
+            .reasons(vec![C, C])
+            .signatures(&["valid", "valid"])
+            .staple_ignored(true, false),
         );
     }
     {
@@ -1971,6 +2149,7 @@ fn matrix_through_verify() {
         "chain",
         "ip-san",
         "dns-name",
+        "revoked",
         "certificate",
         "ct-policy",
         "log-list-stale",

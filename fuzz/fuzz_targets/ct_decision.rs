@@ -7,8 +7,9 @@
 //!   time the PKI was generated (so chains from `examples/gen_seeds.rs` verify and the
 //!   fuzzer reaches the CT step with mutated OCSP responses).
 //!
-//! Never panics; an accepted decision always carries a compliant CT report, and a CT
-//! refusal carries the non-compliant report it was made from.
+//! Never panics; an accepted decision always carries a compliant CT report, a CT refusal
+//! carries the non-compliant report it was made from, and a `revoked` refusal a verified
+//! staple that says so.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -101,8 +102,17 @@ fuzz_target!(|data: &[u8]| {
             assert!(!report.is_compliant(), "CT refusal with a compliant report");
             assert_eq!(decision.ct.as_ref(), Some(report.as_ref()));
         }
+        Some(Refusal::Revoked { serial, .. }) => {
+            // Only a verified staple revokes, and it names this leaf.
+            let staple = decision.staple.as_ref().expect("revoked without a staple");
+            let revocation = staple.revocation().expect("revoked by an unverified staple");
+            assert_eq!(&revocation.serial, serial);
+        }
         Some(refusal) => {
             let _ = (refusal.rule(), refusal.to_string());
         }
+    }
+    if let Some(staple) = &decision.staple {
+        let _ = staple.to_string();
     }
 });

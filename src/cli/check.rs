@@ -1002,6 +1002,68 @@ mod tests {
         );
     }
 
+    /// A DoT server (rustls `with_single_cert_with_ocsp`) stapling a revoked response signed
+    /// by the issuer is refused with rule `revoked` and gets no query; the same revoked
+    /// response with a garbage signature is ignored, reported, and the resolver is used.
+    #[tokio::test]
+    async fn revoked_staple_is_refused_and_a_forged_one_ignored() {
+        use crate::pki::{OcspSigner, OcspSpec};
+        let (pki, _, _) = setup();
+        let ts = pki.now() - time::Duration::minutes(1);
+        let revoked = OcspSpec::revoked(pki.now() - time::Duration::minutes(30), None);
+        let q = (
+            Name::from_ascii("www.example.test.").unwrap(),
+            RecordType::A,
+        );
+        for (spec, refused) in [
+            (revoked.clone(), true),
+            (revoked.signed_by(OcspSigner::GarbageSignature), false),
+        ] {
+            let leaf = pki
+                .issue_leaf(
+                    &pki.leaf_spec(LOOPBACK)
+                        .embed(SctSpec::at(default_logs::ALPHA, ts))
+                        .embed(SctSpec::at(default_logs::BETA, ts))
+                        .with_ocsp(spec),
+                )
+                .unwrap();
+            let (addr, server) = dot_server(&leaf).await;
+            let target = Target::Dot { addr };
+            let outcome = check(
+                &target,
+                verifier(&pki, vec![]),
+                Some(&q),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+            assert_eq!(outcome.seen.ocsp, leaf.ocsp_response.clone().unwrap());
+            let text = human(&target, &outcome);
+            if refused {
+                let refusal = outcome.seen.decision.refusal.as_ref().unwrap();
+                assert_eq!(refusal.rule(), "revoked", "{refusal}");
+                assert!(outcome.answer.is_none());
+                assert!(!server.await.unwrap().unwrap(), "no DNS byte when revoked");
+                assert!(text.contains("VERDICT: REFUSED (revoked)"), "{text}");
+                assert!(
+                    text.contains("Stapled OCSP (revocation): revoked at"),
+                    "{text}"
+                );
+            } else {
+                assert!(
+                    outcome.seen.decision.accepted(),
+                    "{:?}",
+                    outcome.seen.decision
+                );
+                assert!(server.await.unwrap().unwrap(), "the server saw the query");
+                assert!(
+                    text.contains("Stapled OCSP (revocation): ignored (signature does not verify"),
+                    "{text}"
+                );
+            }
+        }
+    }
+
     #[tokio::test]
     async fn closed_port_is_a_connection_failure() {
         let (pki, _, _) = setup();

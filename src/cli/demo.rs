@@ -108,7 +108,7 @@ fn narrate(out: &mut String, n: usize, c: &CaseResult) {
         None => {
             let _ = writeln!(
                 out,
-                "   every rule passed (chain, ip-san, ct-policy, issuer-pin, denylist)"
+                "   every rule passed (chain, ip-san, revoked, ct-policy, issuer-pin, denylist)"
             );
         }
     }

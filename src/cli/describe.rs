@@ -103,6 +103,13 @@ pub struct DecisionJson<'a> {
     pub scts: serde_json::Value,
     /// The CT policy outcome, when the CT step ran.
     pub ct_outcome: Option<String>,
+    /// Why the stapled OCSP response's SCTs were ignored (unreadable), or null.
+    pub ocsp_scts_ignored: Option<String>,
+    /// The stapled OCSP response read for revocation (see
+    /// [`crate::tls::revocation::StapleCheck`]'s JSON form: `used`, `status`, `responder`,
+    /// times, `ignored` with the reason, `summary`), or null when nothing was stapled or
+    /// the chain or names failed first.
+    pub staple: Option<&'a crate::tls::revocation::StapleCheck>,
     /// The presented chain, leaf first.
     pub chain: Vec<CertInfo>,
     /// SPKI pins of the CA certificates of the verified path (issuer first).
@@ -149,7 +156,7 @@ pub fn log_list_line(logs: &crate::ct::log_list::LogList, now_ms: u64) -> String
 
 /// Build the JSON object.
 pub fn decision_json<'a>(
-    decision: &Decision,
+    decision: &'a Decision,
     chain: &[Vec<u8>],
     logs: &'a crate::ct::log_list::LogList,
 ) -> DecisionJson<'a> {
@@ -163,6 +170,12 @@ pub fn decision_json<'a>(
             .and_then(|r| serde_json::to_value(&r.scts).ok())
             .unwrap_or(serde_json::Value::Array(Vec::new())),
         ct_outcome: decision.ct.as_ref().map(outcome_text),
+        ocsp_scts_ignored: decision
+            .ct
+            .as_ref()
+            .and_then(|r| r.ocsp_ignored.as_ref())
+            .map(ToString::to_string),
+        staple: decision.staple.as_ref(),
         chain: chain.iter().map(|c| cert_info(c)).collect(),
         path_pins: decision.path_pins.iter().map(|p| p.to_string()).collect(),
         accept_with: decision
@@ -221,6 +234,9 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
             pins.join(", ")
         ));
     }
+    if let Some(staple) = &decision.staple {
+        out.push_str(&format!("Stapled OCSP (revocation): {staple}\n"));
+    }
     if let Some(report) = &decision.ct {
         out.push_str("\nSCTs:\n");
         out.push_str(&format!(
@@ -261,6 +277,9 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
                 sig,
                 counted
             ));
+        }
+        if let Some(e) = &report.ocsp_ignored {
+            out.push_str(&format!("Stapled OCSP SCTs: ignored ({e})\n"));
         }
         out.push_str(&format!("CT policy: {}\n", outcome_text(report)));
     }

@@ -375,7 +375,7 @@ fn read_time(r: &mut Reader<'_>, field: &'static str) -> Result<u64, CertError> 
 /// RFC 5280 §4.1.2.5: `UTCTime` is `YYMMDDHHMMSSZ` (YY ≥ 50 → 19YY, else 20YY);
 /// `GeneralizedTime` is `YYYYMMDDHHMMSSZ` without fractional seconds. Returns Unix
 /// seconds; `None` for any other form, an impossible date, or a time before 1970.
-fn parse_time(tag_byte: u8, s: &[u8]) -> Option<u64> {
+pub(crate) fn parse_time(tag_byte: u8, s: &[u8]) -> Option<u64> {
     let (year, rest) = match (tag_byte, s.len()) {
         (tag::UTC_TIME, 13) => {
             let yy = digits(s.get(..2)?)?;

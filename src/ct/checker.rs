@@ -11,14 +11,15 @@ use rustls::pki_types::SignatureVerificationAlgorithm;
 use crate::ct::cert::{CertError, LeafCert};
 use crate::ct::log_list::LogList;
 use crate::ct::memo::SignatureMemo;
-use crate::ct::ocsp::{ocsp_sct_list, OcspError};
+use crate::ct::ocsp::{ocsp_sct_list, StapledSctError};
 use crate::ct::policy::{CtPolicy, CtReport, SctInput, SignatureStatus};
 use crate::ct::sct::{parse_sct_list, SctListError};
 use crate::ct::signature::{default_algorithms, verify_sct_signature_memo};
 use crate::ct::signed_data::SignedEntry;
 use crate::ct::{sha256, SctSource};
 
-/// Why the CT inputs of a certificate could not even be read. Each is a refusal.
+/// Why the CT inputs of a certificate could not even be read. Each is a refusal. (A stapled
+/// OCSP response whose SCTs cannot be read is not: see [`StapledSctError`].)
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CtInputError {
@@ -28,12 +29,6 @@ pub enum CtInputError {
     /// The embedded SCT list is malformed.
     #[error("embedded SCT list: {0}")]
     EmbeddedList(SctListError),
-    /// The stapled OCSP response is malformed.
-    #[error("stapled OCSP response: {0}")]
-    Ocsp(#[from] OcspError),
-    /// The SCT list inside the stapled OCSP response is malformed.
-    #[error("OCSP SCT list: {0}")]
-    OcspList(SctListError),
 }
 
 /// Checks the CT policy for leaf certificates against one log list.
@@ -113,28 +108,33 @@ impl CtChecker {
             }
         }
 
+        let mut ocsp_ignored = None;
         if !ocsp.is_empty() {
-            if let Some(list) = ocsp_sct_list(ocsp, leaf.serial())? {
-                let list = parse_sct_list(&list).map_err(CtInputError::OcspList)?;
-                let entry = SignedEntry::X509 { leaf: leaf.der() };
-                for sct in list.scts {
-                    let signature = self.signature_status(&sct, entry);
-                    inputs.push(SctInput {
-                        sct,
-                        source: SctSource::Ocsp,
-                        signature,
-                    });
+            match stapled_scts(ocsp, leaf.serial()) {
+                Ok(scts) => {
+                    let entry = SignedEntry::X509 { leaf: leaf.der() };
+                    for sct in scts {
+                        let signature = self.signature_status(&sct, entry);
+                        inputs.push(SctInput {
+                            sct,
+                            source: SctSource::Ocsp,
+                            signature,
+                        });
+                    }
                 }
+                Err(e) => ocsp_ignored = Some(e),
             }
         }
 
-        Ok(self.policy.evaluate(
+        let mut report = self.policy.evaluate(
             &self.logs,
             &inputs,
             leaf.not_before(),
             leaf.not_after(),
             now_ms,
-        ))
+        );
+        report.ocsp_ignored = ocsp_ignored;
+        Ok(report)
     }
 
     fn signature_status(&self, sct: &crate::ct::Sct, entry: SignedEntry<'_>) -> SignatureStatus {
@@ -153,6 +153,15 @@ impl CtChecker {
                 },
             },
         }
+    }
+}
+
+/// The SCTs stapled for the leaf with serial `serial` (none when the response carries no
+/// list for it).
+fn stapled_scts(ocsp: &[u8], serial: &[u8]) -> Result<Vec<crate::ct::Sct>, StapledSctError> {
+    match ocsp_sct_list(ocsp, serial)? {
+        None => Ok(Vec::new()),
+        Some(list) => Ok(parse_sct_list(&list).map_err(StapledSctError::List)?.scts),
     }
 }
 

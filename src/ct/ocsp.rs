@@ -11,6 +11,11 @@
 //! forged or mismatched OCSP response verifies only if a trusted log really signed
 //! this exact leaf. The response's revocation status is not judged here either.
 //!
+//! A staple whose SCTs cannot be read (malformed response, malformed SCT list) is not a
+//! refusal: [`crate::ct::checker::CtChecker::check`] counts no stapled SCTs and records the
+//! [`StapledSctError`] in the CT report, and the connection is judged on the embedded SCTs
+//! (a malicious or broken staple must not turn a compliant connection into a refusal).
+//!
 //! A response whose `responseStatus` is not `successful` (e.g. `tryLater`) carries no
 //! `responseBytes`, hence no SCTs: it yields `Ok(None)`, like a response without the
 //! extension, so the CT policy simply counts no OCSP-delivered SCTs rather than
@@ -52,6 +57,19 @@ pub enum OcspError {
     /// The SCT-list extension's value does not wrap exactly one OCTET STRING.
     #[error("OCSP response: SCT-list extension value is not an OCTET STRING")]
     SctExtensionNotOctetString,
+}
+
+/// Why the SCTs of a stapled OCSP response were not read. The staple's SCTs are then
+/// ignored, never a refusal.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StapledSctError {
+    /// The OCSP response could not be walked to its SCT-list extension.
+    #[error("{0}")]
+    Response(#[from] OcspError),
+    /// The SCT list inside it is malformed.
+    #[error("OCSP SCT list: {0}")]
+    List(crate::ct::sct::SctListError),
 }
 
 fn malformed(field: &'static str) -> impl Fn(DerError) -> OcspError {

@@ -274,6 +274,7 @@ impl CtPolicy {
             policy: self.kind,
             scts: eval.verdicts,
             outcome,
+            ocsp_ignored: None,
         }
     }
 
@@ -880,12 +881,14 @@ impl fmt::Display for SctVerdict {
 ///   "refusal": "too_few_operators",
 ///   "message": "too few operators: counted embedded SCTs come from 1 distinct operator(s), 2 required",
 ///   "details": {"rule": "too_few_operators", "source": "embedded", "required": 2, "counted": 1},
-///   "scts": [ { "source": "embedded", "log_id": "…", "counted": true, "reason": null, … } ]
+///   "scts": [ { "source": "embedded", "log_id": "…", "counted": true, "reason": null, … } ],
+///   "ocsp_scts_ignored": null
 /// }
 /// ```
 ///
 /// `refusal`, `message` and `details` are `null` when compliant; `refusal` is
-/// [`PolicyFailure::code`], `details` the failure with its numbers.
+/// [`PolicyFailure::code`], `details` the failure with its numbers. `ocsp_scts_ignored`
+/// says why a stapled OCSP response's SCTs could not be read (else `null`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CtReport {
     /// The policy applied.
@@ -894,6 +897,9 @@ pub struct CtReport {
     pub scts: Vec<SctVerdict>,
     /// `Ok` when compliant, else the rule not met.
     pub outcome: Result<(), PolicyFailure>,
+    /// Why the stapled OCSP response's SCTs were not read, when they were not (set by
+    /// [`crate::ct::checker::CtChecker::check`]; the staple then contributes no SCTs).
+    pub ocsp_ignored: Option<crate::ct::ocsp::StapledSctError>,
 }
 
 impl CtReport {
@@ -911,13 +917,17 @@ impl CtReport {
 impl serde::Serialize for CtReport {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let failure = self.failure();
-        let mut s = serializer.serialize_struct("CtReport", 6)?;
+        let mut s = serializer.serialize_struct("CtReport", 7)?;
         s.serialize_field("policy", &self.policy)?;
         s.serialize_field("compliant", &self.is_compliant())?;
         s.serialize_field("refusal", &failure.map(PolicyFailure::code))?;
         s.serialize_field("message", &failure.map(ToString::to_string))?;
         s.serialize_field("details", &failure)?;
         s.serialize_field("scts", &self.scts)?;
+        s.serialize_field(
+            "ocsp_scts_ignored",
+            &self.ocsp_ignored.as_ref().map(ToString::to_string),
+        )?;
         s.end()
     }
 }
@@ -930,6 +940,9 @@ impl fmt::Display for CtReport {
         }
         for v in &self.scts {
             write!(f, "\n  {v}")?;
+        }
+        if let Some(e) = &self.ocsp_ignored {
+            write!(f, "\n  stapled OCSP SCTs ignored: {e}")?;
         }
         Ok(())
     }

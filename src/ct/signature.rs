@@ -140,7 +140,7 @@ pub fn verify_sct_signature_memo(
 /// Split a DER `SubjectPublicKeyInfo` into its `AlgorithmIdentifier` contents (the form
 /// `public_key_alg_id()` uses) and the `subjectPublicKey` BIT STRING contents without
 /// the unused-bits byte (the form `verify_signature` takes).
-fn split_spki(spki: &[u8]) -> Result<(&[u8], &[u8]), SctSignatureError> {
+pub(crate) fn split_spki(spki: &[u8]) -> Result<(&[u8], &[u8]), SctSignatureError> {
     let malformed = |_| SctSignatureError::MalformedLogKey;
     let outer = der::parse_single(spki, tag::SEQUENCE).map_err(malformed)?;
     let mut r = Reader::new(outer.value);

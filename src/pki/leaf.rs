@@ -22,7 +22,7 @@ use time::{Duration, OffsetDateTime};
 use super::ca::{CaCert, TestCa, TestPki, OID_PRECERT_SIGNING_EKU};
 use super::der;
 use super::log::{pkcs8_from_pem, unix_ms};
-use super::ocsp::build_ocsp_response;
+use super::ocsp::{build_ocsp_response_with, OcspSpec};
 use super::PkiError;
 use crate::ct::sct::encode_sct_list;
 use crate::ct::signed_data::SignedEntry;
@@ -198,6 +198,9 @@ pub struct LeafSpec {
     pub staple_ocsp: bool,
     /// OCSP `thisUpdate` (default: `not_before`); `nextUpdate` is 7 days later.
     pub ocsp_this_update: Option<OffsetDateTime>,
+    /// The stapled response's status, signer and other knobs (default: good, signed by
+    /// the issuing CA).
+    pub ocsp: OcspSpec,
     /// Leaf key type.
     pub key_type: LeafKeyType,
     /// Who signs the precertificate.
@@ -222,6 +225,7 @@ impl LeafSpec {
             ocsp_scts: Vec::new(),
             staple_ocsp: false,
             ocsp_this_update: None,
+            ocsp: OcspSpec::default(),
             key_type: LeafKeyType::EcdsaP256,
             precert: PrecertIssuance::Direct,
             serial: None,
@@ -237,6 +241,13 @@ impl LeafSpec {
     /// Add an SCT delivered in the stapled OCSP response.
     pub fn staple(mut self, sct: SctSpec) -> Self {
         self.ocsp_scts.push(sct);
+        self
+    }
+
+    /// Staple an OCSP response built as `spec` says (status, signer, ...).
+    pub fn with_ocsp(mut self, spec: OcspSpec) -> Self {
+        self.ocsp = spec;
+        self.staple_ocsp = true;
         self
     }
 
@@ -656,12 +667,13 @@ impl TestPki {
                 Some(sct_list(&ocsp_scts)?)
             };
             let this_update = spec.ocsp_this_update.unwrap_or(spec.not_before);
-            Some(build_ocsp_response(
+            Some(build_ocsp_response_with(
                 issuer,
                 &leaf,
                 list.as_deref(),
                 this_update,
                 this_update + Duration::days(7),
+                &spec.ocsp,
             )?)
         };
 

@@ -48,4 +48,7 @@ pub use log::{
     leaf_index_extension, unix_ms, LogKeyAlgorithm, LogKind, LogState, LogStateKind,
     PreviousOperator, TestLog, MIMIC1_KEY_PEM, MIMIC2_KEY_PEM, RSA_TEST_LOG_KEY_PEM,
 };
-pub use ocsp::{build_ocsp_response, OID_OCSP_SCT_LIST};
+pub use ocsp::{
+    build_ocsp_response, build_ocsp_response_with, OcspCertStatus, OcspSigner, OcspSpec,
+    OID_OCSP_SCT_LIST,
+};

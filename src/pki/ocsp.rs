@@ -1,11 +1,21 @@
-//! Stapled OCSP responses (RFC 6960) carrying SCTs (RFC 6962 §3.3).
+//! Stapled OCSP responses (RFC 6960) carrying SCTs (RFC 6962 §3.3) and a revocation
+//! status.
 //!
 //! rcgen has no OCSP support, so the response is written with the small DER writer in
-//! [`super::der`]: one `SingleResponse` (status good) for the leaf, the SCT list in the
-//! single-response extension 1.3.6.1.4.1.11129.2.4.5, signed by the issuing CA's ECDSA key.
+//! [`super::der`]: one `SingleResponse` for the leaf, the SCT list in the single-response
+//! extension 1.3.6.1.4.1.11129.2.4.5, signed by the issuing CA's ECDSA key. [`OcspSpec`]
+//! holds the knobs a revocation checker must tell apart: status `revoked` (with a
+//! `revocationTime` and optional reason), signed by the wrong key, an empty or garbage
+//! signature, a delegated responder certificate (issued by the issuer, EKU
+//! id-kp-OCSPSigning, carried in `BasicOCSPResponse.certs`), a responder certificate that
+//! the issuer did not issue or that lacks the EKU, no `nextUpdate`, and a `CertID` for
+//! another serial. Staleness is set with the `this_update` / `next_update` arguments.
 
-use rcgen::SigningKey;
-use time::OffsetDateTime;
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SigningKey,
+};
+use time::{Duration, OffsetDateTime};
 use x509_parser::parse_x509_certificate;
 
 use super::ca::TestCa;
@@ -24,6 +34,89 @@ fn sha1(data: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
+/// The `certStatus` a test OCSP response states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OcspCertStatus {
+    /// `good [0] IMPLICIT NULL`.
+    #[default]
+    Good,
+    /// `revoked [1] IMPLICIT RevokedInfo { revocationTime, [0] EXPLICIT CRLReason OPTIONAL }`.
+    Revoked {
+        /// `revocationTime`.
+        at: OffsetDateTime,
+        /// `revocationReason` (CRLReason code, e.g. 1 = keyCompromise), if any.
+        reason: Option<u8>,
+    },
+    /// `unknown [2] IMPLICIT NULL`.
+    Unknown,
+}
+
+/// Who signs a test OCSP response, and how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OcspSigner {
+    /// The issuing CA's own key (`responderID` byKey of the issuer).
+    #[default]
+    Issuer,
+    /// A freshly generated key nobody certified (`responderID` still names the issuer).
+    WrongKey,
+    /// The issuer signs, then the signature's last byte is flipped.
+    GarbageSignature,
+    /// An empty `signature` BIT STRING (an "unsigned" response).
+    EmptySignature,
+    /// A delegated responder: a certificate issued by the issuing CA with EKU
+    /// id-kp-OCSPSigning (1.3.6.1.5.5.7.3.9), included in `certs`, signs.
+    DelegatedResponder,
+    /// Like [`OcspSigner::DelegatedResponder`], but the responder certificate is issued by
+    /// a fresh CA that is not the leaf's issuer (same subject name as the issuer, so only
+    /// the signature tells).
+    ResponderNotIssuedByIssuer,
+    /// Like [`OcspSigner::DelegatedResponder`], but the responder certificate has no
+    /// id-kp-OCSPSigning EKU (serverAuth only).
+    ResponderWithoutOcspEku,
+}
+
+/// The knobs of a test OCSP response; the default is a good, issuer-signed response for
+/// the leaf.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OcspSpec {
+    /// The status stated for the certificate.
+    pub status: OcspCertStatus,
+    /// Who signs and how.
+    pub signer: OcspSigner,
+    /// Leave `nextUpdate` out.
+    pub omit_next_update: bool,
+    /// Put this serial (INTEGER content bytes) in `CertID` instead of the leaf's.
+    pub cert_id_serial: Option<Vec<u8>>,
+}
+
+impl OcspSpec {
+    /// Status `revoked` at `at` with an optional CRLReason code.
+    pub fn revoked(at: OffsetDateTime, reason: Option<u8>) -> Self {
+        Self {
+            status: OcspCertStatus::Revoked { at, reason },
+            ..Self::default()
+        }
+    }
+
+    /// Set who signs.
+    pub fn signed_by(mut self, signer: OcspSigner) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    /// Name another serial in `CertID`.
+    pub fn for_serial(mut self, serial: Vec<u8>) -> Self {
+        self.cert_id_serial = Some(serial);
+        self
+    }
+
+    /// Leave `nextUpdate` out.
+    pub fn without_next_update(mut self) -> Self {
+        self.omit_next_update = true;
+        self
+    }
+}
+
 /// Build a DER `OCSPResponse` (status successful, `id-pkix-ocsp-basic`) saying `leaf` is
 /// good, from `this_update` to `next_update`, signed by `issuer` (which must have issued
 /// `leaf`). With `sct_list` (a TLS-encoded `SignedCertificateTimestampList`) the single
@@ -36,6 +129,26 @@ pub fn build_ocsp_response(
     this_update: OffsetDateTime,
     next_update: OffsetDateTime,
 ) -> Result<Vec<u8>, PkiError> {
+    build_ocsp_response_with(
+        issuer,
+        leaf,
+        sct_list,
+        this_update,
+        next_update,
+        &OcspSpec::default(),
+    )
+}
+
+/// [`build_ocsp_response`] with the knobs of `spec` (status, signer, `nextUpdate`,
+/// `CertID` serial).
+pub fn build_ocsp_response_with(
+    issuer: &TestCa,
+    leaf: &[u8],
+    sct_list: Option<&[u8]>,
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+    spec: &OcspSpec,
+) -> Result<Vec<u8>, PkiError> {
     let (_, leaf_cert) = parse_x509_certificate(leaf).map_err(|_| PkiError::Parse {
         what: "leaf certificate (for OCSP)",
     })?;
@@ -46,19 +159,38 @@ pub fn build_ocsp_response(
     let issuer_key_sha1 = sha1(issuer_key_bits);
 
     // CertID: issuer name hash over the DER Name as it appears in the leaf's issuer field.
+    let serial = spec
+        .cert_id_serial
+        .as_deref()
+        .unwrap_or(leaf_cert.raw_serial());
     let cert_id = der::seq(&[
         &der::seq(&[&der::oid(OID_SHA1), &der::null()]),
         &der::octet_string(&sha1(leaf_cert.issuer().as_raw())),
         &der::octet_string(&issuer_key_sha1),
-        &der::tlv(der::TAG_INTEGER, leaf_cert.raw_serial()),
+        &der::tlv(der::TAG_INTEGER, serial),
     ]);
-    let good = [0x80u8, 0x00]; // [0] IMPLICIT NULL
+    let cert_status = match spec.status {
+        OcspCertStatus::Good => vec![0x80, 0x00], // [0] IMPLICIT NULL
+        OcspCertStatus::Unknown => vec![0x82, 0x00], // [2] IMPLICIT NULL
+        OcspCertStatus::Revoked { at, reason } => {
+            let mut info = der::generalized_time(at, "OCSP revocationTime")?;
+            if let Some(code) = reason {
+                info.extend(der::explicit(0, &der::tlv(der::TAG_ENUMERATED, &[code])));
+            }
+            der::tlv(0xa1, &info) // [1] IMPLICIT RevokedInfo
+        }
+    };
     let mut single_parts: Vec<Vec<u8>> = vec![
         cert_id,
-        good.to_vec(),
+        cert_status,
         der::generalized_time(this_update, "OCSP thisUpdate")?,
-        der::explicit(0, &der::generalized_time(next_update, "OCSP nextUpdate")?),
     ];
+    if !spec.omit_next_update {
+        single_parts.push(der::explicit(
+            0,
+            &der::generalized_time(next_update, "OCSP nextUpdate")?,
+        ));
+    }
     if let Some(list) = sct_list {
         let ext = der::seq(&[
             &der::oid(OID_OCSP_SCT_LIST),
@@ -68,27 +200,114 @@ pub fn build_ocsp_response(
     }
     let single = der::seq(&single_parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
 
-    let responder_id = der::explicit(2, &der::octet_string(&issuer_key_sha1)); // byKey
+    // The signing key, and the responder certificate to include, if any.
+    let delegated = match spec.signer {
+        OcspSigner::DelegatedResponder => Some(responder(issuer, true, this_update)?),
+        OcspSigner::ResponderWithoutOcspEku => Some(responder(issuer, false, this_update)?),
+        OcspSigner::ResponderNotIssuedByIssuer => {
+            // A CA with the issuer's name but another key.
+            let impostor = TestCa::root(
+                issuer.common_name(),
+                &issuer_org(&issuer_cert),
+                this_update - Duration::days(30),
+                this_update + Duration::days(3650),
+            )?;
+            Some(responder(&impostor, true, this_update)?)
+        }
+        _ => None,
+    };
+    let wrong_key;
+    let signing_key: &KeyPair = match (&delegated, spec.signer) {
+        (Some((_, key)), _) => key,
+        (None, OcspSigner::WrongKey) => {
+            wrong_key = KeyPair::generate().map_err(PkiError::cert("wrong OCSP key"))?;
+            &wrong_key
+        }
+        (None, _) => issuer.key_pair(),
+    };
+    let responder_id = match &delegated {
+        // byKey: SHA-1 of the responder's subjectPublicKey BIT STRING contents.
+        Some((cert, _)) => {
+            let (_, parsed) = parse_x509_certificate(cert).map_err(|_| PkiError::Parse {
+                what: "OCSP responder certificate",
+            })?;
+            der::explicit(
+                2,
+                &der::octet_string(&sha1(&parsed.public_key().subject_public_key.data)),
+            )
+        }
+        None => der::explicit(2, &der::octet_string(&issuer_key_sha1)),
+    };
     let produced_at = der::generalized_time(this_update, "OCSP producedAt")?;
     let tbs_response_data = der::seq(&[&responder_id, &produced_at, &der::seq(&[&single])]);
 
-    let signature = issuer
-        .key_pair()
+    let mut signature = signing_key
         .sign(&tbs_response_data)
         .map_err(|_| PkiError::Signing {
             what: "OCSP response",
         })?;
-    let basic = der::seq(&[
-        &tbs_response_data,
-        &der::seq(&[&der::oid(OID_ECDSA_WITH_SHA256)]),
-        &der::bit_string(&signature),
-    ]);
+    match spec.signer {
+        OcspSigner::GarbageSignature => {
+            if let Some(b) = signature.last_mut() {
+                *b ^= 0x01;
+            }
+        }
+        OcspSigner::EmptySignature => signature.clear(),
+        _ => {}
+    }
+    let mut basic_parts = vec![
+        tbs_response_data,
+        der::seq(&[&der::oid(OID_ECDSA_WITH_SHA256)]),
+        der::bit_string(&signature),
+    ];
+    if let Some((cert, _)) = &delegated {
+        basic_parts.push(der::explicit(0, &der::seq(&[cert])));
+    }
+    let basic = der::seq(&basic_parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
     let response_bytes = der::seq(&[&der::oid(OID_OCSP_BASIC), &der::octet_string(&basic)]);
     let status_successful = der::tlv(der::TAG_ENUMERATED, &[0]);
     Ok(der::seq(&[
         &status_successful,
         &der::explicit(0, &response_bytes),
     ]))
+}
+
+/// The organization name of a CA certificate (to copy its subject into an impostor).
+fn issuer_org(cert: &x509_parser::certificate::X509Certificate<'_>) -> String {
+    cert.subject()
+        .iter_organization()
+        .next()
+        .and_then(|o| o.as_str().ok())
+        .unwrap_or("ctdns test PKI")
+        .to_string()
+}
+
+/// A delegated OCSP responder certificate issued by `by` (end entity; EKU
+/// id-kp-OCSPSigning when `ocsp_eku`, else serverAuth), valid around `at`, with its key.
+fn responder(
+    by: &TestCa,
+    ocsp_eku: bool,
+    at: OffsetDateTime,
+) -> Result<(Vec<u8>, KeyPair), PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "ctdns Test OCSP Responder");
+    params.distinguished_name = dn;
+    params.not_before = at - Duration::days(1);
+    params.not_after = at + Duration::days(30);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![if ocsp_eku {
+        ExtendedKeyUsagePurpose::OcspSigning
+    } else {
+        ExtendedKeyUsagePurpose::ServerAuth
+    }];
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate().map_err(PkiError::cert("OCSP responder key"))?;
+    let cert = params
+        .signed_by(&key, &by.issuer())
+        .map_err(PkiError::cert("OCSP responder"))?;
+    Ok((cert.der().to_vec(), key))
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! TLS verification: the rustls `ServerCertVerifier` that enforces chain, IP SAN, CT policy,
-//! issuer pins and the denylist, and the client configuration built around it.
+//! TLS verification: the rustls `ServerCertVerifier` that enforces chain, IP SAN, revocation
+//! (stapled OCSP), CT policy, issuer pins and the denylist, and the client configuration
+//! built around it.
 
 pub mod config;
 pub mod lineage;
 pub mod pins;
 pub mod presented;
+pub mod revocation;
 pub mod roots;
 pub mod verifier;
 

@@ -7,13 +7,21 @@
 //!    denylisted paths exist the refusal is `denylist`, decided here;
 //! 2. `ip-san`: an iPAddress SAN equals the IP address that was dialed (a CN or dNSName
 //!    holding the IP does not count); `dns-name`, when a name is configured, also matches;
-//! 3. `certificate` / `ct-policy` / `log-list-stale`: the CT policy over embedded and
-//!    OCSP-stapled SCTs, with the issuer key hash taken from the verified path;
-//! 4. `issuer-pin`: when pins are configured, a CA certificate of the verified path matches.
+//! 3. `revoked`: a stapled OCSP response that verifies (signed by the leaf's issuer on the
+//!    verified path or a responder it authorized, for this leaf, current) does not say
+//!    `revoked`; a staple that does not verify is ignored and reported, never a refusal
+//!    (see [`crate::tls::revocation`]). It runs right after the chain and name checks —
+//!    it needs the verified issuer, and a revoked certificate is refused as revoked
+//!    whatever its SCTs;
+//! 4. `certificate` / `ct-policy` / `log-list-stale`: the CT policy over embedded and
+//!    OCSP-stapled SCTs, with the issuer key hash taken from the verified path (stapled
+//!    SCTs that cannot be read are ignored and reported; a malformed embedded list is
+//!    `certificate`);
+//! 5. `issuer-pin`: when pins are configured, a CA certificate of the verified path matches.
 //!    When the path webpki found first is not pinned, path building runs again accepting only
 //!    pinned paths, so a valid pinned alternative (a cross-signed intermediate) is found and
 //!    no unpinned path is ever accepted;
-//! 5. `denylist`: no certificate of the presented chain is denylisted (by SHA-256 of the
+//! 6. `denylist`: no certificate of the presented chain is denylisted (by SHA-256 of the
 //!    whole certificate).
 //!
 //! Every connection runs all of them: the client configuration built by
@@ -37,6 +45,7 @@ use crate::ct::log_list::{Staleness, StalenessError, StalenessPolicy};
 use crate::ct::policy::CtReport;
 use crate::tls::pins::{CertFingerprint, SpkiPin};
 use crate::tls::presented::{Presented, RefusedCertificate};
+use crate::tls::revocation::{self, RevocationReason, StapleCheck};
 
 /// Why a server certificate was refused. [`Refusal::rule`] names the rule that failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +73,18 @@ pub enum Refusal {
         /// The webpki error.
         error: webpki::Error,
     },
-    /// The certificate's CT inputs (SCT lists, OCSP response) are malformed.
+    /// A stapled OCSP response that verifies (signed by the issuer or a responder it
+    /// authorized, for this certificate, current) says the certificate is revoked.
+    #[error("rule revoked: {}", revocation::describe_revocation(.serial, .revoked_at, .reason))]
+    Revoked {
+        /// The certificate's serial number (INTEGER content bytes).
+        serial: Vec<u8>,
+        /// `revocationTime`, Unix seconds.
+        revoked_at: u64,
+        /// `revocationReason`, when given.
+        reason: Option<RevocationReason>,
+    },
+    /// The certificate's CT inputs (its embedded SCT list) are malformed.
     #[error("rule certificate: {0}")]
     Malformed(#[from] CtInputError),
     /// The CT policy is not met.
@@ -130,6 +150,7 @@ impl Refusal {
             Refusal::Chain(_) => "chain",
             Refusal::NotDialedByIp(_) | Refusal::IpSanMismatch { .. } => "ip-san",
             Refusal::DnsNameMismatch { .. } => "dns-name",
+            Refusal::Revoked { .. } => "revoked",
             Refusal::Malformed(_) => "certificate",
             Refusal::CtPolicy(_) => "ct-policy",
             Refusal::StaleLogList { .. } | Refusal::UndatedLogList => "log-list-stale",
@@ -180,6 +201,9 @@ pub struct Decision {
     /// SPKI pins of the CA certificates of the verified path (issuer first, anchor last),
     /// when the chain verified.
     pub path_pins: Vec<SpkiPin>,
+    /// What the stapled OCSP response said, or why it was ignored, when one was stapled
+    /// and the chain and names verified.
+    pub staple: Option<StapleCheck>,
     /// `None` when every rule passed.
     pub refusal: Option<Refusal>,
 }
@@ -338,6 +362,7 @@ impl CtVerifier {
         let mut decision = Decision {
             ct: None,
             path_pins: Vec::new(),
+            staple: None,
             refusal: None,
         };
         if let Err(refusal) = self.run_rules(
@@ -405,7 +430,23 @@ impl CtVerifier {
             })?;
         }
 
-        // 3. CT
+        // 3. revoked (from a verified staple only)
+        decision.staple = revocation::check_path(
+            ocsp,
+            &ee,
+            &path,
+            self.provider.signature_verification_algorithms.all,
+            now,
+        );
+        if let Some(r) = decision.staple.as_ref().and_then(StapleCheck::revocation) {
+            return Err(Refusal::Revoked {
+                serial: r.serial.clone(),
+                revoked_at: r.revoked_at,
+                reason: r.reason,
+            });
+        }
+
+        // 4. CT
         let now_ms = now.as_secs().saturating_mul(1000);
         self.check_staleness(now_ms)?;
         let leaf =
@@ -419,7 +460,7 @@ impl CtVerifier {
             return Err(Refusal::CtPolicy(Box::new(report)));
         }
 
-        // 4. issuer pins: when the first path is not pinned, look for a pinned one.
+        // 5. issuer pins: when the first path is not pinned, look for a pinned one.
         if !crate::tls::pins::pins_admit(&self.pins, &decision.path_pins) {
             let pinned_and_not_denied = |path: &webpki::VerifiedPath<'_>| {
                 let pins = path_pins(path);
@@ -441,7 +482,7 @@ impl CtVerifier {
             }
         }
 
-        // 5. denylist
+        // 6. denylist
         if !self.denylist.is_empty() {
             for cert in std::iter::once(end_entity).chain(intermediates) {
                 let fingerprint = CertFingerprint::of_cert(cert.as_ref());
@@ -547,6 +588,7 @@ impl ServerCertVerifier for CtVerifier {
                     Decision {
                         ct: None,
                         path_pins: Vec::new(),
+                        staple: None,
                         refusal: Some(refusal),
                     },
                 ));
