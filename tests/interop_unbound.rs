@@ -238,7 +238,7 @@ fn dig_and_kdig_through_ctdns_to_unbound_over_dot() {
 
     assert!(server.alive());
     // The startup report accepted the upstream and named what it presented.
-    let log = wait_for_log(&server, "startup check: upstream accepted");
+    let log = server.wait_for_log("startup check: upstream accepted");
     let line = log
         .lines()
         .find(|l| l.contains("startup check: upstream accepted"))
@@ -253,18 +253,6 @@ fn dig_and_kdig_through_ctdns_to_unbound_over_dot() {
         !log.contains("refused certificate"),
         "the honest resolver was refused:\n{log}"
     );
-}
-
-/// Waits up to 15 s for `needle` in the log.
-fn wait_for_log(server: &Ctdns, needle: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = server.log();
-        if log.contains(needle) || std::time::Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -369,7 +357,7 @@ fn rogue_resolver_is_refused_by_the_pin_with_evidence() {
         assert!(line.contains(&accept), "{line}");
     }
     // The startup report refused it too, with the evidence file it wrote.
-    let log = wait_for_log(&server, "startup check: UPSTREAM REFUSED");
+    let log = server.wait_for_log("startup check: UPSTREAM REFUSED");
     let line = log
         .lines()
         .find(|l| l.contains("startup check: UPSTREAM REFUSED"))

@@ -50,18 +50,6 @@ fn remote_endpoints(pid: u32) -> HashSet<(String, u16)> {
     out
 }
 
-/// Waits up to 15 s for `needle` in the log.
-fn wait_for_log(server: &Ctdns, needle: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = server.log();
-        if log.contains(needle) || std::time::Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `dig` run inside the network namespace of process `pid`.
 fn dig_in(pid: u32, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let pid = pid.to_string();
@@ -86,7 +74,7 @@ fn default_config_without_network_answers_servfail_and_never_uses_plain_dns() {
     assert!(log.contains("CT log list"), "{log}");
 
     // The startup report: one line per upstream, then one ERROR that none is usable.
-    let log = wait_for_log(&server, "NO UPSTREAM IS USABLE");
+    let log = server.wait_for_log("NO UPSTREAM IS USABLE");
     assert!(log.contains("NO UPSTREAM IS USABLE"), "{log}");
     for up in ["1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112"] {
         assert!(

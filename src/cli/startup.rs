@@ -264,3 +264,67 @@ where
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trust(config: &Config) -> Trust {
+        Trust::without_evidence(config).unwrap()
+    }
+
+    #[test]
+    fn builtin_pins_warn_only_after_their_revisit_date() {
+        let config = Config::default();
+        let t = trust(&config);
+        assert!(pin_warnings(&config, &t, "2026-11-30").is_empty());
+        let after = pin_warnings(&config, &t, "2026-12-22");
+        // Both Cloudflare upstreams, not Quad9's (revisit 2027-03-25).
+        assert_eq!(after.len(), 2, "{after:?}");
+        assert!(after
+            .iter()
+            .all(|w| w.contains("Cloudflare") && w.contains("2026-12-21")));
+        assert_eq!(pin_warnings(&config, &t, "2027-03-26").len(), 4);
+    }
+
+    #[test]
+    fn a_single_ca_pin_set_is_warned_about() {
+        let doc = |pins: &str| format!("[[upstream]]\nip = \"192.0.2.1\"\npins = [{pins}]\n");
+        // DigiCert G2 and G3: one organisation.
+        let config = Config::from_toml(&doc("\"i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY=\", \
+             \"uUwZgwDOxcBXrQcntwu+kYFpkiVkOaezL0WYEZ3anJc=\""))
+        .unwrap();
+        let w = pin_warnings(&config, &trust(&config), "2026-11-30");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("DigiCert Inc") && w[0].contains("upstream[0]"),
+            "{w:?}"
+        );
+        // DigiCert and SSL.com: two lineages, no warning.
+        let config = Config::from_toml(&doc("\"i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY=\", \
+             \"oyD01TTXvpfBro3QSZc1vIlcMjrdLTiL/M9mLCPX+Zo=\""))
+        .unwrap();
+        assert!(pin_warnings(&config, &trust(&config), "2026-11-30").is_empty());
+        // An intermediate's pin cannot be attributed: no guess, no warning.
+        let config =
+            Config::from_toml(&doc("\"zGgA4OU4DjJdvpRYUqbi5Vh2g9W5Oc/PgKihy9mkLsE=\"")).unwrap();
+        assert!(pin_warnings(&config, &trust(&config), "2026-11-30").is_empty());
+    }
+
+    #[test]
+    fn targets_are_dialed_as_the_runtime_dials_them() {
+        let config = Config::from_toml(
+            "[[upstream]]\nip = \"192.0.2.1\"\nport = 8853\n\n\
+             [[upstream]]\nprotocol = \"doh\"\nurl = \"https://dns.example/q\"\nip = \"192.0.2.2\"\nport = 8443\n",
+        )
+        .unwrap();
+        assert_eq!(
+            target_of(&config.upstreams[0]).unwrap().addr(),
+            "192.0.2.1:8853".parse().unwrap()
+        );
+        assert_eq!(
+            target_of(&config.upstreams[1]).unwrap().addr(),
+            "192.0.2.2:8443".parse().unwrap()
+        );
+    }
+}

@@ -84,6 +84,18 @@ impl Ctdns {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The log once it contains `needle`, or after 15 s without it (the caller asserts).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The process ID.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
