@@ -21,6 +21,13 @@
 //! extension, so the CT policy simply counts no OCSP-delivered SCTs rather than
 //! failing a connection that may be fully covered by embedded SCTs.
 
+//!
+//! The structural walk of an OCSP response ([`parse_response`]: `BasicOCSPResponse`, its
+//! signature parts, included certificates and every `SingleResponse` with its `CertID`,
+//! status, times and extensions) lives here and serves both readers of a staple: this
+//! module's SCT extraction and the revocation check (`crate::tls::revocation`), which
+//! verifies the signature and judges the status.
+
 use crate::ct::cert::{find_unique, inner_octet_string, parse_extensions};
 use crate::ct::der::{self, tag, DerError, Reader};
 
@@ -45,6 +52,13 @@ pub enum OcspError {
     /// `responseStatus` is not a one-byte ENUMERATED value.
     #[error("OCSP response: malformed `responseStatus`")]
     BadResponseStatus,
+    /// A field has the right DER shape but an impossible value (a time that is not
+    /// `YYYYMMDDHHMMSSZ`, a `signature` BIT STRING with unused bits, a multi-byte reason).
+    #[error("OCSP response: bad value in `{field}`")]
+    BadValue {
+        /// The OCSP field.
+        field: &'static str,
+    },
     /// A `successful` response without `responseBytes`.
     #[error("OCSP response: successful status but no `responseBytes`")]
     MissingResponseBytes,
@@ -89,8 +103,81 @@ pub fn ocsp_sct_list(
     ocsp_response: &[u8],
     leaf_serial: &[u8],
 ) -> Result<Option<Vec<u8>>, OcspError> {
-    let outer =
-        der::parse_single(ocsp_response, tag::SEQUENCE).map_err(malformed("OCSPResponse"))?;
+    let basic = match parse_response(ocsp_response)? {
+        Response::NotSuccessful(_) => return Ok(None),
+        Response::Basic(basic) => basic,
+    };
+    for single in basic.singles.iter().filter(|s| s.serial == leaf_serial) {
+        if let Some(list) = single.sct_list()? {
+            return Ok(Some(list.to_vec()));
+        }
+    }
+    Ok(None)
+}
+
+/// An OCSP response, walked.
+#[derive(Debug)]
+pub(crate) enum Response<'a> {
+    /// `responseStatus` is not `successful` (the code, e.g. 3 for `tryLater`): no
+    /// `responseBytes` to read.
+    NotSuccessful(u8),
+    /// A `successful` `id-pkix-ocsp-basic` response.
+    Basic(BasicResponse<'a>),
+}
+
+/// The parts of a `BasicOCSPResponse` its readers need, borrowed from the DER.
+#[derive(Debug)]
+pub(crate) struct BasicResponse<'a> {
+    /// The whole DER `tbsResponseData` element: what the signature covers.
+    pub(crate) tbs: &'a [u8],
+    /// Contents of the `signatureAlgorithm` `AlgorithmIdentifier`.
+    pub(crate) signature_alg: &'a [u8],
+    /// The signature bytes (BIT STRING without the unused-bits octet).
+    pub(crate) signature: &'a [u8],
+    /// Each certificate of `certs`, as a whole DER element.
+    pub(crate) certs: Vec<&'a [u8]>,
+    /// Every `SingleResponse`, in order.
+    pub(crate) singles: Vec<SingleResponse<'a>>,
+}
+
+/// `certStatus` as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RawStatus {
+    /// `good`.
+    Good,
+    /// `revoked`, at Unix seconds `at`, with the `CRLReason` code when given.
+    Revoked { at: u64, reason: Option<u8> },
+    /// `unknown`.
+    Unknown,
+}
+
+/// One `SingleResponse`.
+#[derive(Debug)]
+pub(crate) struct SingleResponse<'a> {
+    /// OID contents of `CertID.hashAlgorithm`.
+    pub(crate) hash_alg: &'a [u8],
+    /// `CertID.issuerNameHash`.
+    pub(crate) name_hash: &'a [u8],
+    /// `CertID.issuerKeyHash`.
+    pub(crate) key_hash: &'a [u8],
+    /// `CertID.serialNumber` INTEGER contents.
+    pub(crate) serial: &'a [u8],
+    /// `certStatus`.
+    pub(crate) status: RawStatus,
+    /// `thisUpdate`, Unix seconds.
+    pub(crate) this_update: u64,
+    /// `nextUpdate`, Unix seconds, when present.
+    pub(crate) next_update: Option<u64>,
+    /// Contents of the `singleExtensions` `SEQUENCE`, if present.
+    extensions: Option<&'a [u8]>,
+}
+
+/// Walk `OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT
+/// ResponseBytes OPTIONAL }`, `ResponseBytes ::= SEQUENCE { responseType OID, response OCTET
+/// STRING }`, and the `BasicOCSPResponse` inside. Structure and values only: nothing is
+/// verified here.
+pub(crate) fn parse_response(ocsp: &[u8]) -> Result<Response<'_>, OcspError> {
+    let outer = der::parse_single(ocsp, tag::SEQUENCE).map_err(malformed("OCSPResponse"))?;
     let mut r = Reader::new(outer.value);
     let status = r
         .read(tag::ENUMERATED)
@@ -99,14 +186,13 @@ pub fn ocsp_sct_list(
         return Err(OcspError::BadResponseStatus);
     };
     if *status != STATUS_SUCCESSFUL {
-        return Ok(None);
+        return Ok(Response::NotSuccessful(*status));
     }
     let wrapper = r
         .read_optional(tag::context(0, true))
         .map_err(malformed("responseBytes"))?
         .ok_or(OcspError::MissingResponseBytes)?;
     r.finish().map_err(malformed("OCSPResponse"))?;
-
     let response_bytes =
         der::parse_single(wrapper.value, tag::SEQUENCE).map_err(malformed("responseBytes"))?;
     let mut r = Reader::new(response_bytes.value);
@@ -116,104 +202,171 @@ pub fn ocsp_sct_list(
     if response_type.value != OID_OCSP_BASIC {
         return Err(OcspError::UnsupportedResponseType);
     }
-
-    let basic =
-        der::parse_single(response.value, tag::SEQUENCE).map_err(malformed("BasicOCSPResponse"))?;
-    let mut r = Reader::new(basic.value);
-    let tbs = r
-        .read(tag::SEQUENCE)
-        .map_err(malformed("tbsResponseData"))?;
-    r.read(tag::SEQUENCE)
-        .map_err(malformed("signatureAlgorithm"))?;
-    r.read(tag::BIT_STRING).map_err(malformed("signature"))?;
-    r.read_optional(tag::context(0, true))
-        .map_err(malformed("certs"))?;
-    r.finish().map_err(malformed("BasicOCSPResponse"))?;
-
-    let mut r = Reader::new(tbs.value);
-    r.read_optional(tag::context(0, true))
-        .map_err(malformed("version"))?;
-    let responder = r.read_any().map_err(malformed("responderID"))?;
-    if responder.tag != tag::context(1, true) && responder.tag != tag::context(2, true) {
-        return Err(OcspError::Malformed {
-            field: "responderID",
-            cause: DerError::UnexpectedTag {
-                expected: tag::context(1, true),
-                found: responder.tag,
-            },
-        });
-    }
-    r.read(tag::GENERALIZED_TIME)
-        .map_err(malformed("producedAt"))?;
-    let responses = r.read(tag::SEQUENCE).map_err(malformed("responses"))?;
-    r.read_optional(tag::context(1, true))
-        .map_err(malformed("responseExtensions"))?;
-    r.finish().map_err(malformed("tbsResponseData"))?;
-
-    let mut singles = Reader::new(responses.value);
-    while !singles.is_empty() {
-        let single = SingleResponse::parse(
-            singles
-                .read(tag::SEQUENCE)
-                .map_err(malformed("SingleResponse"))?
-                .value,
-        )?;
-        if single.serial != leaf_serial {
-            continue;
-        }
-        if let Some(list) = single.sct_list()? {
-            return Ok(Some(list.to_vec()));
-        }
-    }
-    Ok(None)
+    BasicResponse::parse(response.value).map(Response::Basic)
 }
 
-/// The parts of a `SingleResponse` this module needs.
-struct SingleResponse<'a> {
-    serial: &'a [u8],
-    /// Contents of the `singleExtensions` `SEQUENCE`, if present.
-    extensions: Option<&'a [u8]>,
-}
+impl<'a> BasicResponse<'a> {
+    /// `BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature BIT
+    /// STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }`, and `ResponseData ::=
+    /// SEQUENCE { version [0] EXPLICIT DEFAULT v1, responderID, producedAt, responses
+    /// SEQUENCE OF SingleResponse, responseExtensions [1] EXPLICIT OPTIONAL }`.
+    fn parse(der_bytes: &'a [u8]) -> Result<Self, OcspError> {
+        let basic =
+            der::parse_single(der_bytes, tag::SEQUENCE).map_err(malformed("BasicOCSPResponse"))?;
+        let mut r = Reader::new(basic.value);
+        let tbs = r
+            .read(tag::SEQUENCE)
+            .map_err(malformed("tbsResponseData"))?;
+        let alg = r
+            .read(tag::SEQUENCE)
+            .map_err(malformed("signatureAlgorithm"))?;
+        let bits = r.read(tag::BIT_STRING).map_err(malformed("signature"))?;
+        let certs_wrapper = r
+            .read_optional(tag::context(0, true))
+            .map_err(malformed("certs"))?;
+        r.finish().map_err(malformed("BasicOCSPResponse"))?;
+        let signature = match bits.value.split_first() {
+            Some((0, sig)) => sig,
+            _ => return Err(OcspError::BadValue { field: "signature" }),
+        };
+        let mut certs = Vec::new();
+        if let Some(w) = certs_wrapper {
+            let seq = der::parse_single(w.value, tag::SEQUENCE).map_err(malformed("certs"))?;
+            let mut c = Reader::new(seq.value);
+            while !c.is_empty() {
+                certs.push(c.read(tag::SEQUENCE).map_err(malformed("certs"))?.element);
+            }
+        }
 
-impl<'a> SingleResponse<'a> {
-    /// `SingleResponse ::= SEQUENCE { certID, certStatus, thisUpdate, [0] nextUpdate
-    /// OPTIONAL, [1] singleExtensions OPTIONAL }`.
-    fn parse(contents: &'a [u8]) -> Result<Self, OcspError> {
-        let mut r = Reader::new(contents);
-        let cert_id = r.read(tag::SEQUENCE).map_err(malformed("certID"))?;
-        let mut c = Reader::new(cert_id.value);
-        c.read(tag::SEQUENCE)
-            .map_err(malformed("certID.hashAlgorithm"))?;
-        c.read(tag::OCTET_STRING)
-            .map_err(malformed("certID.issuerNameHash"))?;
-        c.read(tag::OCTET_STRING)
-            .map_err(malformed("certID.issuerKeyHash"))?;
-        let serial = c
-            .read(tag::INTEGER)
-            .map_err(malformed("certID.serialNumber"))?;
-        c.finish().map_err(malformed("certID"))?;
-
-        // good [0] IMPLICIT NULL | revoked [1] IMPLICIT RevokedInfo | unknown [2] IMPLICIT NULL
-        let status = r.read_any().map_err(malformed("certStatus"))?;
-        if ![
-            tag::context(0, false),
-            tag::context(1, true),
-            tag::context(2, false),
-        ]
-        .contains(&status.tag)
-        {
+        let mut r = Reader::new(tbs.value);
+        r.read_optional(tag::context(0, true))
+            .map_err(malformed("version"))?;
+        let responder = r.read_any().map_err(malformed("responderID"))?;
+        if responder.tag != tag::context(1, true) && responder.tag != tag::context(2, true) {
             return Err(OcspError::Malformed {
-                field: "certStatus",
+                field: "responderID",
                 cause: DerError::UnexpectedTag {
-                    expected: tag::context(0, false),
-                    found: status.tag,
+                    expected: tag::context(1, true),
+                    found: responder.tag,
                 },
             });
         }
         r.read(tag::GENERALIZED_TIME)
+            .map_err(malformed("producedAt"))?;
+        let responses = r.read(tag::SEQUENCE).map_err(malformed("responses"))?;
+        r.read_optional(tag::context(1, true))
+            .map_err(malformed("responseExtensions"))?;
+        r.finish().map_err(malformed("tbsResponseData"))?;
+        let mut singles = Vec::new();
+        let mut s = Reader::new(responses.value);
+        while !s.is_empty() {
+            let single = s.read(tag::SEQUENCE).map_err(malformed("SingleResponse"))?;
+            singles.push(SingleResponse::parse(single.value)?);
+        }
+        Ok(Self {
+            tbs: tbs.element,
+            signature_alg: alg.value,
+            signature,
+            certs,
+            singles,
+        })
+    }
+}
+
+/// A GeneralizedTime element as Unix seconds.
+fn time_of(t: &der::Tlv<'_>, field: &'static str) -> Result<u64, OcspError> {
+    crate::ct::cert::parse_time(tag::GENERALIZED_TIME, t.value).ok_or(OcspError::BadValue { field })
+}
+
+impl<'a> SingleResponse<'a> {
+    /// `SingleResponse ::= SEQUENCE { certID CertID, certStatus, thisUpdate, nextUpdate
+    /// [0] EXPLICIT OPTIONAL, singleExtensions [1] EXPLICIT OPTIONAL }`, `CertID ::=
+    /// SEQUENCE { hashAlgorithm AlgorithmIdentifier, issuerNameHash OCTET STRING,
+    /// issuerKeyHash OCTET STRING, serialNumber INTEGER }`.
+    fn parse(contents: &'a [u8]) -> Result<Self, OcspError> {
+        let mut r = Reader::new(contents);
+        let cert_id = r.read(tag::SEQUENCE).map_err(malformed("certID"))?;
+        let mut c = Reader::new(cert_id.value);
+        let alg = c
+            .read(tag::SEQUENCE)
+            .map_err(malformed("certID.hashAlgorithm"))?;
+        let hash_alg = Reader::new(alg.value)
+            .read(tag::OID)
+            .map_err(malformed("certID.hashAlgorithm"))?
+            .value;
+        let name_hash = c
+            .read(tag::OCTET_STRING)
+            .map_err(malformed("certID.issuerNameHash"))?
+            .value;
+        let key_hash = c
+            .read(tag::OCTET_STRING)
+            .map_err(malformed("certID.issuerKeyHash"))?
+            .value;
+        let serial = c
+            .read(tag::INTEGER)
+            .map_err(malformed("certID.serialNumber"))?
+            .value;
+        c.finish().map_err(malformed("certID"))?;
+
+        // good [0] IMPLICIT NULL | revoked [1] IMPLICIT RevokedInfo | unknown [2] IMPLICIT NULL
+        let status_tlv = r.read_any().map_err(malformed("certStatus"))?;
+        let status = match status_tlv.tag {
+            t if t == tag::context(0, false) => RawStatus::Good,
+            t if t == tag::context(2, false) => RawStatus::Unknown,
+            t if t == tag::context(1, true) => {
+                // RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime,
+                //   revocationReason [0] EXPLICIT CRLReason OPTIONAL }
+                let mut info = Reader::new(status_tlv.value);
+                let at = info
+                    .read(tag::GENERALIZED_TIME)
+                    .map_err(malformed("revocationTime"))?;
+                let at = time_of(&at, "revocationTime")?;
+                let reason = match info
+                    .read_optional(tag::context(0, true))
+                    .map_err(malformed("revocationReason"))?
+                {
+                    None => None,
+                    Some(w) => {
+                        let e = der::parse_single(w.value, tag::ENUMERATED)
+                            .map_err(malformed("revocationReason"))?;
+                        match e.value {
+                            [code] => Some(*code),
+                            _ => {
+                                return Err(OcspError::BadValue {
+                                    field: "revocationReason",
+                                })
+                            }
+                        }
+                    }
+                };
+                info.finish().map_err(malformed("RevokedInfo"))?;
+                RawStatus::Revoked { at, reason }
+            }
+            found => {
+                return Err(OcspError::Malformed {
+                    field: "certStatus",
+                    cause: DerError::UnexpectedTag {
+                        expected: tag::context(0, false),
+                        found,
+                    },
+                })
+            }
+        };
+        let this_update = r
+            .read(tag::GENERALIZED_TIME)
             .map_err(malformed("thisUpdate"))?;
-        r.read_optional(tag::context(0, true))
-            .map_err(malformed("nextUpdate"))?;
+        let this_update = time_of(&this_update, "thisUpdate")?;
+        let next_update = match r
+            .read_optional(tag::context(0, true))
+            .map_err(malformed("nextUpdate"))?
+        {
+            None => None,
+            Some(w) => {
+                let t = der::parse_single(w.value, tag::GENERALIZED_TIME)
+                    .map_err(malformed("nextUpdate"))?;
+                Some(time_of(&t, "nextUpdate")?)
+            }
+        };
         let extensions = match r
             .read_optional(tag::context(1, true))
             .map_err(malformed("singleExtensions"))?
@@ -227,11 +380,18 @@ impl<'a> SingleResponse<'a> {
         };
         r.finish().map_err(malformed("SingleResponse"))?;
         Ok(Self {
-            serial: serial.value,
+            hash_alg,
+            name_hash,
+            key_hash,
+            serial,
+            status,
+            this_update,
+            next_update,
             extensions,
         })
     }
 
+    /// The TLS-encoded SCT list of the single extension 1.3.6.1.4.1.11129.2.4.5, if any.
     fn sct_list(&self) -> Result<Option<&'a [u8]>, OcspError> {
         let Some(contents) = self.extensions else {
             return Ok(None);

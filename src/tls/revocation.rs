@@ -39,8 +39,10 @@ use std::fmt;
 
 use rustls::pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
 
-use crate::ct::der::{self, tag, DerError, Reader};
-use crate::ct::ocsp::OID_OCSP_BASIC;
+use crate::ct::der::{self, tag, DerError};
+use crate::ct::ocsp::{
+    parse_response, BasicResponse, OcspError, RawStatus, Response, SingleResponse,
+};
 use crate::tls::pins::CertFingerprint;
 
 /// DER contents of OID 1.3.6.1.5.5.7.3.9, id-kp-OCSPSigning.
@@ -55,9 +57,6 @@ pub const CLOCK_SKEW_SECS: u64 = 300;
 /// How old a response without `nextUpdate` may be (`thisUpdate` to now): 7 days, the
 /// validity the largest public CAs give their responses.
 pub const MAX_AGE_WITHOUT_NEXT_UPDATE_SECS: u64 = 7 * 86_400;
-
-/// `OCSPResponseStatus ::= ENUMERATED { successful (0), ... }`.
-const STATUS_SUCCESSFUL: u8 = 0;
 
 /// A `CRLReason` code (RFC 5280 §5.3.1) from `RevokedInfo.revocationReason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -394,7 +393,10 @@ fn check(
     algs: &[&'static dyn SignatureVerificationAlgorithm],
     now: UnixTime,
 ) -> Result<VerifiedStaple, StapleIgnored> {
-    let basic = BasicResponse::parse(ocsp)?;
+    let basic = match parse_response(ocsp)? {
+        Response::NotSuccessful(code) => return Err(StapleIgnored::NotSuccessful(code)),
+        Response::Basic(basic) => basic,
+    };
     let issuer_spki = webpki::spki_for_anchor(issuer);
     let responder = basic.signer(issuer_spki.as_ref(), issuer, algs, now)?;
 
@@ -404,7 +406,7 @@ fn check(
         .map(|(_, key)| key)
         .map_err(|_| StapleIgnored::UnsupportedSignatureAlgorithm)?;
     let serial = leaf.serial();
-    let mine: Vec<&Single<'_>> = basic
+    let mine: Vec<&SingleResponse<'_>> = basic
         .singles
         .iter()
         .filter(|s| s.names(serial, &issuer_name, issuer_key))
@@ -447,150 +449,25 @@ fn check(
     })
 }
 
-fn malformed(field: &'static str) -> impl Fn(DerError) -> StapleIgnored {
-    move |cause| StapleIgnored::Malformed { field, cause }
-}
-
-/// A GeneralizedTime element as Unix seconds.
-fn time_of(t: &der::Tlv<'_>, field: &'static str) -> Result<u64, StapleIgnored> {
-    crate::ct::cert::parse_time(tag::GENERALIZED_TIME, t.value)
-        .ok_or(StapleIgnored::BadValue { field })
-}
-
-/// The parts of a `BasicOCSPResponse` the checks need.
-#[derive(Debug)]
-struct BasicResponse<'a> {
-    /// The whole DER `tbsResponseData` element: what the signature covers.
-    tbs: &'a [u8],
-    /// Contents of the `signatureAlgorithm` `AlgorithmIdentifier`.
-    signature_alg: &'a [u8],
-    /// The signature bytes (BIT STRING without the unused-bits octet).
-    signature: &'a [u8],
-    /// Each certificate of `certs`, as a whole DER element.
-    certs: Vec<&'a [u8]>,
-    singles: Vec<Single<'a>>,
-}
-
-/// `certStatus`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RawStatus {
-    Good,
-    Revoked { at: u64, reason: Option<u8> },
-    Unknown,
-}
-
-/// One `SingleResponse`.
-#[derive(Debug)]
-struct Single<'a> {
-    /// OID contents of `CertID.hashAlgorithm`.
-    hash_alg: &'a [u8],
-    name_hash: &'a [u8],
-    key_hash: &'a [u8],
-    serial: &'a [u8],
-    status: RawStatus,
-    this_update: u64,
-    next_update: Option<u64>,
-}
-
-impl<'a> BasicResponse<'a> {
-    /// `OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT
-    /// ResponseBytes OPTIONAL }`, `ResponseBytes ::= SEQUENCE { responseType OID, response
-    /// OCTET STRING }`, and the `BasicOCSPResponse` inside.
-    fn parse(ocsp: &'a [u8]) -> Result<Self, StapleIgnored> {
-        let outer = der::parse_single(ocsp, tag::SEQUENCE).map_err(malformed("OCSPResponse"))?;
-        let mut r = Reader::new(outer.value);
-        let status = r
-            .read(tag::ENUMERATED)
-            .map_err(malformed("responseStatus"))?;
-        match status.value {
-            [STATUS_SUCCESSFUL] => {}
-            [other] => return Err(StapleIgnored::NotSuccessful(*other)),
-            _ => {
-                return Err(StapleIgnored::BadValue {
-                    field: "responseStatus",
-                })
-            }
+impl From<OcspError> for StapleIgnored {
+    fn from(e: OcspError) -> Self {
+        match e {
+            OcspError::Malformed { field, cause } => StapleIgnored::Malformed { field, cause },
+            OcspError::BadValue { field } => StapleIgnored::BadValue { field },
+            OcspError::BadResponseStatus => StapleIgnored::BadValue {
+                field: "responseStatus",
+            },
+            OcspError::MissingResponseBytes => StapleIgnored::MissingResponseBytes,
+            OcspError::UnsupportedResponseType => StapleIgnored::UnsupportedResponseType,
+            // Only the SCT reader meets these; any other shape problem is a bad value.
+            _ => StapleIgnored::BadValue {
+                field: "singleExtensions",
+            },
         }
-        let wrapper = r
-            .read_optional(tag::context(0, true))
-            .map_err(malformed("responseBytes"))?
-            .ok_or(StapleIgnored::MissingResponseBytes)?;
-        r.finish().map_err(malformed("OCSPResponse"))?;
-        let response_bytes =
-            der::parse_single(wrapper.value, tag::SEQUENCE).map_err(malformed("responseBytes"))?;
-        let mut r = Reader::new(response_bytes.value);
-        let response_type = r.read(tag::OID).map_err(malformed("responseType"))?;
-        let response = r.read(tag::OCTET_STRING).map_err(malformed("response"))?;
-        r.finish().map_err(malformed("responseBytes"))?;
-        if response_type.value != OID_OCSP_BASIC {
-            return Err(StapleIgnored::UnsupportedResponseType);
-        }
-
-        // BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm,
-        //   signature BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
-        let basic = der::parse_single(response.value, tag::SEQUENCE)
-            .map_err(malformed("BasicOCSPResponse"))?;
-        let mut r = Reader::new(basic.value);
-        let tbs = r
-            .read(tag::SEQUENCE)
-            .map_err(malformed("tbsResponseData"))?;
-        let alg = r
-            .read(tag::SEQUENCE)
-            .map_err(malformed("signatureAlgorithm"))?;
-        let bits = r.read(tag::BIT_STRING).map_err(malformed("signature"))?;
-        let certs_wrapper = r
-            .read_optional(tag::context(0, true))
-            .map_err(malformed("certs"))?;
-        r.finish().map_err(malformed("BasicOCSPResponse"))?;
-        let signature = match bits.value.split_first() {
-            Some((0, sig)) => sig,
-            _ => return Err(StapleIgnored::BadValue { field: "signature" }),
-        };
-        let mut certs = Vec::new();
-        if let Some(w) = certs_wrapper {
-            let seq = der::parse_single(w.value, tag::SEQUENCE).map_err(malformed("certs"))?;
-            let mut c = Reader::new(seq.value);
-            while !c.is_empty() {
-                certs.push(c.read(tag::SEQUENCE).map_err(malformed("certs"))?.element);
-            }
-        }
-
-        // ResponseData ::= SEQUENCE { version [0] EXPLICIT DEFAULT v1, responderID,
-        //   producedAt, responses SEQUENCE OF SingleResponse, responseExtensions [1] }
-        let mut r = Reader::new(tbs.value);
-        r.read_optional(tag::context(0, true))
-            .map_err(malformed("version"))?;
-        let responder = r.read_any().map_err(malformed("responderID"))?;
-        if responder.tag != tag::context(1, true) && responder.tag != tag::context(2, true) {
-            return Err(StapleIgnored::Malformed {
-                field: "responderID",
-                cause: DerError::UnexpectedTag {
-                    expected: tag::context(1, true),
-                    found: responder.tag,
-                },
-            });
-        }
-        r.read(tag::GENERALIZED_TIME)
-            .map_err(malformed("producedAt"))?;
-        let responses = r.read(tag::SEQUENCE).map_err(malformed("responses"))?;
-        r.read_optional(tag::context(1, true))
-            .map_err(malformed("responseExtensions"))?;
-        r.finish().map_err(malformed("tbsResponseData"))?;
-        let mut singles = Vec::new();
-        let mut s = Reader::new(responses.value);
-        while !s.is_empty() {
-            let single = s.read(tag::SEQUENCE).map_err(malformed("SingleResponse"))?;
-            singles.push(Single::parse(single.value)?);
-        }
-        Ok(Self {
-            tbs: tbs.element,
-            signature_alg: alg.value,
-            signature,
-            certs,
-            singles,
-        })
     }
+}
 
+impl BasicResponse<'_> {
     /// Whose key verifies the signature: the issuer's, else an authorized delegated
     /// responder's from `certs`.
     fn signer(
@@ -657,108 +534,7 @@ impl<'a> BasicResponse<'a> {
     }
 }
 
-impl<'a> Single<'a> {
-    /// `SingleResponse ::= SEQUENCE { certID CertID, certStatus, thisUpdate, nextUpdate
-    /// [0] EXPLICIT OPTIONAL, singleExtensions [1] EXPLICIT OPTIONAL }`, `CertID ::=
-    /// SEQUENCE { hashAlgorithm AlgorithmIdentifier, issuerNameHash OCTET STRING,
-    /// issuerKeyHash OCTET STRING, serialNumber INTEGER }`.
-    fn parse(contents: &'a [u8]) -> Result<Self, StapleIgnored> {
-        let mut r = Reader::new(contents);
-        let cert_id = r.read(tag::SEQUENCE).map_err(malformed("certID"))?;
-        let mut c = Reader::new(cert_id.value);
-        let alg = c
-            .read(tag::SEQUENCE)
-            .map_err(malformed("certID.hashAlgorithm"))?;
-        let hash_alg = Reader::new(alg.value)
-            .read(tag::OID)
-            .map_err(malformed("certID.hashAlgorithm"))?
-            .value;
-        let name_hash = c
-            .read(tag::OCTET_STRING)
-            .map_err(malformed("certID.issuerNameHash"))?
-            .value;
-        let key_hash = c
-            .read(tag::OCTET_STRING)
-            .map_err(malformed("certID.issuerKeyHash"))?
-            .value;
-        let serial = c
-            .read(tag::INTEGER)
-            .map_err(malformed("certID.serialNumber"))?
-            .value;
-        c.finish().map_err(malformed("certID"))?;
-
-        let status_tlv = r.read_any().map_err(malformed("certStatus"))?;
-        let status = match status_tlv.tag {
-            t if t == tag::context(0, false) => RawStatus::Good,
-            t if t == tag::context(2, false) => RawStatus::Unknown,
-            t if t == tag::context(1, true) => {
-                // RevokedInfo ::= SEQUENCE { revocationTime GeneralizedTime,
-                //   revocationReason [0] EXPLICIT CRLReason OPTIONAL }
-                let mut info = Reader::new(status_tlv.value);
-                let at = info
-                    .read(tag::GENERALIZED_TIME)
-                    .map_err(malformed("revocationTime"))?;
-                let at = time_of(&at, "revocationTime")?;
-                let reason = match info
-                    .read_optional(tag::context(0, true))
-                    .map_err(malformed("revocationReason"))?
-                {
-                    None => None,
-                    Some(w) => {
-                        let e = der::parse_single(w.value, tag::ENUMERATED)
-                            .map_err(malformed("revocationReason"))?;
-                        match e.value {
-                            [code] => Some(*code),
-                            _ => {
-                                return Err(StapleIgnored::BadValue {
-                                    field: "revocationReason",
-                                })
-                            }
-                        }
-                    }
-                };
-                info.finish().map_err(malformed("RevokedInfo"))?;
-                RawStatus::Revoked { at, reason }
-            }
-            found => {
-                return Err(StapleIgnored::Malformed {
-                    field: "certStatus",
-                    cause: DerError::UnexpectedTag {
-                        expected: tag::context(0, false),
-                        found,
-                    },
-                })
-            }
-        };
-        let this_update = r
-            .read(tag::GENERALIZED_TIME)
-            .map_err(malformed("thisUpdate"))?;
-        let this_update = time_of(&this_update, "thisUpdate")?;
-        let next_update = match r
-            .read_optional(tag::context(0, true))
-            .map_err(malformed("nextUpdate"))?
-        {
-            None => None,
-            Some(w) => {
-                let t = der::parse_single(w.value, tag::GENERALIZED_TIME)
-                    .map_err(malformed("nextUpdate"))?;
-                Some(time_of(&t, "nextUpdate")?)
-            }
-        };
-        r.read_optional(tag::context(1, true))
-            .map_err(malformed("singleExtensions"))?;
-        r.finish().map_err(malformed("SingleResponse"))?;
-        Ok(Self {
-            hash_alg,
-            name_hash,
-            key_hash,
-            serial,
-            status,
-            this_update,
-            next_update,
-        })
-    }
-
+impl SingleResponse<'_> {
     /// Whether this `CertID` names the certificate with `serial` issued under
     /// `issuer_name` (whole DER `Name`) with key `issuer_key` (BIT STRING contents).
     fn names(&self, serial: &[u8], issuer_name: &[u8], issuer_key: &[u8]) -> bool {
