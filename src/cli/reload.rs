@@ -162,7 +162,7 @@ impl Reloader {
             Err(e) => tracing::error!(
                 config = %source,
                 error = %e,
-                "reload failed: {e}; still serving with the previous configuration"
+                "reload failed; still serving with the previous configuration"
             ),
         }
         result
