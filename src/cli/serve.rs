@@ -392,6 +392,11 @@ async fn serve(config: Config, args: ServeArgs) -> ExitCode {
     };
     systemd::ready("serving");
     let watchdog = systemd::spawn_watchdog();
+    // After a reload the cache is emptied at once, and again when every query that started
+    // on the old pool has ended (each ends within the query timeout), so that no answer it
+    // got under the old trust stays cached.
+    let query_timeout = Duration::from_millis(config.query_timeout_ms);
+    let mut clear_again: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let signal = loop {
         tokio::select! {
             r = tokio::signal::ctrl_c() => break match r {
@@ -407,8 +412,15 @@ async fn serve(config: Config, args: ServeArgs) -> ExitCode {
                 systemd::reloading();
                 if reloader.reload().is_ok() {
                     handle.clear_cache();
+                    clear_again = Some(Box::pin(tokio::time::sleep(
+                        query_timeout + Duration::from_millis(100),
+                    )));
                 }
                 systemd::ready("serving");
+            }
+            _ = async { clear_again.as_mut()?.await; Some(()) }, if clear_again.is_some() => {
+                clear_again = None;
+                handle.clear_cache();
             }
         }
     };
