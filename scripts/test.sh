@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 for pair in unbound:unbound dig:bind9-dnsutils kdig:knot-dnsutils dnsperf:dnsperf openssl:openssl \
-  named:bind9 dnsdist:dnsdist kresd:knot-resolver; do
+  named:bind9 dnsdist:dnsdist kresd:knot-resolver systemd-analyze:systemd ss:iproute2; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

@@ -11,8 +11,10 @@ pub mod demo;
 pub mod describe;
 pub mod logging;
 pub mod pki;
+pub mod reload;
 pub mod serve;
 pub mod startup;
+pub mod systemd;
 pub mod verify;
 
 /// ctdns: a DNS-over-TLS / DNS-over-HTTPS stub resolver that refuses resolvers whose

@@ -2,7 +2,9 @@
 //!
 //! Loads the configuration (a TOML file, or the built-in default: Cloudflare and Quad9 over
 //! DoT, issuer-pinned to their DigiCert roots), listens on UDP and TCP, and answers every
-//! query through CT-verified upstreams only, until SIGINT or SIGTERM. Exit codes: 0 after a
+//! query through CT-verified upstreams only, until SIGINT or SIGTERM. SIGHUP reloads the
+//! configuration in place ([`crate::cli::reload`]); under systemd the service protocol is
+//! spoken ([`crate::cli::systemd`]). Exit codes: 0 after a
 //! signal-initiated shutdown, 1 when the listeners cannot be bound or the runtime fails,
 //! 2 for configuration errors (the message names the key).
 //!
@@ -14,14 +16,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::common::EXIT_BAD_INPUT;
 use crate::cli::logging;
+use crate::cli::reload::{ReloadStats, Reloader};
+use crate::cli::systemd;
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::ct::log_list::{LogList, Staleness, StalenessPolicy};
 use crate::privileges::{self, PrivilegeError};
 use crate::runtime::{self, Trust};
+use crate::upstream::swap::SwappableTransport;
 
 /// Exit code: the stub could not start or run (listeners not bound, runtime failure).
 pub const EXIT_RUNTIME: u8 = 1;
@@ -182,10 +188,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, args))
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -262,7 +268,15 @@ fn privilege_exit(e: &PrivilegeError) -> ExitCode {
     })
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, args: ServeArgs) -> ExitCode {
+    // SIGHUP reloads (below); watched from the start so that an early one cannot kill ctdns.
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ctdns serve: cannot watch for SIGHUP: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
     // Before binding: who to become, and whether staying root is acceptable.
     let target = match config.user.as_deref() {
         Some(user) => match privileges::resolve(user, config.group.as_deref()) {
@@ -343,7 +357,17 @@ async fn serve(config: Config) -> ExitCode {
                 return ExitCode::from(EXIT_RUNTIME);
             }
         };
-    let handle = stub.start(pool);
+    // The stub reaches the pool through a swappable upstream: SIGHUP replaces the pool
+    // (crate::cli::reload). `reload_stats` counts the outcomes for a metrics exporter.
+    let upstream = Arc::new(SwappableTransport::new(pool));
+    let reload_stats = Arc::new(ReloadStats::default());
+    let mut reloader = Reloader::new(
+        args,
+        config.clone(),
+        Arc::clone(&upstream),
+        Arc::clone(&reload_stats),
+    );
+    let handle = stub.start(upstream);
     let join = |addrs: &[SocketAddr]| {
         addrs
             .iter()
@@ -366,16 +390,41 @@ async fn serve(config: Config) -> ExitCode {
             crate::cli::startup::report(&config, &trust, probe_timeout).await;
         })
     };
-    let signal = tokio::select! {
-        r = tokio::signal::ctrl_c() => match r {
-            Ok(()) => "SIGINT",
-            Err(e) => {
-                tracing::error!("cannot watch for SIGINT: {e}; shutting down");
-                "error"
+    systemd::ready("serving");
+    let watchdog = systemd::spawn_watchdog();
+    // After a reload the cache is emptied at once, and again when every query that started
+    // on the old pool has ended (each ends within the query timeout), so that no answer it
+    // got under the old trust stays cached.
+    let query_timeout = Duration::from_millis(config.query_timeout_ms);
+    let mut clear_again: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let signal = loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => break match r {
+                Ok(()) => "SIGINT",
+                Err(e) => {
+                    tracing::error!("cannot watch for SIGINT: {e}; shutting down");
+                    "error"
+                }
+            },
+            _ = terminate.recv() => break "SIGTERM",
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                systemd::reloading();
+                if reloader.reload().is_ok() {
+                    handle.clear_cache();
+                    clear_again = Some(Box::pin(tokio::time::sleep(
+                        query_timeout + Duration::from_millis(100),
+                    )));
+                }
+                systemd::ready("serving");
             }
-        },
-        _ = terminate.recv() => "SIGTERM",
+            _ = async { clear_again.as_mut()?.await; Some(()) }, if clear_again.is_some() => {
+                clear_again = None;
+                handle.clear_cache();
+            }
+        }
     };
+    systemd::stopping();
     let grace = Duration::from_millis(config.query_timeout_ms) + Duration::from_secs(1);
     tracing::info!(
         signal,
@@ -389,6 +438,9 @@ async fn serve(config: Config) -> ExitCode {
         tracing::warn!("queries still in flight after the grace period; stopping anyway");
     }
     report.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     tracing::info!("ctdns stopped");
     ExitCode::SUCCESS
 }

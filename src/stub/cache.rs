@@ -219,6 +219,15 @@ impl Cache {
             }
         }
     }
+
+    /// Removes every entry (a configuration reload drops the answers obtained under the
+    /// previous trust settings).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.map.clear();
+        inner.by_expiry.clear();
+        inner.bytes = 0;
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +270,29 @@ mod tests {
         let m = Message::from_vec(&hit.render(&q, age, q.size_limit(Protocol::Udp)).bytes).unwrap();
         assert_eq!(m.metadata.id, 0x7777);
         assert_eq!(m.answers[0].ttl, 270);
+    }
+
+    #[test]
+    fn clear_removes_every_entry_and_its_bytes() {
+        let cache = Cache::new(&CacheOptions::default());
+        let t0 = Instant::now();
+        let keys: Vec<CacheKey> = (0..3)
+            .map(|i| {
+                let (key, ans) = answer_for(&name_query(i), 300);
+                assert!(cache.insert(key.clone(), ans, t0));
+                key
+            })
+            .collect();
+        assert_eq!(cache.len(), 3);
+        assert!(cache.bytes() > 0);
+        cache.clear();
+        assert!(cache.is_empty());
+        assert_eq!(cache.bytes(), 0);
+        assert!(keys.iter().all(|k| cache.get(k, t0).is_none()));
+        // Still usable afterwards.
+        let (key, ans) = answer_for(&name_query(7), 300);
+        assert!(cache.insert(key.clone(), ans, t0));
+        assert!(cache.get(&key, t0).is_some());
     }
 
     #[test]

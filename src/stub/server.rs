@@ -233,6 +233,12 @@ impl StubHandle {
         self.handler.cache().bytes()
     }
 
+    /// Empties the answer cache (after a configuration reload: answers obtained under the
+    /// previous trust settings are not served again).
+    pub fn clear_cache(&self) {
+        self.handler.cache().clear();
+    }
+
     /// Stops accepting queries and connections, lets the queries already received be
     /// answered (each within the query timeout), closes every connection and socket, and
     /// returns when all of that is done.

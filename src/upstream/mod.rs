@@ -12,6 +12,7 @@ pub mod dot;
 pub mod msgid;
 pub mod padding;
 pub mod pool;
+pub mod swap;
 
 use crate::wire;
 

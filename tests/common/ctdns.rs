@@ -61,7 +61,9 @@ impl Ctdns {
         run("nsenter", &all)
     }
 
-    fn spawn(mut command: Command, log_path: &Path) -> Ctdns {
+    /// Run `command` (which must start `ctdns serve`, possibly through `sh -c ... exec`),
+    /// its stderr going to `log_path`, and wait until it logs that it is listening.
+    pub fn spawn(mut command: Command, log_path: &Path) -> Ctdns {
         let log = std::fs::File::create(log_path).expect("create the ctdns log file");
         let child = command
             .env_remove("RUST_LOG")
@@ -122,6 +124,16 @@ impl Ctdns {
             "ctdns serve did not listen within 20 s; log:\n{}",
             self.log()
         );
+    }
+
+    /// Send signal `sig` (a `kill` name such as `HUP`) to the process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{sig} {pid} failed");
     }
 
     /// Send SIGTERM and wait (up to 15 s) for the process to exit.
