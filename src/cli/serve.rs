@@ -38,7 +38,7 @@ pub const EXIT_CONFIG: u8 = EXIT_BAD_INPUT;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// The TOML configuration; default: the built-in one (Cloudflare and Quad9 over DoT,
-    /// issuer-pinned, listening on 127.0.0.1:53 and [::1]:53).
+    /// issuer-pinned, listening on `127.0.0.1:53` and `[::1]:53`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Listen on this address instead of the configured ones (UDP and TCP); repeatable.

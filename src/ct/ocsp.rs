@@ -22,7 +22,7 @@
 //! failing a connection that may be fully covered by embedded SCTs.
 
 //!
-//! The structural walk of an OCSP response ([`parse_response`]: `BasicOCSPResponse`, its
+//! The structural walk of an OCSP response (`parse_response`: `BasicOCSPResponse`, its
 //! signature parts, included certificates and every `SingleResponse` with its `CertID`,
 //! status, times and extensions) lives here and serves both readers of a staple: this
 //! module's SCT extraction and the revocation check (`crate::tls::revocation`), which
