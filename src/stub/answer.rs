@@ -261,9 +261,8 @@ fn check_matches(msg: &Message, q: &ClientQuery<'_>, query: &Query) -> Result<()
 /// DoT/DoH resolver adds to every response (RFC 8467: 468-byte blocks) cost a quarter of
 /// the stub's per-query instructions. Everything else of the OPT record (its place in the
 /// additional section, its owner name, the UDP payload size, the extended RCODE, version and
-/// flags in its TTL, that there is only one) is still decoded and checked by hickory-proto
-/// as before; what is no longer interpreted is the content of the options, which is
-/// discarded either way.
+/// flags in its TTL, that there is only one) is decoded and checked by hickory-proto; only
+/// the content of the options is not interpreted, and it is discarded either way.
 fn without_opt_options(response: &[u8]) -> Cow<'_, [u8]> {
     let Some(opt) = wire::layout(response)
         .ok()

@@ -1,9 +1,9 @@
 //! One failed connection attempt, shared by the queries that waited for it.
 //!
 //! Both transports open connections under a lock, so queries that arrive while a TCP connect
-//! and TLS handshake are under way wait for that one attempt. When it fails, each waiting
-//! query used to take the lock in turn and dial again: a burst of N queries to an upstream
-//! whose certificate is refused made N handshakes, one after the other, each refused, each
+//! and TLS handshake are under way wait for that one attempt. If each waiting query then
+//! took the lock in turn and dialed again, a burst of N queries to an upstream whose
+//! certificate is refused would make N handshakes, one after the other, each refused, each
 //! delaying the queries behind it before they could fail over to another upstream (and each
 //! writing its own evidence of the same refusal).
 //!
