@@ -1,39 +1,26 @@
-//! A tiny DER writer and reader, and PEM encoding.
+//! DER building blocks for the test PKI, and PEM encoding.
 //!
 //! rcgen builds certificates but has no OCSP support, and the log keys need their
-//! `SubjectPublicKeyInfo` written out; these few helpers cover exactly that. The reader only
-//! walks TLV headers (to cut the `TBSCertificate` out of a certificate the generator just built).
+//! `SubjectPublicKeyInfo` written out; these few helpers cover exactly that, on top of the
+//! one DER reader and writer of the crate (`crate::ct::der`). The reader here only adapts
+//! it to walking TLVs (to cut the `TBSCertificate` out of a certificate the generator just
+//! built).
 
 use base64::Engine;
 use time::OffsetDateTime;
 
 use super::PkiError;
 
-pub(crate) const TAG_INTEGER: u8 = 0x02;
-pub(crate) const TAG_BIT_STRING: u8 = 0x03;
-pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
-pub(crate) const TAG_NULL: u8 = 0x05;
-pub(crate) const TAG_OID: u8 = 0x06;
-pub(crate) const TAG_ENUMERATED: u8 = 0x0a;
-pub(crate) const TAG_GENERALIZED_TIME: u8 = 0x18;
-pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+pub(crate) use crate::ct::der::tag::{
+    BIT_STRING as TAG_BIT_STRING, ENUMERATED as TAG_ENUMERATED,
+    GENERALIZED_TIME as TAG_GENERALIZED_TIME, INTEGER as TAG_INTEGER, NULL as TAG_NULL,
+    OCTET_STRING as TAG_OCTET_STRING, OID as TAG_OID, SEQUENCE as TAG_SEQUENCE,
+};
 
-/// One TLV: `tag || length || content`, with a minimal definite length.
+/// One TLV: `tag || length || content`, with a minimal definite length (the CT reader's
+/// own writer, `crate::ct::der::element`).
 pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        let significant = bytes.get(skip..).unwrap_or(&[]);
-        out.push(0x80 | significant.len() as u8);
-        out.extend_from_slice(significant);
-    }
-    out.extend_from_slice(content);
-    out
+    crate::ct::der::element(tag, content)
 }
 
 /// A SEQUENCE of already-encoded elements.
@@ -114,35 +101,17 @@ pub(crate) struct Tlv<'a> {
     pub content: &'a [u8],
 }
 
-/// Reads one TLV at the start of `input`: returns it and the bytes after it.
-/// Only definite lengths up to 4 length bytes; `None` on anything malformed or truncated.
+/// Reads one TLV at the start of `input` with the CT module's strict DER reader: returns
+/// it and the bytes after it; `None` on anything malformed or truncated.
 pub(crate) fn read_tlv(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
-    let tag = *input.first()?;
-    let first_len = *input.get(1)?;
-    let (len, header) = if first_len < 0x80 {
-        (usize::from(first_len), 2usize)
-    } else {
-        let n = usize::from(first_len & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let bytes = input.get(2..2 + n)?;
-        let len = bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    let whole = input.get(..end)?;
-    let content = input.get(header..end)?;
-    let rest = input.get(end..)?;
+    let t = crate::ct::der::Reader::new(input).read_any().ok()?;
     Some((
         Tlv {
-            tag,
-            whole,
-            content,
+            tag: t.tag,
+            whole: t.element,
+            content: t.value,
         },
-        rest,
+        input.get(t.end()..)?,
     ))
 }
 
