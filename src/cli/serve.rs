@@ -235,6 +235,7 @@ fn log_startup(config: &Config, trust: &Trust) {
             logs = logs.logs().len(), "CT log list"
         ),
         ListFreshness::Stale { age_days } => tracing::warn!(
+            event = crate::events::LOG_LIST_STALE,
             source = %source, version, timestamp = %timestamp, data_timestamp = %data_timestamp, age_days, max_days,
             logs = logs.logs().len(),
             "CT log list: STALE — its data is {age_days} days old (max {max_days}); logs may have \
@@ -242,11 +243,13 @@ fn log_startup(config: &Config, trust: &Trust) {
              ctdns or point ct.log_list at a fresh list."
         ),
         ListFreshness::Refusing(reason) => tracing::error!(
+            event = crate::events::LOG_LIST_STALE,
             source = %source, version, timestamp = %timestamp, data_timestamp = %data_timestamp, max_days,
             "{reason}; ct.refuse_stale_list is set, so EVERY upstream will be refused and \
              every query answered SERVFAIL until the list is updated"
         ),
         ListFreshness::Undated => tracing::warn!(
+            event = crate::events::LOG_LIST_STALE,
             source = %source, version,
             "CT log list has no timestamp; its freshness cannot be checked"
         ),
@@ -343,7 +346,25 @@ async fn serve(config: Config) -> ExitCode {
                 return ExitCode::from(EXIT_RUNTIME);
             }
         };
-    let handle = stub.start(pool);
+    let handle = stub.start(pool.clone());
+    // Prometheus metrics (`[metrics]`), read at scrape time from the stub, pool and list.
+    let _metrics = match &config.metrics {
+        Some(m) => {
+            let sources = crate::metrics::Sources {
+                stub: handle.handler(),
+                pool: pool.clone(),
+                log_list: crate::metrics::LogListInfo::of(trust.checker().logs()),
+            };
+            match crate::metrics::http::start(m.listen, sources).await {
+                Ok(started) => Some(started),
+                Err(e) => {
+                    eprintln!("ctdns serve: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            }
+        }
+        None => None,
+    };
     let join = |addrs: &[SocketAddr]| {
         addrs
             .iter()
