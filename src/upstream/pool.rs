@@ -1171,3 +1171,132 @@ mod tests {
         assert_eq!(backoff(s(1), s(60), u32::MAX), s(60));
     }
 }
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A transport answering from a script (then failing with a lost connection).
+    #[derive(Debug)]
+    struct Script {
+        results: Mutex<VecDeque<Result<Vec<u8>, UpstreamError>>>,
+        calls: AtomicUsize,
+    }
+
+    impl Transport for Script {
+        fn query<'a>(&'a self, _: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, UpstreamError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let next = self.results.lock().unwrap().pop_front();
+            Box::pin(async move {
+                next.unwrap_or(Err(UpstreamError::ConnectionLost("script ended".into())))
+            })
+        }
+        fn name(&self) -> &str {
+            "dot://127.0.0.1:853"
+        }
+    }
+
+    fn pin_refusal() -> UpstreamError {
+        use crate::tls::pins::SpkiPin;
+        use crate::tls::verifier::Refusal;
+        let refusal = Refusal::IssuerNotPinned {
+            chain: vec![SpkiPin([1; 32])],
+            pins: vec![SpkiPin([2; 32])],
+        };
+        let rustls_error = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+            rustls::OtherError(Arc::new(refusal)),
+        ));
+        UpstreamError::Tls {
+            addr: "127.0.0.1:853".parse().unwrap(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error),
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'w self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    fn events(buf: &Buffer, name: &str) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["fields"]["event"] == name)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn outcomes_refusals_and_one_event_per_transition() {
+        let buf = Buffer::default();
+        let sub = crate::cli::logging::subscriber(
+            crate::config::LogFormat::Json,
+            tracing_subscriber::EnvFilter::new("info"),
+            buf.clone(),
+            false,
+        );
+        let _guard = tracing::subscriber::set_default(sub);
+        let script = Arc::new(Script {
+            results: Mutex::new(VecDeque::from([
+                Ok(vec![1]),
+                Err(pin_refusal()),
+                Err(UpstreamError::Timeout),
+                Err(UpstreamError::BadQuery("too big".into())),
+                Ok(vec![2]),
+                Ok(vec![3]),
+            ])),
+            calls: AtomicUsize::new(0),
+        });
+        let opts = PoolOptions {
+            backoff_initial: Duration::ZERO,
+            refusal_backoff_initial: Duration::ZERO,
+            backoff_max: Duration::ZERO,
+            ..PoolOptions::default()
+        };
+        let p = Pool::new(vec![script.clone() as Arc<dyn Transport>], opts);
+        assert!(p.stats()[0].up, "up before any attempt");
+        assert_eq!(p.query(b"q").await.unwrap(), vec![1]);
+        assert!(p.query(b"q").await.is_err()); // refused
+        assert!(!p.stats()[0].up);
+        assert!(p.query(b"q").await.is_err()); // timeout: still down, no second event
+        assert!(p.query(b"q").await.is_err()); // bad query: not the upstream's fault
+        assert!(!p.stats()[0].up);
+        assert_eq!(p.query(b"q").await.unwrap(), vec![2]);
+        assert_eq!(p.query(b"q").await.unwrap(), vec![3]);
+        let s = &p.stats()[0];
+        assert!(s.up);
+        let count = |o: AttemptOutcome| s.outcomes.iter().find(|(x, _)| *x == o).unwrap().1;
+        assert_eq!(count(AttemptOutcome::Ok), 3);
+        assert_eq!(count(AttemptOutcome::Refused), 1);
+        assert_eq!(count(AttemptOutcome::Timeout), 1);
+        assert_eq!(count(AttemptOutcome::BadQuery), 1);
+        assert_eq!(count(AttemptOutcome::Error), 0);
+        assert_eq!(s.duration.count, 6);
+        assert_eq!(s.refusals_by_rule, vec![("issuer-pin", 1)]);
+        assert_eq!(script.calls.load(Ordering::SeqCst), 6);
+
+        let down = events(&buf, crate::events::UPSTREAM_DOWN);
+        assert_eq!(down.len(), 1, "one down event per transition: {down:?}");
+        assert_eq!(down[0]["fields"]["upstream"], "dot://127.0.0.1:853");
+        assert_eq!(down[0]["fields"]["rule"], "issuer-pin");
+        assert_eq!(down[0]["level"], "WARN");
+        let up = events(&buf, crate::events::UPSTREAM_UP);
+        assert_eq!(up.len(), 1, "one up event per transition: {up:?}");
+        assert_eq!(up[0]["fields"]["upstream"], "dot://127.0.0.1:853");
+    }
+}
