@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 for pair in unbound:unbound dig:bind9-dnsutils kdig:knot-dnsutils dnsperf:dnsperf openssl:openssl \
-  named:bind9 dnsdist:dnsdist kresd:knot-resolver systemd-analyze:systemd ss:iproute2; do
+  named:bind9 dnsdist:dnsdist kresd:knot-resolver systemd-analyze:systemd ss:iproute2 \
+  promtool:prometheus; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
@@ -19,9 +20,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # The Debian unbound, bind9, dnsdist and knot-resolver packages start system servers on port
-# 53; the tests run their own instances on high loopback ports and do not need them.
+# 53, and prometheus its server on 9090; the tests run their own instances on high loopback
+# ports and need only promtool from the prometheus package.
 if command -v systemctl >/dev/null 2>&1; then
-  for unit in unbound named dnsdist kresd@1 kres-cache-gc; do
+  for unit in unbound named dnsdist kresd@1 kres-cache-gc prometheus; do
     systemctl stop "$unit" 2>/dev/null || true
   done
 fi

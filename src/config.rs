@@ -79,6 +79,9 @@ pub struct Config {
     /// Evidence of refused certificates.
     #[serde(default)]
     pub evidence: EvidenceConfig,
+    /// The Prometheus metrics endpoint; absent: no endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
     /// Upstream resolvers, tried in order with failover.
     #[serde(default = "default_upstreams", rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
@@ -302,6 +305,16 @@ impl Default for EvidenceConfig {
             max_bytes: default_evidence_bytes(),
         }
     }
+}
+
+/// The Prometheus metrics endpoint (`[metrics]`): plain HTTP, `GET /metrics` only.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the HTTP listener, e.g. `127.0.0.1:9153` (port 0: any free port). A
+    /// non-loopback address is allowed but logged as a WARN: the endpoint has no
+    /// authentication and names the configured upstreams.
+    pub listen: SocketAddr,
 }
 
 /// Upstream transport.
@@ -557,6 +570,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             log: LogConfig::default(),
             evidence: EvidenceConfig::default(),
+            metrics: None,
             upstreams: default_upstreams(),
             listen_is_builtin: true,
             user: None,
@@ -791,6 +805,25 @@ impl DohTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_section_is_optional_and_strict() {
+        assert_eq!(Config::default().metrics, None);
+        let c = Config::from_toml("[metrics]\nlisten = \"127.0.0.1:9153\"\n").unwrap();
+        assert_eq!(
+            c.metrics,
+            Some(MetricsConfig {
+                listen: "127.0.0.1:9153".parse().unwrap()
+            })
+        );
+        let e = Config::from_toml("[metrics]\nlisten = \"127.0.0.1:9153\"\npath = \"/m\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("path"), "{e}");
+        assert!(
+            Config::from_toml("[metrics]\n").is_err(),
+            "listen is required"
+        );
+    }
 
     #[test]
     fn empty_document_is_the_default() {

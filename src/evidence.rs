@@ -338,6 +338,14 @@ impl RefusalObserver for EvidenceStore {
         };
         self.submit(refusal_key(&job.upstream, &job.chain), job);
     }
+
+    /// [`EvidenceStore::path_for`] of the refused leaf at the refusal's time. (A repeat
+    /// within the collapse window is not written again: the earlier file holds the same
+    /// chain; a name already taken gets a `-N` suffix.)
+    fn evidence_file(&self, event: &RefusalEvent<'_>) -> Option<PathBuf> {
+        let leaf = event.chain.first()?;
+        Some(self.path_for(event.now.as_secs(), leaf.as_ref()))
+    }
 }
 
 impl Writer {

@@ -155,6 +155,32 @@ fn reload(server: &Ctdns) -> String {
     }
 }
 
+/// The metrics endpoint's address, from the `metrics endpoint listening addr=…` log line.
+fn metrics_addr(server: &Ctdns) -> std::net::SocketAddr {
+    let log = server.wait_for_log("metrics endpoint listening");
+    let line = log
+        .lines()
+        .find(|l| l.contains("metrics endpoint listening"))
+        .unwrap_or_else(|| panic!("no metrics line:\n{log}"));
+    line.split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line}"))
+}
+
+/// `GET /metrics` over plain HTTP/1.1; the body.
+fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(WAIT)).expect("read timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("send the request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the response");
+    out
+}
+
 fn ask(server: &Ctdns, id: u16, name: &str) -> Message {
     udp_exchange(server.addr, &query(id, name, RecordType::A, true), WAIT)
 }
@@ -269,10 +295,13 @@ fn a_pin_removed_by_reload_stops_serving_at_once_doh() {
 #[test]
 fn a_broken_config_keeps_serving_and_logs_one_error_naming_the_key_or_file() {
     let f = Fixture::new();
-    let good = f.config_text(Proto::Dot, &[f.honest_pin()], None);
+    // With the metrics endpoint: reload outcomes are counted there too.
+    let good = f.config_text(Proto::Dot, &[f.honest_pin()], None)
+        + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
     f.write_config(&good);
     // No cache: every answer below comes from the upstream through the running pool.
     let mut server = f.serve(&["--no-cache"]);
+    let metrics = metrics_addr(&server);
     let pid = server.pid();
     let missing_list = f.dir.path().join("no-such-list.json");
     let missing_list = missing_list.to_str().expect("utf-8 path");
@@ -307,6 +336,15 @@ fn a_broken_config_keeps_serving_and_logs_one_error_naming_the_key_or_file() {
     // A good file again is taken.
     f.write_config(&good);
     assert!(reload(&server).contains("configuration reloaded"));
+    let scraped = scrape(metrics);
+    assert!(
+        scraped.contains("ctdns_config_reloads_total{result=\"failure\"} 3"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("ctdns_config_reloads_total{result=\"success\"} 1"),
+        "{scraped}"
+    );
     assert_eq!(
         a_records(&ask(&server, 20, "other.example.test.")),
         vec![Ipv4Addr::new(192, 0, 2, 2)]

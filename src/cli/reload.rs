@@ -89,6 +89,10 @@ pub enum ReloadError {
 pub struct Reloaded {
     /// The swap number of the new pool (1 for the first reload).
     pub generation: u64,
+    /// The new pool (for the metrics endpoint to read).
+    pub pool: Arc<crate::upstream::pool::Pool>,
+    /// The new trust: roots, log list, policy.
+    pub trust: Trust,
     /// The keys that changed but need a restart (their running value was kept).
     pub restart_needed: Vec<&'static str>,
 }
@@ -151,6 +155,8 @@ impl Reloader {
                     );
                 }
                 tracing::info!(
+                    event = crate::events::CONFIG_RELOAD,
+                    result = "success",
                     config = %source,
                     generation = done.generation,
                     upstreams = self.config.upstreams.len(),
@@ -160,6 +166,8 @@ impl Reloader {
                 );
             }
             Err(e) => tracing::error!(
+                event = crate::events::CONFIG_RELOAD,
+                result = "failure",
                 config = %source,
                 error = %e,
                 "reload failed; still serving with the previous configuration"
@@ -173,7 +181,7 @@ impl Reloader {
         let restart_needed = keep_restart_keys(&self.config, &mut config);
         let trust = Trust::without_evidence(&config)?.open_evidence(&config)?;
         let pool = runtime::pool(&config, &trust)?;
-        let generation = self.upstream.swap(pool);
+        let generation = self.upstream.swap(pool.clone());
         let today = crate::evidence::format_time(crate::cli::serve::now_ms() / 1000);
         for warning in
             crate::cli::startup::pin_warnings(&config, &trust, today.get(..10).unwrap_or(""))
@@ -183,6 +191,8 @@ impl Reloader {
         self.config = config;
         Ok(Reloaded {
             generation,
+            pool,
+            trust,
             restart_needed,
         })
     }

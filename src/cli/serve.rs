@@ -241,6 +241,7 @@ fn log_startup(config: &Config, trust: &Trust) {
             logs = logs.logs().len(), "CT log list"
         ),
         ListFreshness::Stale { age_days } => tracing::warn!(
+            event = crate::events::LOG_LIST_STALE,
             source = %source, version, timestamp = %timestamp, data_timestamp = %data_timestamp, age_days, max_days,
             logs = logs.logs().len(),
             "CT log list: STALE — its data is {age_days} days old (max {max_days}); logs may have \
@@ -248,11 +249,13 @@ fn log_startup(config: &Config, trust: &Trust) {
              ctdns or point ct.log_list at a fresh list."
         ),
         ListFreshness::Refusing(reason) => tracing::error!(
+            event = crate::events::LOG_LIST_STALE,
             source = %source, version, timestamp = %timestamp, data_timestamp = %data_timestamp, max_days,
             "{reason}; ct.refuse_stale_list is set, so EVERY upstream will be refused and \
              every query answered SERVFAIL until the list is updated"
         ),
         ListFreshness::Undated => tracing::warn!(
+            event = crate::events::LOG_LIST_STALE,
             source = %source, version,
             "CT log list has no timestamp; its freshness cannot be checked"
         ),
@@ -358,7 +361,10 @@ async fn serve(config: Config, args: ServeArgs) -> ExitCode {
             }
         };
     // The stub reaches the pool through a swappable upstream: SIGHUP replaces the pool
-    // (crate::cli::reload). `reload_stats` counts the outcomes for a metrics exporter.
+    // (crate::cli::reload). `reload_stats` counts the outcomes.
+    // Only the swappable upstream (and the metrics endpoint, until a reload replaces its
+    // sources) may hold the pool: a reload drops the old one, closing its connections.
+    let metrics_pool = config.metrics.as_ref().map(|_| pool.clone());
     let upstream = Arc::new(SwappableTransport::new(pool));
     let reload_stats = Arc::new(ReloadStats::default());
     let mut reloader = Reloader::new(
@@ -368,6 +374,25 @@ async fn serve(config: Config, args: ServeArgs) -> ExitCode {
         Arc::clone(&reload_stats),
     );
     let handle = stub.start(upstream);
+    // Prometheus metrics (`[metrics]`), read at scrape time from the stub, pool and list;
+    // a reload points them at the new pool and list.
+    let metrics = match (&config.metrics, metrics_pool) {
+        (Some(m), Some(pool)) => {
+            let sources = crate::metrics::Sources {
+                stub: handle.handler(),
+                pool,
+                log_list: crate::metrics::LogListInfo::of(trust.checker().logs()),
+            };
+            match crate::metrics::http::start(m.listen, sources).await {
+                Ok(started) => Some(started),
+                Err(e) => {
+                    eprintln!("ctdns serve: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            }
+        }
+        _ => None,
+    };
     let join = |addrs: &[SocketAddr]| {
         addrs
             .iter()
@@ -410,7 +435,18 @@ async fn serve(config: Config, args: ServeArgs) -> ExitCode {
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration");
                 systemd::reloading();
-                if reloader.reload().is_ok() {
+                let reloaded = reloader.reload();
+                if let Some((metrics, _)) = &metrics {
+                    metrics.config_reload(if reloaded.is_ok() { "success" } else { "failure" });
+                    if let Ok(done) = &reloaded {
+                        metrics.set_sources(crate::metrics::Sources {
+                            stub: handle.handler(),
+                            pool: done.pool.clone(),
+                            log_list: crate::metrics::LogListInfo::of(done.trust.checker().logs()),
+                        });
+                    }
+                }
+                if reloaded.is_ok() {
                     handle.clear_cache();
                     clear_again = Some(Box::pin(tokio::time::sleep(
                         query_timeout + Duration::from_millis(100),

@@ -87,6 +87,14 @@ impl QueryHandler {
         proto: Protocol,
         client: IpAddr,
     ) -> Option<Vec<u8>> {
+        let received = Instant::now();
+        let response = self.respond(message, proto, client).await;
+        self.metrics
+            .responded(proto, response.as_deref(), received.elapsed());
+        response
+    }
+
+    async fn respond(&self, message: &[u8], proto: Protocol, client: IpAddr) -> Option<Vec<u8>> {
         self.metrics.query();
         let client = client.to_canonical();
         let classified = classify(message, proto);

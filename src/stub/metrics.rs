@@ -1,6 +1,16 @@
-//! Counters of what the stub server did, for tests and logging.
+//! Counters of what the stub server did, for tests, logging and the Prometheus endpoint
+//! ([`crate::metrics`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::error::Protocol;
+use crate::metrics::histogram::{AtomicHistogram, HistogramSnapshot};
+
+/// Slots of [`Metrics::responses`]: the 16 header RCODEs, then "no response sent".
+pub const RESPONSE_SLOTS: usize = 17;
+/// The slot of messages that got no response (dropped, rate-limited).
+pub const NO_RESPONSE: usize = 16;
 
 /// Live counters, shared by every listener of one server. Read them with
 /// [`Metrics::snapshot`].
@@ -21,6 +31,11 @@ pub struct Metrics {
     refused: AtomicU64,
     rate_limited: AtomicU64,
     rate_limit_slips: AtomicU64,
+    /// Per transport (UDP, TCP), per header RCODE of the response sent (slot
+    /// [`NO_RESPONSE`]: none sent).
+    responses: [[AtomicU64; RESPONSE_SLOTS]; 2],
+    /// From a message received to its response ready to send (or dropped).
+    duration: AtomicHistogram,
 }
 
 /// A copy of the counters at one moment.
@@ -90,6 +105,42 @@ impl Metrics {
         rate_limit_slip => rate_limit_slips,
     }
 
+    /// Count the outcome of one client message received over `proto`: `response` is what
+    /// is sent back (`None`: nothing), `elapsed` the time since it was received.
+    pub(crate) fn responded(&self, proto: Protocol, response: Option<&[u8]>, elapsed: Duration) {
+        let slot = response
+            .map(|r| {
+                r.get(3)
+                    .map_or(NO_RESPONSE, |flags| usize::from(flags & 0x0F))
+            })
+            .unwrap_or(NO_RESPONSE);
+        if let Some(counter) = self
+            .responses
+            .get(transport_index(proto))
+            .and_then(|row| row.get(slot))
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        self.duration.observe(elapsed);
+    }
+
+    /// Messages received over `proto` by the RCODE of the response (index = RCODE, slot
+    /// [`NO_RESPONSE`] = no response sent).
+    pub fn responses(&self, proto: Protocol) -> [u64; RESPONSE_SLOTS] {
+        let mut out = [0u64; RESPONSE_SLOTS];
+        if let Some(row) = self.responses.get(transport_index(proto)) {
+            for (o, c) in out.iter_mut().zip(row) {
+                *o = c.load(Ordering::Relaxed);
+            }
+        }
+        out
+    }
+
+    /// Time from receiving a client message to having its response (or dropping it).
+    pub fn duration(&self) -> HistogramSnapshot {
+        self.duration.snapshot()
+    }
+
     /// The current values of every counter.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -113,9 +164,32 @@ impl Metrics {
     }
 }
 
+fn transport_index(proto: Protocol) -> usize {
+    match proto {
+        Protocol::Udp => 0,
+        Protocol::Tcp => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_are_counted_by_transport_and_rcode() {
+        let m = Metrics::default();
+        let mut servfail = vec![0u8; 12];
+        servfail[3] = 0x82; // RA + SERVFAIL
+        m.responded(Protocol::Udp, Some(&servfail), Duration::from_millis(2));
+        m.responded(Protocol::Udp, None, Duration::from_micros(10));
+        m.responded(Protocol::Tcp, Some(&[0u8; 12]), Duration::from_millis(1));
+        let udp = m.responses(Protocol::Udp);
+        assert_eq!(udp[2], 1);
+        assert_eq!(udp[NO_RESPONSE], 1);
+        assert_eq!(udp[0], 0);
+        assert_eq!(m.responses(Protocol::Tcp)[0], 1);
+        assert_eq!(m.duration().count, 3);
+    }
 
     #[test]
     fn snapshot_reflects_increments() {

@@ -223,6 +223,11 @@ impl StubHandle {
         self.handler.metrics().snapshot()
     }
 
+    /// The query handler (its counters and cache), e.g. for the metrics endpoint.
+    pub fn handler(&self) -> Arc<QueryHandler> {
+        Arc::clone(&self.handler)
+    }
+
     /// Number of entries in the answer cache.
     pub fn cache_len(&self) -> usize {
         self.handler.cache().len()

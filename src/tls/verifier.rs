@@ -236,6 +236,13 @@ pub struct RefusalEvent<'a> {
 pub trait RefusalObserver: Send + Sync + fmt::Debug {
     /// Called once per refused certificate, before the handshake is aborted.
     fn refused(&self, event: &RefusalEvent<'_>);
+
+    /// The file the evidence of `event` is saved as, for the `evidence_file` field of the
+    /// `refusal` log event; `None` (the default) when this observer keeps no files.
+    fn evidence_file(&self, event: &RefusalEvent<'_>) -> Option<std::path::PathBuf> {
+        let _ = event;
+        None
+    }
 }
 
 /// The CT-enforcing certificate verifier. Build one per upstream (cheap: the log list and
@@ -535,6 +542,7 @@ impl CtVerifier {
             Ok(Staleness::Fresh | Staleness::Unknown) => Ok(()),
             Ok(Staleness::Stale { age }) => {
                 tracing::warn!(
+                    event = crate::events::LOG_LIST_STALE,
                     age_days = age.as_secs() / 86_400,
                     max_days = self.staleness.max_age.as_secs() / 86_400,
                     "the CT log list is stale: logs may have been added, retired or distrusted \
@@ -663,19 +671,24 @@ impl CtVerifier {
         now: UnixTime,
         mut decision: Decision,
     ) -> rustls::Error {
+        let mut evidence_file = None;
         if let Some(observer) = &self.observer {
             let chain = std::iter::once(end_entity)
                 .chain(intermediates)
                 .map(|c| CertificateDer::from(c.as_ref()))
                 .collect();
-            observer.refused(&RefusalEvent {
+            let event = RefusalEvent {
                 label: &self.label,
                 server_name: server_name.to_str().into_owned(),
                 chain,
                 ocsp,
                 now,
                 decision: &decision,
-            });
+            };
+            observer.refused(&event);
+            evidence_file = observer
+                .evidence_file(&event)
+                .map(|p| p.display().to_string());
         }
         let refusal = decision
             .refusal
@@ -685,12 +698,17 @@ impl CtVerifier {
             presented: Presented::describe(end_entity.as_ref(), intermediates, &decision.path_pins),
             refusal,
         };
+        // The `refusal` event of the operator event stream (crate::events, README).
         tracing::warn!(
+            event = crate::events::REFUSAL,
             upstream = %self.label,
             rule = refused.refusal.rule(),
+            leaf_sha256 = %CertFingerprint::of_cert(end_entity.as_ref()),
             leaf_subject = %refused.presented.leaf_subject,
             issuer = %refused.presented.leaf_issuer,
             chain_pins = %refused.presented.pins_text(),
+            evidence_file = evidence_file.as_deref(),
+            reason = %refused.refusal,
             "refused certificate: {refused}"
         );
         rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(refused))))

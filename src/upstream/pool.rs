@@ -55,6 +55,8 @@ use tracing::{debug, warn};
 use super::deadline::Deadline;
 use super::dial;
 use super::{BoxFuture, DialStats, Transport, UpstreamError};
+use crate::events;
+use crate::metrics::histogram::{AtomicHistogram, HistogramSnapshot};
 
 /// Tuning of a [`Pool`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +117,106 @@ pub struct UpstreamHealth {
     pub skipped_by_backoff: u64,
 }
 
+/// How one attempt on one upstream ended, for [`UpstreamStats::outcomes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The upstream answered (whatever the RCODE).
+    Ok,
+    /// No answer within the attempt's deadline, or no TLS session within the connect
+    /// timeout.
+    Timeout,
+    /// The verifier refused the upstream's certificate.
+    Refused,
+    /// Any other failure that blames the upstream (connect, TLS, connection lost, bad
+    /// response, HTTP).
+    Error,
+    /// The query itself could not be sent (malformed, too large): not the upstream's fault.
+    BadQuery,
+}
+
+impl AttemptOutcome {
+    /// Every outcome, in the order of [`UpstreamStats::outcomes`].
+    pub const ALL: [AttemptOutcome; 5] = [
+        AttemptOutcome::Ok,
+        AttemptOutcome::Timeout,
+        AttemptOutcome::Refused,
+        AttemptOutcome::Error,
+        AttemptOutcome::BadQuery,
+    ];
+
+    /// The label value: `ok`, `timeout`, `refused`, `error`, `bad_query`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::Refused => "refused",
+            AttemptOutcome::Error => "error",
+            AttemptOutcome::BadQuery => "bad_query",
+        }
+    }
+
+    fn of(error: &UpstreamError) -> Self {
+        if error.refusal().is_some() {
+            AttemptOutcome::Refused
+        } else if matches!(
+            error,
+            UpstreamError::Timeout | UpstreamError::ConnectTimeout { .. }
+        ) {
+            AttemptOutcome::Timeout
+        } else if blames_upstream(error) {
+            AttemptOutcome::Error
+        } else {
+            AttemptOutcome::BadQuery
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the pool counted of one upstream, ever (for the metrics endpoint).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamStats {
+    /// The transport's name (its configured label, e.g. `dot://192.0.2.1:853`).
+    pub name: String,
+    /// Attempts by outcome, in the order of [`AttemptOutcome::ALL`].
+    pub outcomes: [(AttemptOutcome, u64); 5],
+    /// Duration of the attempts, whatever their outcome.
+    pub duration: HistogramSnapshot,
+    /// `false` from a failure until the next success (starts `true`); each change is
+    /// logged once as an `upstream_down` / `upstream_up` event.
+    pub up: bool,
+    /// Certificate refusals by rule, counted once per refused handshake the pool recorded
+    /// (queries that shared one failed dial count once).
+    pub refusals_by_rule: Vec<(&'static str, u64)>,
+}
+
+/// Per-member counters that only grow.
+#[derive(Debug, Default)]
+struct Counters {
+    outcomes: [AtomicU64; 5],
+    duration: AtomicHistogram,
+    refusals: Mutex<Vec<(&'static str, u64)>>,
+}
+
+impl Counters {
+    fn attempt(&self, outcome: AttemptOutcome, elapsed: Duration) {
+        if let Some(c) = self.outcomes.get(outcome.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.duration.observe(elapsed);
+    }
+
+    fn refusal(&self, rule: &'static str) {
+        let mut r = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        match r.iter_mut().find(|(name, _)| *name == rule) {
+            Some((_, n)) => *n += 1,
+            None => r.push((rule, 1)),
+        }
+    }
+}
+
 /// Health of one member. Counters that must survive a success live in [`Member`].
 #[derive(Debug, Default)]
 struct Health {
@@ -154,6 +256,10 @@ struct Member {
     transport: Arc<dyn Transport>,
     health: Mutex<Health>,
     skipped: AtomicU64,
+    counters: Counters,
+    /// Set by a failure, cleared by a success: the state `upstream_down` / `upstream_up`
+    /// events report changes of.
+    down: AtomicBool,
 }
 
 impl Member {
@@ -181,6 +287,8 @@ impl Pool {
                     transport,
                     health: Mutex::new(Health::default()),
                     skipped: AtomicU64::new(0),
+                    counters: Counters::default(),
+                    down: AtomicBool::new(false),
                 })
                 .collect(),
             opts,
@@ -212,6 +320,32 @@ impl Pool {
                     dials: stats.dials,
                     refusals: stats.refusals,
                     skipped_by_backoff: m.skipped.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    /// What the pool counted of every upstream, in configuration order.
+    pub fn stats(&self) -> Vec<UpstreamStats> {
+        self.members
+            .iter()
+            .map(|m| {
+                let c = &m.counters;
+                let count = |o: AttemptOutcome| {
+                    c.outcomes
+                        .get(o.index())
+                        .map_or(0, |n| n.load(Ordering::Relaxed))
+                };
+                UpstreamStats {
+                    name: m.transport.name().to_owned(),
+                    outcomes: AttemptOutcome::ALL.map(|o| (o, count(o))),
+                    duration: c.duration.snapshot(),
+                    up: !m.down.load(Ordering::Relaxed),
+                    refusals_by_rule: c
+                        .refusals
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
                 }
             })
             .collect()
@@ -306,9 +440,15 @@ impl Pool {
         };
         drop(h);
         self.interception_warned.store(false, Ordering::Relaxed);
+        if member.down.swap(false, Ordering::Relaxed) {
+            events::upstream_up(member.transport.name());
+        }
     }
 
     fn record_failure(&self, member: &Member, error: &UpstreamError, ticket: Ticket) {
+        if !member.down.swap(true, Ordering::Relaxed) {
+            events::upstream_down(member.transport.name(), error);
+        }
         let now = Instant::now();
         let mut h = member.health();
         h.consecutive_failures = h.consecutive_failures.saturating_add(1);
@@ -338,6 +478,9 @@ impl Pool {
             return;
         }
         let rule = error.refusal().map(|r| r.rule());
+        if let Some(rule) = rule {
+            member.counters.refusal(rule);
+        }
         h.epoch = h.epoch.wrapping_add(1);
         h.dial_failures = h.dial_failures.saturating_add(1);
         if h.dial_failures == 1 {
@@ -407,15 +550,23 @@ impl Pool {
             } else {
                 deadline.min_after(self.opts.per_attempt_timeout)
             };
-            let error = match attempt.run(member.transport.query(query)).await {
+            let started = Instant::now();
+            let result = attempt.run(member.transport.query(query)).await;
+            let elapsed = started.elapsed();
+            let error = match result {
                 Ok(Ok(response)) => {
+                    member.counters.attempt(AttemptOutcome::Ok, elapsed);
                     self.record_success(member);
                     return Ok(response);
                 }
-                Ok(Err(e)) if !blames_upstream(&e) => return Err(e),
+                Ok(Err(e)) if !blames_upstream(&e) => {
+                    member.counters.attempt(AttemptOutcome::BadQuery, elapsed);
+                    return Err(e);
+                }
                 Ok(Err(e)) => e,
                 Err(_) => UpstreamError::Timeout,
             };
+            member.counters.attempt(AttemptOutcome::of(&error), elapsed);
             self.record_failure(member, &error, ticket);
             match &error {
                 UpstreamError::Tls { .. } => {
@@ -1018,5 +1169,134 @@ mod tests {
         assert_eq!(backoff(s(1), s(60), 4), s(8));
         assert_eq!(backoff(s(1), s(60), 7), s(60));
         assert_eq!(backoff(s(1), s(60), u32::MAX), s(60));
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A transport answering from a script (then failing with a lost connection).
+    #[derive(Debug)]
+    struct Script {
+        results: Mutex<VecDeque<Result<Vec<u8>, UpstreamError>>>,
+        calls: AtomicUsize,
+    }
+
+    impl Transport for Script {
+        fn query<'a>(&'a self, _: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, UpstreamError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let next = self.results.lock().unwrap().pop_front();
+            Box::pin(async move {
+                next.unwrap_or(Err(UpstreamError::ConnectionLost("script ended".into())))
+            })
+        }
+        fn name(&self) -> &str {
+            "dot://127.0.0.1:853"
+        }
+    }
+
+    fn pin_refusal() -> UpstreamError {
+        use crate::tls::pins::SpkiPin;
+        use crate::tls::verifier::Refusal;
+        let refusal = Refusal::IssuerNotPinned {
+            chain: vec![SpkiPin([1; 32])],
+            pins: vec![SpkiPin([2; 32])],
+        };
+        let rustls_error = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+            rustls::OtherError(Arc::new(refusal)),
+        ));
+        UpstreamError::Tls {
+            addr: "127.0.0.1:853".parse().unwrap(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error),
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'w self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    fn events(buf: &Buffer, name: &str) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["fields"]["event"] == name)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn outcomes_refusals_and_one_event_per_transition() {
+        let buf = Buffer::default();
+        let sub = crate::cli::logging::subscriber(
+            crate::config::LogFormat::Json,
+            tracing_subscriber::EnvFilter::new("info"),
+            buf.clone(),
+            false,
+        );
+        let _guard = tracing::subscriber::set_default(sub);
+        let script = Arc::new(Script {
+            results: Mutex::new(VecDeque::from([
+                Ok(vec![1]),
+                Err(pin_refusal()),
+                Err(UpstreamError::Timeout),
+                Err(UpstreamError::BadQuery("too big".into())),
+                Ok(vec![2]),
+                Ok(vec![3]),
+            ])),
+            calls: AtomicUsize::new(0),
+        });
+        let opts = PoolOptions {
+            backoff_initial: Duration::ZERO,
+            refusal_backoff_initial: Duration::ZERO,
+            backoff_max: Duration::ZERO,
+            ..PoolOptions::default()
+        };
+        let p = Pool::new(vec![script.clone() as Arc<dyn Transport>], opts);
+        assert!(p.stats()[0].up, "up before any attempt");
+        assert_eq!(p.query(b"q").await.unwrap(), vec![1]);
+        assert!(p.query(b"q").await.is_err()); // refused
+        assert!(!p.stats()[0].up);
+        assert!(p.query(b"q").await.is_err()); // timeout: still down, no second event
+        assert!(p.query(b"q").await.is_err()); // bad query: not the upstream's fault
+        assert!(!p.stats()[0].up);
+        assert_eq!(p.query(b"q").await.unwrap(), vec![2]);
+        assert_eq!(p.query(b"q").await.unwrap(), vec![3]);
+        let s = &p.stats()[0];
+        assert!(s.up);
+        let count = |o: AttemptOutcome| s.outcomes.iter().find(|(x, _)| *x == o).unwrap().1;
+        assert_eq!(count(AttemptOutcome::Ok), 3);
+        assert_eq!(count(AttemptOutcome::Refused), 1);
+        assert_eq!(count(AttemptOutcome::Timeout), 1);
+        assert_eq!(count(AttemptOutcome::BadQuery), 1);
+        assert_eq!(count(AttemptOutcome::Error), 0);
+        assert_eq!(s.duration.count, 6);
+        assert_eq!(s.refusals_by_rule, vec![("issuer-pin", 1)]);
+        assert_eq!(script.calls.load(Ordering::SeqCst), 6);
+
+        let down = events(&buf, crate::events::UPSTREAM_DOWN);
+        assert_eq!(down.len(), 1, "one down event per transition: {down:?}");
+        assert_eq!(down[0]["fields"]["upstream"], "dot://127.0.0.1:853");
+        assert_eq!(down[0]["fields"]["rule"], "issuer-pin");
+        assert_eq!(down[0]["level"], "WARN");
+        let up = events(&buf, crate::events::UPSTREAM_UP);
+        assert_eq!(up.len(), 1, "one up event per transition: {up:?}");
+        assert_eq!(up[0]["fields"]["upstream"], "dot://127.0.0.1:853");
     }
 }
