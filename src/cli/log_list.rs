@@ -82,8 +82,9 @@ pub enum LogListAction {
         /// Time options.
         #[command(flatten)]
         when: WhenArgs,
-        /// Count a stale or undated list as an error, as `serve --refuse-stale-list` would
-        /// refuse it (default: a warning, as `serve` warns and keeps enforcing).
+        /// Count a stale or undated list as an error, as `serve` with
+        /// `ct.refuse_stale_list = true` would refuse it (default: a warning, as `serve` warns
+        /// and keeps enforcing).
         #[arg(long)]
         refuse_stale_list: bool,
         /// Print a JSON array of problems instead of lines.
