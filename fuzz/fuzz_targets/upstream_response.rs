@@ -7,14 +7,14 @@
 //!   bytes are a TCP stream cut into frames by `dot::take_frame`; each frame goes through
 //!   the checks of the DoT reader (`Header::parse`, QR, `wire::question` equal to the
 //!   query's), then `set_message_id` and `strip_opt` (when an OPT was added) or `layout`;
-//! - DoH: `PreparedQuery::new` + `accept_response` on the whole upstream bytes, and
-//!   `check_head` on a response head made from `flags`;
+//! - DoH: `PreparedQuery::new` (padded as DoT pads) + `accept_response` on the whole
+//!   upstream bytes, and `check_head` on a response head made from `flags`;
 //! - stub: every response the transports would return goes through
 //!   `Answer::from_upstream` and `render` for UDP and TCP.
 //!
 //! Checked: never panics; padded queries are a multiple of 128 bytes and strip back to the
 //! query; `strip_opt` leaves no OPT record; an accepted DoH body keeps every byte but the
-//! ID, which is the client's; a rendered answer carries the client's ID and question and
+//! ID (the client's) and the OPT record ctdns added for padding; a rendered answer carries the client's ID and question and
 //! fits the limit.
 #![no_main]
 
@@ -130,19 +130,38 @@ fn doh(query: &[u8], body: &[u8], flags: u8, q: &ClientQuery<'_>) {
     let Ok(prepared) = PreparedQuery::new(query) else {
         return;
     };
+    // DoH queries are padded exactly as DoT's (RFC 8467), then sent with ID 0.
+    let Ok(padded) = pad_query(query) else {
+        panic!("PreparedQuery accepted a query pad_query refuses");
+    };
+    let added_opt = padded.outcome == PadOutcome::AddedOpt;
     assert_eq!(prepared.wire().get(..2), Some(&[0u8, 0][..]));
-    assert_eq!(prepared.wire().get(2..), query.get(2..));
+    assert_eq!(
+        prepared.wire().get(2..),
+        padded.bytes.get(2..),
+        "DoH query not padded as DoT's"
+    );
     if let Ok(accepted) = prepared.accept_response(body) {
         assert_eq!(
             accepted.get(..2),
             query.get(..2),
             "DoH response ID not restored"
         );
+        // Every byte but the ID is the server's, less the OPT record ctdns added (if any).
+        let expected = if added_opt {
+            strip_opt(body).expect("accepted response strips")
+        } else {
+            body.to_vec()
+        };
         assert_eq!(
             accepted.get(2..),
-            body.get(2..),
+            expected.get(2..),
             "DoH response body changed"
         );
+        if added_opt {
+            let layout = wire::layout(&accepted).expect("accepted response walks");
+            assert!(layout.opt.is_none(), "added OPT left in the DoH response");
+        }
         stub_answer(&accepted, q, query);
     }
     let status = [200u16, 204, 301, 500][usize::from(flags & 3)];

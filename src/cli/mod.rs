@@ -9,6 +9,7 @@ pub mod common;
 pub mod config;
 pub mod demo;
 pub mod describe;
+pub mod log_list;
 pub mod logging;
 pub mod pki;
 pub mod reload;
@@ -45,6 +46,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show the effective configuration, every default filled in (exit 0, 2 invalid file).
     Config(config::ConfigArgs),
+    /// Vet a CT log list: `show`, `check` (exit 0 acceptable, 1 errors found, 2 unreadable)
+    /// and `diff` two lists (exit 0, 2 unreadable).
+    LogList(log_list::LogListArgs),
 }
 
 /// Parse the command line and run it.
@@ -57,5 +61,6 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
         Command::Config(args) => config::run(args),
+        Command::LogList(args) => log_list::run(args),
     }
 }
