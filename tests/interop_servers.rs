@@ -262,10 +262,25 @@ fn rogue(kind: Kind) {
         assert!(!out.contains(&Records::txt(kind)), "{proto:?}: {out}");
 
         // Evidence names the rule and the upstream, with the chain the server presented.
-        let entries: Vec<PathBuf> = std::fs::read_dir(f.evidence_dir(proto))
-            .expect("the evidence directory exists")
-            .map(|e| e.expect("dir entry").path())
-            .collect();
+        // It is written in the background (temporary name, then renamed): wait for the pair.
+        let list = || -> Vec<PathBuf> {
+            std::fs::read_dir(f.evidence_dir(proto))
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default()
+        };
+        let has = |entries: &[PathBuf], ext: &str| {
+            entries
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == ext))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut entries = list();
+        while !(has(&entries, "json") && has(&entries, "pem"))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            entries = list();
+        }
         let json = entries
             .iter()
             .find(|p| p.extension().is_some_and(|e| e == "json"))

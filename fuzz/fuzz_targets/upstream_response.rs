@@ -158,8 +158,9 @@ fn doh(query: &[u8], body: &[u8], flags: u8, q: &ClientQuery<'_>) {
             expected.get(2..),
             "DoH response body changed"
         );
-        if added_opt {
-            let layout = wire::layout(&accepted).expect("accepted response walks");
+        // (hickory-proto accepts some bodies the strict walker does not; the stub refuses
+        // those, so only a body that walks is checked for a leftover OPT.)
+        if let (true, Ok(layout)) = (added_opt, wire::layout(&accepted)) {
             assert!(layout.opt.is_none(), "added OPT left in the DoH response");
         }
         stub_answer(&accepted, q, query);
