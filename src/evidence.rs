@@ -113,6 +113,8 @@ struct Job {
 struct Recent {
     first: Instant,
     repeats: u64,
+    /// The JSON file the first of these refusals is saved as.
+    file: PathBuf,
 }
 
 /// Saves evidence files for refusals, on a background thread (see the module docs).
@@ -267,6 +269,10 @@ impl EvidenceStore {
             }
         }
         let upstream = job.upstream.clone();
+        let file = self.path_for(
+            job.now_secs,
+            job.chain.first().map(Vec::as_slice).unwrap_or(&[]),
+        );
         match self.queue.try_send(job) {
             Ok(()) => {
                 if recent.len() >= MAX_RECENT {
@@ -278,6 +284,7 @@ impl EvidenceStore {
                         Recent {
                             first: now,
                             repeats: 0,
+                            file,
                         },
                     );
                 }
@@ -339,11 +346,20 @@ impl RefusalObserver for EvidenceStore {
         self.submit(refusal_key(&job.upstream, &job.chain), job);
     }
 
-    /// [`EvidenceStore::path_for`] of the refused leaf at the refusal's time. (A repeat
-    /// within the collapse window is not written again: the earlier file holds the same
-    /// chain; a name already taken gets a `-N` suffix.)
+    /// [`EvidenceStore::path_for`] of the refused leaf at the refusal's time; for a repeat
+    /// within the collapse window (not written again), the file of the first. (A name
+    /// already taken on disk gets a `-N` suffix.)
     fn evidence_file(&self, event: &RefusalEvent<'_>) -> Option<PathBuf> {
         let leaf = event.chain.first()?;
+        let chain: Vec<Vec<u8>> = event.chain.iter().map(|c| c.as_ref().to_vec()).collect();
+        let key = refusal_key(event.label, &chain);
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        // A repeat within the collapse window is in the file of the first.
+        if let Some(r) = recent.get(&key) {
+            if r.first.elapsed() < self.window {
+                return Some(r.file.clone());
+            }
+        }
         Some(self.path_for(event.now.as_secs(), leaf.as_ref()))
     }
 }
@@ -798,5 +814,39 @@ mod tests {
         let names = names(dir.path());
         assert_eq!(names.len(), 2, "{names:?}");
         assert!(names.iter().all(|n| is_evidence_file_name(n)), "{names:?}");
+    }
+
+    #[test]
+    fn a_collapsed_repeat_names_the_file_of_the_first() {
+        let dir = private_dir();
+        let store = EvidenceStore::new(dir.path(), 1 << 20).unwrap();
+        let chain = leaf_chain();
+        let d = decision();
+        let event = |secs: u64| RefusalEvent {
+            label: "dot://127.0.0.1:853",
+            server_name: String::new(),
+            chain: chain
+                .iter()
+                .map(|c| CertificateDer::from(c.as_slice()))
+                .collect(),
+            ocsp: &[],
+            now: UnixTime::since_unix_epoch(Duration::from_secs(secs)),
+            decision: &d,
+        };
+        let first = event(T0);
+        store.refused(&first);
+        let first_file = store.evidence_file(&first).unwrap();
+        assert_eq!(first_file, store.path_for(T0, &chain[0]));
+        // Seconds later the same chain again: not written again, and it names the first file.
+        let repeat = event(T0 + 5);
+        store.refused(&repeat);
+        assert_eq!(store.evidence_file(&repeat), Some(first_file.clone()));
+        assert_ne!(store.path_for(T0 + 5, &chain[0]), first_file);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !first_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(first_file.exists());
+        assert_eq!(store.stats().collapsed, 1);
     }
 }
