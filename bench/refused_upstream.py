@@ -24,7 +24,6 @@ Only processes started here are stopped here (by their Popen handles).
 import argparse
 import base64
 import hashlib
-import os
 import signal
 import socket
 import subprocess
@@ -34,42 +33,12 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-LOOPBACK = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import CLK_TCK, LOOPBACK, ROOT, cpu_ticks, free_port, sh  # noqa: E402
 
 
 def log(msg):
     print(f"[refused {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def sh(args, **kw):
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
-
-
-def free_port():
-    """A loopback port free for both TCP and UDP (bound, then released)."""
-    for _ in range(100):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind((LOOPBACK, 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind((LOOPBACK, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            u.close()
-            t.close()
-    raise RuntimeError("no free loopback port")
-
-
-def cpu_ticks(pid):
-    """utime + stime of every thread of `pid`, in clock ticks."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def wait_tcp(proc, port, what, timeout=20):
