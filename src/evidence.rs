@@ -578,9 +578,13 @@ mod tests {
         }
     }
 
-    fn refuse(store: &EvidenceStore, label: &str, chain: &[Vec<u8>], secs: u64) {
-        let d = decision();
-        store.refused(&RefusalEvent {
+    fn event<'a>(
+        label: &'a str,
+        chain: &'a [Vec<u8>],
+        secs: u64,
+        decision: &'a Decision,
+    ) -> RefusalEvent<'a> {
+        RefusalEvent {
             label,
             server_name: "rogue.example".into(),
             chain: chain
@@ -589,8 +593,13 @@ mod tests {
                 .collect(),
             ocsp: &[],
             now: UnixTime::since_unix_epoch(Duration::from_secs(secs)),
-            decision: &d,
-        });
+            decision,
+        }
+    }
+
+    fn refuse(store: &EvidenceStore, label: &str, chain: &[Vec<u8>], secs: u64) {
+        let d = decision();
+        store.refused(&event(label, chain, secs, &d));
     }
 
     fn private_dir() -> tempfile::TempDir {
@@ -822,23 +831,12 @@ mod tests {
         let store = EvidenceStore::new(dir.path(), 1 << 20).unwrap();
         let chain = leaf_chain();
         let d = decision();
-        let event = |secs: u64| RefusalEvent {
-            label: "dot://127.0.0.1:853",
-            server_name: String::new(),
-            chain: chain
-                .iter()
-                .map(|c| CertificateDer::from(c.as_slice()))
-                .collect(),
-            ocsp: &[],
-            now: UnixTime::since_unix_epoch(Duration::from_secs(secs)),
-            decision: &d,
-        };
-        let first = event(T0);
+        let first = event("dot://127.0.0.1:853", &chain, T0, &d);
         store.refused(&first);
         let first_file = store.evidence_file(&first).unwrap();
         assert_eq!(first_file, store.path_for(T0, &chain[0]));
         // Seconds later the same chain again: not written again, and it names the first file.
-        let repeat = event(T0 + 5);
+        let repeat = event("dot://127.0.0.1:853", &chain, T0 + 5, &d);
         store.refused(&repeat);
         assert_eq!(store.evidence_file(&repeat), Some(first_file.clone()));
         assert_ne!(store.path_for(T0 + 5, &chain[0]), first_file);
