@@ -90,7 +90,7 @@ impl Metrics {
 
     /// Count one configuration reload with `result` (`success` or `failure`) in
     /// `ctdns_config_reloads_total{result}`. (The `config_reload` log event is
-    /// [`crate::events::config_reload`].)
+    /// logged by `crate::cli::reload`.)
     pub fn config_reload(&self, result: &str) {
         let mut reloads = self
             .shared

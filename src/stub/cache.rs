@@ -15,37 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::answer::Answer;
+use super::message::CacheKey;
 use super::options::CacheOptions;
-
-/// What identifies a cached answer: the question name (lowercase wire format), type and
-/// class, and the DO and CD bits of the query, which change what an upstream returns.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CacheKey {
-    qname: Box<[u8]>,
-    qtype: u16,
-    qclass: u16,
-    dnssec_ok: bool,
-    checking_disabled: bool,
-}
-
-impl CacheKey {
-    /// A key from the lowercase wire-format name and the query's type, class, DO and CD.
-    pub fn new(
-        qname: Box<[u8]>,
-        qtype: u16,
-        qclass: u16,
-        dnssec_ok: bool,
-        checking_disabled: bool,
-    ) -> Self {
-        Self {
-            qname,
-            qtype,
-            qclass,
-            dnssec_ok,
-            checking_disabled,
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -68,7 +39,7 @@ pub const ENTRY_OVERHEAD: usize = 160;
 pub fn entry_cost(key: &CacheKey, answer: &Answer) -> usize {
     answer
         .footprint()
-        .saturating_add(key.qname.len().saturating_mul(2))
+        .saturating_add(key.name_len().saturating_mul(2))
         .saturating_add(ENTRY_OVERHEAD)
 }
 

@@ -5,10 +5,44 @@
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError};
 
-use super::cache::CacheKey;
 use super::error::Protocol;
 use super::options::{MAX_UDP_PAYLOAD, MIN_UDP_PAYLOAD};
 use crate::wire::{self, header, HEADER_LEN};
+
+/// What identifies a cached answer: the question name (lowercase wire format), type and
+/// class, and the DO and CD bits of the query, which change what an upstream returns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    qname: Box<[u8]>,
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+}
+
+impl CacheKey {
+    /// A key from the lowercase wire-format name and the query's type, class, DO and CD.
+    pub fn new(
+        qname: Box<[u8]>,
+        qtype: u16,
+        qclass: u16,
+        dnssec_ok: bool,
+        checking_disabled: bool,
+    ) -> Self {
+        Self {
+            qname,
+            qtype,
+            qclass,
+            dnssec_ok,
+            checking_disabled,
+        }
+    }
+
+    /// Length of the wire-format question name (for the cache's byte budget).
+    pub fn name_len(&self) -> usize {
+        self.qname.len()
+    }
+}
 
 /// A well-formed client query, borrowing the bytes it was read from.
 #[derive(Debug, Clone)]
@@ -125,8 +159,8 @@ struct EdnsFields {
 /// Sorts one client message (RFC 1035 §4.1, RFC 6891).
 ///
 /// Queries of the usual shape (one question, no answer or authority records, at most an OPT
-/// record, nothing after it) are read by a byte-level walk ([`quick_parse`]); anything else
-/// is decoded by hickory-proto as a whole ([`full_parse`]). The walk accepts only messages
+/// record, nothing after it) are read by a byte-level walk (`quick_parse`); anything else
+/// is decoded by hickory-proto as a whole (`full_parse`). The walk accepts only messages
 /// hickory-proto decodes and reads the same fields from them, so both give the same result
 /// (the test `quick_and_full_parse_agree` checks this on many messages).
 pub fn classify(bytes: &[u8], proto: Protocol) -> Classified<'_> {

@@ -21,12 +21,14 @@ pub mod metrics;
 pub mod options;
 pub mod ratelimit;
 pub mod server;
+mod shutdown;
 mod tcp;
 mod udp;
 
-pub use cache::{Cache, CacheKey};
+pub use cache::Cache;
 pub use error::{Protocol, StubError};
 pub use handler::QueryHandler;
+pub use message::CacheKey;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use options::{CacheOptions, RateLimitOptions, StubOptions};
 pub use server::{bind, Stub, StubHandle};

@@ -11,6 +11,7 @@ use super::error::{Protocol, StubError};
 use super::handler::QueryHandler;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::options::{StubOptions, UDP_RECV_BUFFER};
+use super::shutdown::TaskGuard;
 use super::tcp::{self, ConnLimits};
 use super::udp;
 use crate::upstream::Transport;
@@ -148,7 +149,7 @@ impl Stub {
         ));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (guard_tx, done_rx) = mpsc::channel(1);
-        let guard = TaskGuard(guard_tx);
+        let guard = TaskGuard::new(guard_tx);
         let udp_in_flight = Arc::new(Semaphore::new(self.opts.max_udp_in_flight));
         let tcp_connections = Arc::new(Semaphore::new(self.opts.max_tcp_connections));
         let limits = ConnLimits {
@@ -252,16 +253,6 @@ impl StubHandle {
         // Every task holds a `TaskGuard`; the channel closes when the last one is dropped.
         while self.done_rx.recv().await.is_some() {}
     }
-}
-
-/// Held by every listener, connection and query task; [`StubHandle::shutdown`] waits until
-/// all are dropped.
-#[derive(Debug, Clone)]
-pub(crate) struct TaskGuard(#[allow(dead_code)] mpsc::Sender<()>);
-
-/// Completes once shutdown is signalled or the [`StubHandle`] is gone. Cancel-safe.
-pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|&stop| stop).await;
 }
 
 #[cfg(test)]

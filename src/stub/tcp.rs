@@ -16,7 +16,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::error::Protocol;
 use super::handler::QueryHandler;
-use super::server::{stopped, TaskGuard};
+use super::shutdown::{stopped, TaskGuard};
 
 /// Per-connection limits.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::error::Protocol;
 use super::handler::QueryHandler;
-use super::server::{stopped, TaskGuard};
+use super::shutdown::{stopped, TaskGuard};
 
 /// Largest DNS message (and so the receive buffer).
 const MAX_MESSAGE: usize = 65_535;

@@ -10,7 +10,7 @@
 //!    [`tokio_rustls::TlsConnector::connect`] has returned a finished session, so a refused
 //!    certificate means no DNS byte ever left this host. Queries that arrive while a
 //!    connection is being opened wait for that attempt; if it fails, they all receive its
-//!    error instead of dialing again one after the other ([`super::dial`]).
+//!    error instead of dialing again one after the other (`upstream::dial`).
 //! 4. It is registered under a fresh message ID unique among the connection's outstanding
 //!    queries ([`super::msgid`]), and handed to the connection's writer task.
 //! 5. The reader task reads length-prefixed responses, drops any with an unknown ID or a

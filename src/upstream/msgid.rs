@@ -30,7 +30,7 @@ pub fn set_message_id(msg: &mut [u8], id: u16) -> bool {
 /// Picks message IDs that are unpredictable and not in use.
 ///
 /// Every ID is two bytes of the system CSPRNG (ring's [`SystemRandom`]), as unpredictable
-/// as drawing them one at a time; they are only fetched [`RANDOM_BUFFER`] bytes at a time,
+/// as drawing them one at a time; they are only fetched `RANDOM_BUFFER` bytes at a time,
 /// and each byte is used once and then cleared.
 #[derive(Debug)]
 pub struct IdAllocator {

@@ -18,7 +18,7 @@
 //! # Two kinds of failure
 //! - A failed **dial** (TCP connect refused, TLS handshake failed, certificate refused by the
 //!   verifier, no session within the connect timeout, DoH without ALPN `h2`: the failures
-//!   [`super::dial`] shares) puts the upstream in **dial backoff**: it is not dialed again
+//!   `upstream::dial` shares) puts the upstream in **dial backoff**: it is not dialed again
 //!   for `backoff_initial` (`refusal_backoff_initial` after a certificate refusal), doubling
 //!   with each further failed dial up to `backoff_max`, each interval jittered by
 //!   ±`backoff_jitter_percent` (never above `backoff_max`). Meanwhile queries skip it (counted
