@@ -11,7 +11,7 @@
 //! | `refusal` | WARN | the verifier, once per refused certificate ([`crate::tls::verifier`]) |
 //! | `upstream_down` | WARN | the pool, when an upstream that was up fails ([`upstream_down`]) |
 //! | `upstream_up` | INFO | the pool, when an upstream that was down succeeds ([`upstream_up`]) |
-//! | `log_list_stale` | WARN (ERROR when refusing) | `ctdns serve` at startup, and the verifier at each handshake with a stale list |
+//! | `log_list_stale` | WARN (ERROR when refusing) | `ctdns serve` at startup, and the verifier at most once an hour while the list is stale |
 //! | `config_reload` | INFO / ERROR | `ctdns serve` on SIGHUP (`crate::cli::reload`), with `result`, `config`, and `generation` or `error` |
 
 /// `event` of a certificate refusal.

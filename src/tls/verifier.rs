@@ -541,6 +541,9 @@ impl CtVerifier {
         match self.staleness.check(self.checker.logs(), now_ms) {
             Ok(Staleness::Fresh | Staleness::Unknown) => Ok(()),
             Ok(Staleness::Stale { age }) => {
+                if !stale_warning_due(now_ms) {
+                    return Ok(());
+                }
                 tracing::warn!(
                     event = crate::events::LOG_LIST_STALE,
                     age_days = age.as_secs() / 86_400,
@@ -560,6 +563,31 @@ impl CtVerifier {
             Err(StalenessError::UnknownAge) => Err(Refusal::UndatedLogList),
         }
     }
+}
+
+/// When the handshake-time stale-list warning was last logged (Unix ms; 0: never).
+static STALE_WARNED_AT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How often, at most, handshakes repeat the stale-list warning: the list stays stale
+/// until it is replaced, and `serve` says so at startup already.
+const STALE_WARNING_EVERY_MS: u64 = 3_600_000;
+
+/// Whether the stale-list warning is due at `now_ms` (at most once an hour per process);
+/// claims it when it is.
+fn stale_warning_due(now_ms: u64) -> bool {
+    warning_due(&STALE_WARNED_AT_MS, now_ms, STALE_WARNING_EVERY_MS)
+}
+
+/// Whether a warning last logged at `last` (Unix ms; 0: never) is due again at `now_ms`,
+/// `every_ms` apart; claims it (one caller wins a race).
+fn warning_due(last: &std::sync::atomic::AtomicU64, now_ms: u64, every_ms: u64) -> bool {
+    use std::sync::atomic::Ordering;
+    let seen = last.load(Ordering::Relaxed);
+    if seen != 0 && now_ms.saturating_sub(seen) < every_ms {
+        return false;
+    }
+    last.compare_exchange(seen, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
 }
 
 /// SPKI pins of the CA certificates of a verified path: intermediates issuer first, then
@@ -763,6 +791,18 @@ mod tests {
         )
         .refusal
         .map(|r| r.rule())
+    }
+
+    #[test]
+    fn the_stale_list_warning_repeats_at_most_once_an_hour() {
+        let last = std::sync::atomic::AtomicU64::new(0);
+        let hour = 3_600_000;
+        let t = 1_800_000_000_000;
+        assert!(warning_due(&last, t, hour));
+        assert!(!warning_due(&last, t + 1, hour));
+        assert!(!warning_due(&last, t + hour - 1, hour));
+        assert!(warning_due(&last, t + hour, hour));
+        assert!(!warning_due(&last, t + hour + 5, hour));
     }
 
     #[test]
