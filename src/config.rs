@@ -200,6 +200,15 @@ pub enum PolicyName {
     Apple,
 }
 
+impl From<PolicyName> for crate::ct::policy::PolicyKind {
+    fn from(name: PolicyName) -> Self {
+        match name {
+            PolicyName::Chrome => crate::ct::policy::PolicyKind::Chrome,
+            PolicyName::Apple => crate::ct::policy::PolicyKind::Apple,
+        }
+    }
+}
+
 /// Certificate Transparency settings.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -658,22 +667,12 @@ impl Config {
         if self.ct.max_list_age_days == 0 {
             return Err(invalid("ct.max_list_age_days", "must be positive"));
         }
-        if let Some(n) = self.ct.min_logs {
-            if n < 2 {
-                return Err(invalid(
-                    "ct.min_logs",
-                    "the floor is 2 logs; it can only be raised",
-                ));
-            }
-        }
-        if let Some(n) = self.ct.min_operators {
-            if n < 2 {
-                return Err(invalid(
-                    "ct.min_operators",
-                    "the floor is 2 operators; it can only be raised",
-                ));
-            }
-        }
+        crate::ct::policy::CtPolicy::with_minimums(
+            self.ct.policy.into(),
+            self.ct.min_logs,
+            self.ct.min_operators,
+        )
+        .map_err(|e| invalid(format!("ct.{}", e.field()), e.to_string()))?;
         for (i, fp) in self.tls.denylist.iter().enumerate() {
             crate::tls::pins::CertFingerprint::parse(fp)
                 .map_err(|e| invalid(format!("tls.denylist[{i}]"), e.to_string()))?;

@@ -80,32 +80,8 @@ pub fn policy(
     min_logs: Option<usize>,
     min_operators: Option<usize>,
 ) -> Result<CtPolicy, SetupError> {
-    let mut policy = match name {
-        PolicyName::Chrome => CtPolicy::chrome(),
-        PolicyName::Apple => CtPolicy::apple(),
-    };
-    let err = |e: crate::ct::policy::PolicyConfigError| SetupError::Policy(e.to_string());
-    if let Some(n) = min_logs {
-        if n < crate::ct::policy::FLOOR_LOGS {
-            return Err(SetupError::Policy(format!(
-                "min_logs = {n} is below the floor of {} logs; it can only be raised",
-                crate::ct::policy::FLOOR_LOGS
-            )));
-        }
-        if n > policy.min_embedded_short() {
-            policy.set_min_embedded_short(n).map_err(err)?;
-        }
-        if n > policy.min_embedded_long() {
-            policy.set_min_embedded_long(n).map_err(err)?;
-        }
-        if n > policy.min_ocsp() {
-            policy.set_min_ocsp(n).map_err(err)?;
-        }
-    }
-    if let Some(n) = min_operators {
-        policy.set_min_operators(n).map_err(err)?;
-    }
-    Ok(policy)
+    CtPolicy::with_minimums(name.into(), min_logs, min_operators)
+        .map_err(|e| SetupError::Policy(e.to_string()))
 }
 
 /// Load a log list file, or the list bundled with ctdns.

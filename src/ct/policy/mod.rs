@@ -112,6 +112,16 @@ pub enum PolicyConfigError {
     },
 }
 
+impl PolicyConfigError {
+    /// The setting at fault, e.g. `min_logs`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            PolicyConfigError::BelowFloor { field, .. }
+            | PolicyConfigError::WouldLower { field, .. } => field,
+        }
+    }
+}
+
 /// A CT policy: Chrome's or Apple's rules, with counts that can only be raised.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CtPolicy {
@@ -211,6 +221,40 @@ impl CtPolicy {
     /// Raise the distinct-operator count.
     pub fn set_min_operators(&mut self, n: usize) -> Result<(), PolicyConfigError> {
         raise("min_operators", &mut self.min_operators, n, FLOOR_OPERATORS)
+    }
+
+    /// The policy `kind` with its minimums raised as configured: `min_logs` raises every
+    /// SCT count (embedded short- and long-lived, OCSP) that is lower, `min_operators` the
+    /// operator count. Neither goes below the floor ([`FLOOR_LOGS`], [`FLOOR_OPERATORS`]):
+    /// this is the one place the floor is enforced for a configuration.
+    pub fn with_minimums(
+        kind: PolicyKind,
+        min_logs: Option<usize>,
+        min_operators: Option<usize>,
+    ) -> Result<Self, PolicyConfigError> {
+        let mut policy = Self::for_kind(kind);
+        if let Some(n) = min_logs {
+            if n < FLOOR_LOGS {
+                return Err(PolicyConfigError::BelowFloor {
+                    field: "min_logs",
+                    requested: n,
+                    floor: FLOOR_LOGS,
+                });
+            }
+            if n > policy.min_embedded_short {
+                policy.set_min_embedded_short(n)?;
+            }
+            if n > policy.min_embedded_long {
+                policy.set_min_embedded_long(n)?;
+            }
+            if n > policy.min_ocsp {
+                policy.set_min_ocsp(n)?;
+            }
+        }
+        if let Some(n) = min_operators {
+            policy.set_min_operators(n)?;
+        }
+        Ok(policy)
     }
 
     /// Evaluate `scts` for a certificate valid from `not_before_s` to `not_after_s` (Unix

@@ -1280,3 +1280,29 @@ fn real_log_ids_with_the_bundled_list() {
     ));
     assert!(!r.is_compliant());
 }
+
+#[test]
+fn configured_minimums_only_raise_and_name_the_setting() {
+    let p = CtPolicy::with_minimums(PolicyKind::Chrome, Some(3), Some(3)).unwrap();
+    assert_eq!(p.min_embedded_short(), 3);
+    assert_eq!(p.min_embedded_long(), 3);
+    assert_eq!(p.min_ocsp(), 3);
+    assert_eq!(p.min_operators(), 3);
+    // A minimum below what the policy already asks leaves it as it is.
+    let p = CtPolicy::with_minimums(PolicyKind::Chrome, Some(2), None).unwrap();
+    assert_eq!(
+        p.min_embedded_long(),
+        CtPolicy::chrome().min_embedded_long()
+    );
+    for (logs, ops, field) in [
+        (Some(1), None, "min_logs"),
+        (None, Some(1), "min_operators"),
+    ] {
+        let e = CtPolicy::with_minimums(PolicyKind::Apple, logs, ops).unwrap_err();
+        assert_eq!(e.field(), field);
+        assert!(
+            matches!(e, PolicyConfigError::BelowFloor { floor: 2, .. }),
+            "{e}"
+        );
+    }
+}
