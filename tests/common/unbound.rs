@@ -27,12 +27,24 @@ pub fn unbound_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// A free loopback TCP port (bound, then released).
+/// A free loopback TCP port (bound, then released), never the same one twice in this test
+/// process: tests run in parallel, and a port released by one server-to-be could otherwise be
+/// handed to another, which would then share it (unbound binds with SO_REUSEPORT by default)
+/// and answer the other test's client with its own certificate.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+    panic!("no loopback port that was not handed out before");
 }
 
 impl Unbound {
@@ -46,7 +58,7 @@ impl Unbound {
              tls-port: {dot}\n  https-port: {doh}\n  tls-service-key: \"{key}\"\n  tls-service-pem: \"{chain}\"\n  \
              http-endpoint: \"/dns-query\"\n  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"{dir}\"\n  \
              pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 1\n  module-config: \"iterator\"\n  \
-             do-not-query-localhost: yes\n  access-control: 127.0.0.0/8 allow\n  num-threads: 1\n  \
+             do-not-query-localhost: yes\n  access-control: 127.0.0.0/8 allow\n  num-threads: 1\n  so-reuseport: no\n  \
              local-zone: \"bench.\" redirect\n  local-data: \"bench. 300 IN A 192.0.2.7\"\n  local-zone: \"test.\" static\n",
             key = key_pem.display(),
             chain = chain_pem.display(),
