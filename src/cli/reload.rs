@@ -21,11 +21,11 @@
 //! ([`RESTART_KEYS`]): a reload that changes them logs a WARN naming each key and keeps the
 //! running value.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::cli::serve::{load_config, ServeArgs};
 use crate::config::{Config, ConfigError};
+use crate::metrics::ReloadStats;
 use crate::runtime::{self, SetupError, Trust};
 use crate::upstream::swap::SwappableTransport;
 
@@ -45,31 +45,6 @@ pub const RESTART_KEYS: &[&str] = &[
     "max_tcp_connections",
     "log",
 ];
-
-/// Reload outcomes, for a metrics exporter (`ctdns_config_reloads_total{result="ok"}` and
-/// `{result="error"}`). Shared through an `Arc`; counts only go up.
-#[derive(Debug, Default)]
-pub struct ReloadStats {
-    ok: AtomicU64,
-    error: AtomicU64,
-}
-
-impl ReloadStats {
-    /// Reloads that swapped in a new configuration.
-    pub fn ok(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Reloads refused (the running configuration was kept).
-    pub fn errors(&self) -> u64 {
-        self.error.load(Ordering::Relaxed)
-    }
-
-    fn record(&self, ok: bool) {
-        let counter = if ok { &self.ok } else { &self.error };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// Why a reload was refused (the running configuration stays in force).
 #[derive(Debug, thiserror::Error)]

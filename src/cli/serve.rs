@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use crate::cli::common::EXIT_BAD_INPUT;
 use crate::cli::logging;
-use crate::cli::reload::{ReloadStats, Reloader};
+use crate::cli::reload::Reloader;
 use crate::cli::systemd;
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::ct::log_list::{LogList, Staleness, StalenessPolicy};
+use crate::metrics::ReloadStats;
 use crate::privileges::{self, PrivilegeError};
 use crate::runtime::{self, Trust};
 use crate::upstream::swap::SwappableTransport;
@@ -382,6 +383,7 @@ async fn serve(config: Config, args: ServeArgs) -> ExitCode {
                 stub: handle.handler(),
                 pool,
                 log_list: crate::metrics::LogListInfo::of(trust.checker().logs()),
+                reloads: Arc::clone(&reload_stats),
             };
             match crate::metrics::http::start(m.listen, sources).await {
                 Ok(started) => Some(started),
@@ -436,15 +438,13 @@ async fn serve(config: Config, args: ServeArgs) -> ExitCode {
                 tracing::info!("SIGHUP: reloading the configuration");
                 systemd::reloading();
                 let reloaded = reloader.reload();
-                if let Some((metrics, _)) = &metrics {
-                    metrics.config_reload(if reloaded.is_ok() { "success" } else { "failure" });
-                    if let Ok(done) = &reloaded {
-                        metrics.set_sources(crate::metrics::Sources {
-                            stub: handle.handler(),
-                            pool: done.pool.clone(),
-                            log_list: crate::metrics::LogListInfo::of(done.trust.checker().logs()),
-                        });
-                    }
+                if let (Some((metrics, _)), Ok(done)) = (&metrics, &reloaded) {
+                    metrics.set_sources(crate::metrics::Sources {
+                        stub: handle.handler(),
+                        pool: done.pool.clone(),
+                        log_list: crate::metrics::LogListInfo::of(done.trust.checker().logs()),
+                        reloads: Arc::clone(&reload_stats),
+                    });
                 }
                 if reloaded.is_ok() {
                     handle.clear_cache();

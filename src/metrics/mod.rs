@@ -29,11 +29,31 @@ use histogram::HistogramSnapshot;
 /// The `Content-Type` of the exposition: the Prometheus text format 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// The values `ctdns_config_reloads_total{result}` is registered with (at 0).
-pub const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
+/// Configuration reload outcomes, counted by the reloader and read at scrape time as
+/// `ctdns_config_reloads_total{result="success"|"failure"}`. Counts only go up.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    ok: std::sync::atomic::AtomicU64,
+    error: std::sync::atomic::AtomicU64,
+}
 
-/// At most this many distinct `result` values are kept; further ones count as `other`.
-const MAX_RELOAD_RESULTS: usize = 8;
+impl ReloadStats {
+    /// Reloads that swapped in a new configuration.
+    pub fn ok(&self) -> u64 {
+        self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reloads refused (the running configuration was kept).
+    pub fn errors(&self) -> u64 {
+        self.error.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Count one reload.
+    pub fn record(&self, ok: bool) {
+        let counter = if ok { &self.ok } else { &self.error };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// What the log list in force says about itself, for `ctdns_log_list_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,12 +83,13 @@ pub struct Sources {
     pub pool: Arc<Pool>,
     /// The log list in force.
     pub log_list: LogListInfo,
+    /// Configuration reload outcomes.
+    pub reloads: Arc<ReloadStats>,
 }
 
 #[derive(Debug)]
 struct Shared {
     sources: Mutex<Sources>,
-    reloads: Mutex<Vec<(String, u64)>>,
 }
 
 /// The metrics of one `ctdns serve`: cheap to clone, shared with the HTTP endpoint.
@@ -83,29 +104,7 @@ impl Metrics {
         Self {
             shared: Arc::new(Shared {
                 sources: Mutex::new(sources),
-                reloads: Mutex::new(RELOAD_RESULTS.iter().map(|r| (r.to_string(), 0)).collect()),
             }),
-        }
-    }
-
-    /// Count one configuration reload with `result` (`success` or `failure`) in
-    /// `ctdns_config_reloads_total{result}`. (The `config_reload` log event is
-    /// logged by `crate::cli::reload`.)
-    pub fn config_reload(&self, result: &str) {
-        let mut reloads = self
-            .shared
-            .reloads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let key = if reloads.iter().any(|(r, _)| r == result) || reloads.len() < MAX_RELOAD_RESULTS
-        {
-            result
-        } else {
-            "other"
-        };
-        match reloads.iter_mut().find(|(r, _)| r == key) {
-            Some((_, n)) => *n += 1,
-            None => reloads.push((key.to_string(), 1)),
         }
     }
 
@@ -376,14 +375,16 @@ impl Collector for Scrape {
             "The CT log list in force.",
             &vec![("version", list.version.clone())],
         )?;
-        let reloads: Vec<_> = self
-            .0
-            .reloads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(r, n)| (vec![("result", r.clone())], *n))
-            .collect();
+        let reloads = vec![
+            (
+                vec![("result", "success".to_string())],
+                sources.reloads.ok(),
+            ),
+            (
+                vec![("result", "failure".to_string())],
+                sources.reloads.errors(),
+            ),
+        ];
         counters(
             &mut enc,
             "ctdns_config_reloads",
@@ -405,26 +406,6 @@ mod tests {
     use super::*;
     use crate::stub::metrics::NO_RESPONSE;
 
-    #[test]
-    fn reload_results_are_bounded() {
-        let m = Metrics {
-            shared: Arc::new(Shared {
-                sources: Mutex::new(test_sources()),
-                reloads: Mutex::new(RELOAD_RESULTS.iter().map(|r| (r.to_string(), 0)).collect()),
-            }),
-        };
-        m.config_reload("success");
-        for i in 0..20 {
-            m.config_reload(&format!("odd{i}"));
-        }
-        let reloads = m.shared.reloads.lock().unwrap().clone();
-        assert_eq!(reloads[0], ("success".to_string(), 1));
-        assert_eq!(reloads[1], ("failure".to_string(), 0));
-        assert!(reloads.len() <= MAX_RELOAD_RESULTS + 1, "{reloads:?}");
-        let other = reloads.iter().find(|(r, _)| r == "other").unwrap();
-        assert_eq!(other.1, 20 - (MAX_RELOAD_RESULTS as u64 - 2));
-    }
-
     fn test_sources() -> Sources {
         let opts = crate::stub::StubOptions::default();
         let pool = Arc::new(Pool::new(Vec::new(), Default::default()));
@@ -439,13 +420,15 @@ mod tests {
                 version: "test-1".into(),
                 data_timestamp_ms: Some(now_ms() - 86_400_000),
             },
+            reloads: Arc::new(ReloadStats::default()),
         }
     }
 
     #[tokio::test]
     async fn render_is_the_text_format_with_every_family() {
-        let m = Metrics::new(test_sources());
-        m.config_reload("failure");
+        let sources = test_sources();
+        sources.reloads.record(false);
+        let m = Metrics::new(sources);
         let text = m.render().unwrap();
         for needle in [
             "# TYPE ctdns_queries_total counter\n",
