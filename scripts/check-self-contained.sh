@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails loudly if code or scripts in the repository reach for files outside it: a path that
-# climbs above the checkout (`../shared`, `CARGO_MANIFEST_DIR/..`, an absolute /work path).
+# climbs above the checkout (the material folder beside it, `CARGO_MANIFEST_DIR` joined with
+# `..`, an absolute /work path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Anything naming the shared folder or an absolute /work path, anywhere; `CARGO_MANIFEST_DIR`

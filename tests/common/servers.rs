@@ -11,7 +11,7 @@
 //! updates, time-skew detection) unloaded.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -90,25 +90,9 @@ impl Records {
     }
 }
 
-/// A free loopback TCP port (bound, then released), never the same one twice in this test
-/// process: tests run in parallel, and a port released by one server-to-be could otherwise be
-/// handed to another, which would then share it (unbound binds with SO_REUSEPORT by default)
-/// and answer the other test's client with its own certificate.
-pub fn free_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-    for _ in 0..1000 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
-        }
-    }
-    panic!("no loopback port that was not handed out before");
-}
+#[path = "ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// A running server.
 pub struct Server {

@@ -1,7 +1,7 @@
 //! A real Debian `unbound` serving DoT and DoH on loopback with local-data answers, for
 //! interoperability tests and benchmarks. Stopped (killed and reaped) on drop.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,25 +27,9 @@ pub fn unbound_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// A free loopback TCP port (bound, then released), never the same one twice in this test
-/// process: tests run in parallel, and a port released by one server-to-be could otherwise be
-/// handed to another, which would then share it (unbound binds with SO_REUSEPORT by default)
-/// and answer the other test's client with its own certificate.
-pub fn free_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-    for _ in 0..1000 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
-        }
-    }
-    panic!("no loopback port that was not handed out before");
-}
+#[path = "ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 impl Unbound {
     /// Start unbound in `dir` serving the certificate chain `chain_pem` with `key_pem`.
