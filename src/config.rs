@@ -113,6 +113,17 @@ pub struct CacheConfig {
     /// Maximum bytes held by the cache (answers, keys and bookkeeping). Default 32 MiB.
     #[serde(default = "default_cache_bytes")]
     pub max_bytes: usize,
+    /// Serve stale (RFC 8767): keep answers this many seconds past expiry and serve them
+    /// (TTL 30) when the upstreams fail. 0 turns it off. Default 86400.
+    #[serde(default = "default_serve_stale_secs")]
+    pub serve_stale_secs: u64,
+    /// With only a stale answer cached, wait this long for the upstream before answering
+    /// from it (RFC 8767 §5). Default 1800.
+    #[serde(default = "default_stale_client_timeout_ms")]
+    pub stale_answer_client_timeout_ms: u64,
+    /// Refresh entries asked for in the last tenth of their TTL (default true).
+    #[serde(default = "yes")]
+    pub prefetch: bool,
 }
 
 impl Default for CacheConfig {
@@ -121,8 +132,22 @@ impl Default for CacheConfig {
             enabled: true,
             max_entries: default_cache_entries(),
             max_bytes: default_cache_bytes(),
+            serve_stale_secs: default_serve_stale_secs(),
+            stale_answer_client_timeout_ms: default_stale_client_timeout_ms(),
+            prefetch: true,
         }
     }
+}
+
+fn default_serve_stale_secs() -> u64 {
+    crate::stub::CacheOptions::default().serve_stale.as_secs()
+}
+
+fn default_stale_client_timeout_ms() -> u64 {
+    let ms = crate::stub::CacheOptions::default()
+        .stale_answer_client_timeout
+        .as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 fn default_cache_bytes() -> usize {
@@ -953,6 +978,28 @@ mod tests {
         assert_eq!(config.allow, default_allow());
         assert_eq!(config.rate_limit, RateLimitConfig::default());
         assert_eq!(config.cache.max_bytes, default_cache_bytes());
+    }
+
+    #[test]
+    fn serve_stale_and_prefetch_keys_parse() {
+        let c = Config::default();
+        assert_eq!(c.cache.serve_stale_secs, 86_400);
+        assert_eq!(c.cache.stale_answer_client_timeout_ms, 1_800);
+        assert!(c.cache.prefetch);
+        let c = Config::from_toml(
+            "[cache]\nserve_stale_secs = 0\nstale_answer_client_timeout_ms = 250\nprefetch = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.cache.serve_stale_secs, 0);
+        assert_eq!(c.cache.stale_answer_client_timeout_ms, 250);
+        assert!(!c.cache.prefetch);
+        let opts = crate::runtime::stub_options(&c).cache;
+        assert!(opts.serve_stale.is_zero());
+        assert_eq!(
+            opts.stale_answer_client_timeout,
+            std::time::Duration::from_millis(250)
+        );
+        assert!(!opts.prefetch);
     }
 
     #[test]

@@ -355,6 +355,11 @@ pub fn stub_options(config: &Config) -> StubOptions {
             enabled: config.cache.enabled,
             max_entries: config.cache.max_entries,
             max_bytes: config.cache.max_bytes,
+            serve_stale: Duration::from_secs(config.cache.serve_stale_secs),
+            stale_answer_client_timeout: Duration::from_millis(
+                config.cache.stale_answer_client_timeout_ms,
+            ),
+            prefetch: config.cache.prefetch,
             ..defaults.cache.clone()
         },
         ..defaults

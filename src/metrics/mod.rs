@@ -332,6 +332,18 @@ impl Collector for Scrape {
             "Queries sent to the upstreams.",
             snap.cache_misses,
         )?;
+        counter(
+            &mut enc,
+            "ctdns_stale_answers",
+            "Answers served from expired cache entries (RFC 8767, TTL 30) because the upstreams failed or were slow.",
+            snap.stale_answers,
+        )?;
+        counter(
+            &mut enc,
+            "ctdns_prefetch",
+            "Background refreshes of cache entries asked for in the last tenth of their TTL.",
+            snap.prefetches,
+        )?;
         let cache = sources.stub.cache();
         let size = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         gauges(
@@ -438,6 +450,9 @@ mod tests {
             "ctdns_query_duration_seconds_count 0\n",
             "ctdns_cache_entries 0\n",
             "ctdns_cache_hits_total 0\n",
+            "# TYPE ctdns_stale_answers_total counter\n",
+            "ctdns_stale_answers_total 0\n",
+            "ctdns_prefetch_total 0\n",
             "ctdns_log_list_info{version=\"test-1\"} 1\n",
             "ctdns_config_reloads_total{result=\"success\"} 0\n",
             "ctdns_config_reloads_total{result=\"failure\"} 1\n",

@@ -171,6 +171,17 @@ impl Answer {
     /// bit and question bytes are the client's; every TTL is decreased by `age`; the OPT
     /// record is left out when the client sent none.
     pub fn render(&self, q: &ClientQuery<'_>, age: u32, limit: usize) -> Rendered {
+        self.render_with(q, TtlPatch::Age(age), limit)
+    }
+
+    /// The response for client query `q` from a stale answer (RFC 8767 §4): as
+    /// [`Answer::render`], but every TTL is set to `ttl` (the stub uses
+    /// [`STALE_TTL`](super::cache::STALE_TTL)).
+    pub fn render_stale(&self, q: &ClientQuery<'_>, ttl: u32, limit: usize) -> Rendered {
+        self.render_with(q, TtlPatch::Fixed(ttl), limit)
+    }
+
+    fn render_with(&self, q: &ClientQuery<'_>, ttls: TtlPatch, limit: usize) -> Rendered {
         let wire = &self.wire[..];
         let body_end = if q.edns { wire.len() } else { self.opt_start };
         let opt = if q.edns {
@@ -182,11 +193,19 @@ impl Answer {
         let mut truncated = false;
         let mut out = if full.len() <= limit {
             let mut out = full.to_vec();
-            if age > 0 {
-                for &off in self.ttl_offsets.iter() {
-                    let off = usize::from(off);
-                    if let Some(ttl) = wire::read_u32(wire, off) {
-                        wire::write_u32(&mut out, off, ttl.saturating_sub(age));
+            match ttls {
+                TtlPatch::Age(0) => {}
+                TtlPatch::Age(age) => {
+                    for &off in self.ttl_offsets.iter() {
+                        let off = usize::from(off);
+                        if let Some(ttl) = wire::read_u32(wire, off) {
+                            wire::write_u32(&mut out, off, ttl.saturating_sub(age));
+                        }
+                    }
+                }
+                TtlPatch::Fixed(ttl) => {
+                    for &off in self.ttl_offsets.iter() {
+                        wire::write_u32(&mut out, usize::from(off), ttl);
                     }
                 }
             }
@@ -220,6 +239,15 @@ impl Answer {
             truncated,
         }
     }
+}
+
+/// How [`Answer::render_with`] patches the TTLs.
+#[derive(Debug, Clone, Copy)]
+enum TtlPatch {
+    /// Decrease each by the answer's age in seconds (saturating at zero).
+    Age(u32),
+    /// Set each to this value (a stale answer).
+    Fixed(u32),
 }
 
 /// The response must answer the query: QR set, same ID, opcode QUERY, same single question
@@ -480,6 +508,31 @@ pub(crate) mod tests {
         // Past the TTL the value saturates at zero instead of wrapping.
         let m = Message::from_vec(&ans.render(&q2, 1000, 65535).bytes).unwrap();
         assert_eq!(m.answers[0].ttl, 0);
+    }
+
+    #[test]
+    fn stale_render_sets_every_ttl_including_the_soa() {
+        let qb = query_bytes(5, "www.example.", RecordType::A, Some((1232, false)));
+        let q = client(&qb);
+        let resp = response(
+            &qb,
+            ResponseCode::NoError,
+            vec![a("www.example.", 300, 1), a("www.example.", 300, 2)],
+            vec![soa("example.", 3600, 300)],
+        );
+        let ans = Answer::from_upstream(&resp, &q, &opts()).unwrap();
+        let r = ans.render_stale(&q, 30, 65535);
+        assert!(!r.truncated);
+        let m = Message::from_vec(&r.bytes).unwrap();
+        assert_eq!(m.metadata.id, 5);
+        assert_eq!(m.answers.len(), 2);
+        assert!(m.answers.iter().all(|r| r.ttl == 30));
+        assert_eq!(m.authorities[0].ttl, 30);
+        // The OPT record's TTL field (extended RCODE, version, DO) is left alone.
+        assert!(m.edns.is_some());
+        // The cached bytes are unchanged: a fresh render still shows the real TTLs.
+        let m = Message::from_vec(&ans.render(&q, 0, 65535).bytes).unwrap();
+        assert_eq!(m.answers[0].ttl, 300);
     }
 
     #[test]

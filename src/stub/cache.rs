@@ -9,6 +9,13 @@
 //! bound would be exceeded, entries that expire soonest (expired ones first) are evicted,
 //! found in O(log n) through an index ordered by expiry; an answer costing more than the
 //! whole budget is not stored.
+//!
+//! Serve stale (RFC 8767): with `serve_stale` above zero, an entry is kept that long past
+//! its expiry. [`Cache::lookup`] tells a fresh entry from a stale one; the handler serves a
+//! stale entry (with TTL [`STALE_TTL`]) only when the upstreams fail for its question. Stale
+//! entries count against both bounds like any other, and since they expired first they are
+//! the first evicted. A fresh entry asked for in the last tenth of its lifetime is flagged
+//! for [prefetch](Lookup::Fresh::prefetch).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +33,46 @@ struct Entry {
     seq: u64,
     /// What this entry counts against `max_bytes`.
     cost: usize,
+    /// When a refresh of this entry last failed (upstreams down), if one did.
+    refresh_failed: Option<Instant>,
+}
+
+/// The TTL of every record of a stale answer (RFC 8767 §4 recommends 30 s).
+pub const STALE_TTL: u32 = 30;
+
+/// After a refresh of an entry failed, stale answers for it are sent at once (without
+/// waiting for the upstream) for this long: RFC 8767 §5's "failure recheck timer". The
+/// refresh itself is still retried in the background.
+pub const STALE_RECHECK: Duration = Duration::from_secs(30);
+
+/// A fresh entry is [prefetched](Lookup::Fresh::prefetch) when at most this fraction of
+/// its lifetime is left (1/10, as Unbound's `prefetch`).
+const PREFETCH_DIVISOR: u32 = 10;
+
+/// What [`Cache::lookup`] found for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// An entry that has not expired.
+    Fresh {
+        /// The answer.
+        answer: Arc<Answer>,
+        /// Its age in whole seconds (by which its TTLs are to be decreased).
+        age: u32,
+        /// Whether at most a tenth of its lifetime is left, so that it should be refreshed
+        /// in the background now.
+        prefetch: bool,
+    },
+    /// An entry past its expiry but within the serve-stale window.
+    Stale {
+        /// The answer (to be served with TTL [`STALE_TTL`]).
+        answer: Arc<Answer>,
+        /// How long ago it expired.
+        expired_for: Duration,
+        /// Whether a refresh of it failed less than [`STALE_RECHECK`] ago.
+        recently_failed: bool,
+    },
+    /// No entry, or one past the serve-stale window (it is removed).
+    Miss,
 }
 
 /// Bytes counted for each entry beyond its answer and key: the entry itself, its slot in
@@ -78,6 +125,8 @@ impl Inner {
 #[derive(Debug)]
 pub struct Cache {
     enabled: bool,
+    /// How long entries are kept past expiry for serving stale (zero: not at all).
+    stale_window: Duration,
     max_entries: usize,
     max_bytes: usize,
     inner: Mutex<Inner>,
@@ -88,6 +137,7 @@ impl Cache {
     pub fn new(opts: &CacheOptions) -> Self {
         Self {
             enabled: opts.enabled && opts.max_entries > 0 && opts.max_bytes > 0,
+            stale_window: opts.serve_stale,
             max_entries: opts.max_entries,
             max_bytes: opts.max_bytes,
             inner: Mutex::new(Inner::default()),
@@ -100,23 +150,65 @@ impl Cache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether an entry that expires at `expires` is past the serve-stale window at `now`
+    /// (and may be removed).
+    fn gone(&self, expires: Instant, now: Instant) -> bool {
+        expires
+            .checked_add(self.stale_window)
+            .is_some_and(|end| now >= end)
+    }
+
     /// The answer stored for `key` if it has not expired at `now`, with its age in whole
-    /// seconds (by which its TTLs are to be decreased). An expired entry is removed.
+    /// seconds (by which its TTLs are to be decreased). See [`Cache::lookup`] for stale
+    /// entries.
     pub fn get(&self, key: &CacheKey, now: Instant) -> Option<(Arc<Answer>, u32)> {
+        match self.lookup(key, now) {
+            Lookup::Fresh { answer, age, .. } => Some((answer, age)),
+            Lookup::Stale { .. } | Lookup::Miss => None,
+        }
+    }
+
+    /// What the cache holds for `key` at `now`: a fresh entry, a stale one (expired, but
+    /// within `serve_stale` of its expiry), or nothing. An entry past the serve-stale
+    /// window is removed.
+    pub fn lookup(&self, key: &CacheKey, now: Instant) -> Lookup {
         if !self.enabled {
-            return None;
+            return Lookup::Miss;
         }
         let mut inner = self.lock();
-        let entry = inner.map.get(key)?;
-        if now >= entry.expires {
-            inner.remove(key);
-            return None;
+        let Some(entry) = inner.map.get(key) else {
+            return Lookup::Miss;
+        };
+        if now < entry.expires {
+            let age = now.saturating_duration_since(entry.stored);
+            let lifetime = entry.expires.saturating_duration_since(entry.stored);
+            let left = entry.expires.saturating_duration_since(now);
+            return Lookup::Fresh {
+                answer: Arc::clone(&entry.answer),
+                age: u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
+                prefetch: left <= lifetime / PREFETCH_DIVISOR,
+            };
         }
-        let age = now.saturating_duration_since(entry.stored).as_secs();
-        Some((
-            Arc::clone(&entry.answer),
-            u32::try_from(age).unwrap_or(u32::MAX),
-        ))
+        if self.gone(entry.expires, now) {
+            inner.remove(key);
+            return Lookup::Miss;
+        }
+        Lookup::Stale {
+            answer: Arc::clone(&entry.answer),
+            expired_for: now.saturating_duration_since(entry.expires),
+            recently_failed: entry
+                .refresh_failed
+                .is_some_and(|at| now.saturating_duration_since(at) < STALE_RECHECK),
+        }
+    }
+
+    /// Records that refreshing `key` failed at `now` (every upstream failed, refused or
+    /// timed out), so that stale answers for it are sent without waiting for the upstream
+    /// for the next [`STALE_RECHECK`].
+    pub fn refresh_failed(&self, key: &CacheKey, now: Instant) {
+        if let Some(entry) = self.lock().map.get_mut(key) {
+            entry.refresh_failed = Some(now);
+        }
     }
 
     /// Stores `answer` under `key` at `now` for its [cache
@@ -157,12 +249,13 @@ impl Cache {
                 expires,
                 seq,
                 cost,
+                refresh_failed: None,
             },
         );
         true
     }
 
-    /// Number of entries held, expired ones not yet removed included.
+    /// Number of entries held, stale ones and expired ones not yet removed included.
     pub fn len(&self) -> usize {
         self.lock().map.len()
     }
@@ -177,11 +270,11 @@ impl Cache {
         self.len() == 0
     }
 
-    /// Removes every entry that has expired at `now`.
+    /// Removes every entry that has expired at `now` and is past the serve-stale window.
     pub fn purge_expired(&self, now: Instant) {
         let mut inner = self.lock();
         while let Some(entry) = inner.by_expiry.first_entry() {
-            if entry.key().0 > now {
+            if !self.gone(entry.key().0, now) {
                 break;
             }
             let key = entry.remove();
@@ -220,6 +313,14 @@ mod tests {
         );
         let ans = Answer::from_upstream(&resp, &q, &CacheOptions::default()).unwrap();
         (q.key().clone(), Arc::new(ans))
+    }
+
+    /// The default settings without serving stale.
+    fn no_stale() -> CacheOptions {
+        CacheOptions {
+            serve_stale: Duration::ZERO,
+            ..CacheOptions::default()
+        }
     }
 
     fn name_query(i: usize) -> Vec<u8> {
@@ -268,7 +369,7 @@ mod tests {
 
     #[test]
     fn entries_expire_at_their_ttl() {
-        let cache = Cache::new(&CacheOptions::default());
+        let cache = Cache::new(&no_stale());
         let qb = query_bytes(1, "www.example.", RecordType::A, None);
         let (key, ans) = answer_for(&qb, 10);
         let t0 = Instant::now();
@@ -363,7 +464,7 @@ mod tests {
         let max_bytes = 10_000;
         let cache = Cache::new(&CacheOptions {
             max_bytes,
-            ..CacheOptions::default()
+            ..no_stale()
         });
         let t0 = Instant::now();
         let mut keys = Vec::new();
@@ -409,7 +510,7 @@ mod tests {
 
     #[test]
     fn replacing_a_key_keeps_one_entry() {
-        let cache = Cache::new(&CacheOptions::default());
+        let cache = Cache::new(&no_stale());
         let qb = query_bytes(1, "www.example.", RecordType::A, None);
         let (key, short) = answer_for(&qb, 10);
         let (_, long) = answer_for(&qb, 100);
@@ -447,5 +548,126 @@ mod tests {
         cd[3] |= 0x10;
         let q = client(&cd);
         assert!(cache.get(q.key(), Instant::now()).is_none());
+    }
+
+    #[test]
+    fn expired_entries_are_stale_within_the_window_then_gone() {
+        let cache = Cache::new(&CacheOptions {
+            serve_stale: Duration::from_secs(100),
+            ..CacheOptions::default()
+        });
+        let qb = query_bytes(1, "www.example.", RecordType::A, None);
+        let (key, ans) = answer_for(&qb, 10);
+        let t0 = Instant::now();
+        assert!(cache.insert(key.clone(), Arc::clone(&ans), t0));
+        assert!(matches!(
+            cache.lookup(&key, t0 + Duration::from_secs(5)),
+            Lookup::Fresh {
+                age: 5,
+                prefetch: false,
+                ..
+            }
+        ));
+        let at = t0 + Duration::from_secs(12);
+        match cache.lookup(&key, at) {
+            Lookup::Stale {
+                answer,
+                expired_for,
+                recently_failed,
+            } => {
+                assert_eq!(answer, ans);
+                assert_eq!(expired_for, Duration::from_secs(2));
+                assert!(!recently_failed);
+            }
+            other => panic!("expected stale, got {other:?}"),
+        }
+        assert!(
+            cache.get(&key, at).is_none(),
+            "get only returns fresh entries"
+        );
+        cache.purge_expired(t0 + Duration::from_secs(109));
+        assert_eq!(cache.len(), 1, "still inside the stale window");
+        assert!(matches!(
+            cache.lookup(&key, t0 + Duration::from_secs(110)),
+            Lookup::Miss
+        ));
+        assert!(cache.is_empty(), "past the window the entry is removed");
+        assert_eq!(cache.bytes(), 0);
+    }
+
+    #[test]
+    fn a_failed_refresh_is_remembered_for_the_recheck_time() {
+        let cache = Cache::new(&CacheOptions::default());
+        let qb = query_bytes(1, "www.example.", RecordType::A, None);
+        let (key, ans) = answer_for(&qb, 10);
+        let t0 = Instant::now();
+        cache.insert(key.clone(), ans, t0);
+        let failed_at = t0 + Duration::from_secs(11);
+        cache.refresh_failed(&key, failed_at);
+        let recent = |at: Instant| match cache.lookup(&key, at) {
+            Lookup::Stale {
+                recently_failed, ..
+            } => recently_failed,
+            other => panic!("expected stale, got {other:?}"),
+        };
+        assert!(recent(failed_at + STALE_RECHECK - Duration::from_millis(1)));
+        assert!(!recent(failed_at + STALE_RECHECK));
+        // A new answer clears the mark.
+        let (_, fresh) = answer_for(&qb, 10);
+        cache.insert(key.clone(), fresh, failed_at);
+        assert!(!recent(failed_at + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn prefetch_is_flagged_in_the_last_tenth_of_the_lifetime() {
+        let cache = Cache::new(&CacheOptions::default());
+        let qb = query_bytes(1, "www.example.", RecordType::A, None);
+        let (key, ans) = answer_for(&qb, 100);
+        let t0 = Instant::now();
+        cache.insert(key.clone(), ans, t0);
+        let prefetch = |ms: u64| match cache.lookup(&key, t0 + Duration::from_millis(ms)) {
+            Lookup::Fresh { prefetch, .. } => prefetch,
+            other => panic!("expected fresh, got {other:?}"),
+        };
+        assert!(!prefetch(0));
+        assert!(!prefetch(89_999));
+        assert!(prefetch(90_000));
+        assert!(prefetch(99_999));
+    }
+
+    #[test]
+    fn stale_entries_count_against_the_bounds_and_are_evicted_first() {
+        let cache = Cache::new(&CacheOptions {
+            max_entries: 3,
+            ..CacheOptions::default()
+        });
+        let t0 = Instant::now();
+        // Entry 0 expires at 10 s, the others much later.
+        let ttls = [10, 300, 400, 500];
+        let keys: Vec<CacheKey> = ttls
+            .iter()
+            .enumerate()
+            .map(|(i, &ttl)| answer_for(&name_query(i), ttl).0)
+            .collect();
+        for (i, &ttl) in ttls.iter().take(3).enumerate() {
+            let (key, ans) = answer_for(&name_query(i), ttl);
+            assert!(cache.insert(key, ans, t0));
+        }
+        let later = t0 + Duration::from_secs(20);
+        assert!(matches!(
+            cache.lookup(&keys[0], later),
+            Lookup::Stale { .. }
+        ));
+        assert_eq!(cache.len(), 3, "the stale entry is still held");
+        let (key, ans) = answer_for(&name_query(3), ttls[3]);
+        assert!(cache.insert(key, ans, later));
+        assert_eq!(cache.len(), 3);
+        assert!(
+            matches!(cache.lookup(&keys[0], later), Lookup::Miss),
+            "stale one evicted"
+        );
+        for k in &keys[1..] {
+            assert!(matches!(cache.lookup(k, later), Lookup::Fresh { .. }));
+        }
     }
 }

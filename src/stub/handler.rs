@@ -3,16 +3,26 @@
 //! the rate limit ([`super::ratelimit`]); clients outside `allow` get REFUSED; queries are
 //! answered from the cache or the upstream, or get SERVFAIL within the query timeout. UDP
 //! answers to remote clients are cut at [`MAX_REMOTE_UDP_PAYLOAD`] bytes.
+//!
+//! Serve stale (RFC 8767): when the cache holds only an expired entry for a query, a
+//! [background refresh](super::refresh) asks the upstreams; the client gets its answer if it
+//! comes within `stale_answer_client_timeout`, and otherwise (upstreams failed, refused,
+//! timed out, or are slow) the stale entry with TTL [`STALE_TTL`]. After a failed refresh,
+//! stale answers for that entry are sent at once for [`STALE_RECHECK`](super::cache::STALE_RECHECK)
+//! while refreshes go on behind. Only answers that came over CT-verified connections are ever
+//! cached, so stale ones carry the same provenance. Malformed and refused messages never get
+//! stale answers (they never reach the cache). Prefetch: a fresh entry asked for in the last
+//! tenth of its lifetime is refreshed in the background.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use ipnet::IpNet;
 
 use super::answer::Answer;
-use super::cache::Cache;
+use super::cache::{Cache, Lookup, STALE_TTL};
 use super::error::Protocol;
 use super::message::{
     classify, header_only_response, question_only_response, servfail, upstream_query, Classified,
@@ -21,15 +31,18 @@ use super::message::{
 use super::metrics::Metrics;
 use super::options::{is_local_client, CacheOptions, StubOptions, MAX_REMOTE_UDP_PAYLOAD};
 use super::ratelimit::{RateLimiter, Verdict};
-use crate::upstream::{Transport, UpstreamError};
+use super::refresh::{self, Failure, Refresher};
+use crate::upstream::Transport;
 use crate::wire::header;
 
 /// Turns client messages into responses, through the cache and the upstream.
 #[derive(Debug)]
 pub struct QueryHandler {
     upstream: Arc<dyn Transport>,
-    cache: Cache,
+    cache: Arc<Cache>,
     cache_options: CacheOptions,
+    refresher: Refresher,
+    stale_log: StaleLog,
     query_timeout: Duration,
     metrics: Arc<Metrics>,
     allow: Vec<IpNet>,
@@ -41,9 +54,18 @@ impl QueryHandler {
     /// A handler forwarding to `upstream` with the timeout and cache of `opts`, counting in
     /// `metrics`.
     pub fn new(upstream: Arc<dyn Transport>, opts: &StubOptions, metrics: Arc<Metrics>) -> Self {
+        let cache = Arc::new(Cache::new(&opts.cache));
         Self {
+            refresher: Refresher::new(
+                Arc::clone(&upstream),
+                Arc::clone(&cache),
+                opts.cache.clone(),
+                opts.query_timeout,
+                Arc::clone(&metrics),
+            ),
+            stale_log: StaleLog::default(),
             upstream,
-            cache: Cache::new(&opts.cache),
+            cache,
             cache_options: opts.cache.clone(),
             query_timeout: opts.query_timeout,
             metrics,
@@ -70,6 +92,11 @@ impl QueryHandler {
     /// The answer cache.
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    /// Background refreshes (prefetch, serve-stale) running now.
+    pub fn refreshes_in_flight(&self) -> usize {
+        self.refresher.in_flight()
     }
 
     /// [`QueryHandler::handle_from`] for a message from 127.0.0.1.
@@ -158,12 +185,43 @@ impl QueryHandler {
         if remote_udp {
             limit = limit.min(usize::from(MAX_REMOTE_UDP_PAYLOAD));
         }
-        if let Some((answer, age)) = self.cache.get(q.key(), Instant::now()) {
-            self.metrics.cache_hit();
-            return self.deliver(&answer, q, age, limit);
-        }
+        let stale = match self.cache.lookup(q.key(), Instant::now()) {
+            Lookup::Fresh {
+                answer,
+                age,
+                prefetch,
+            } => {
+                self.metrics.cache_hit();
+                if prefetch
+                    && self.cache_options.prefetch
+                    && self.refresher.start(q.key(), upstream_query(q)).is_some()
+                {
+                    self.metrics.prefetch();
+                    tracing::debug!(key = ?q.key(), "prefetching");
+                }
+                return self.deliver(&answer, q, age, limit);
+            }
+            Lookup::Stale {
+                answer,
+                recently_failed,
+                ..
+            } => Some((answer, recently_failed)),
+            Lookup::Miss => None,
+        };
         self.metrics.cache_miss();
-        match self.ask_upstream(q).await {
+        if let Some((stale, recently_failed)) = stale {
+            return self.resolve_stale(q, &stale, recently_failed, limit).await;
+        }
+        let query = upstream_query(q);
+        match refresh::ask(
+            self.upstream.as_ref(),
+            &query,
+            q,
+            self.query_timeout,
+            &self.cache_options,
+        )
+        .await
+        {
             Ok(answer) => {
                 let answer = Arc::new(answer);
                 self.cache
@@ -182,13 +240,41 @@ impl QueryHandler {
         }
     }
 
-    async fn ask_upstream(&self, q: &ClientQuery<'_>) -> Result<Answer, Failure> {
-        let query = upstream_query(q);
-        let response = tokio::time::timeout(self.query_timeout, self.upstream.query(&query))
-            .await
-            .map_err(|_| Failure::Timeout)?
-            .map_err(Failure::Upstream)?;
-        Answer::from_upstream(&response, q, &self.cache_options).map_err(Failure::Answer)
+    /// A query whose only cache entry is stale: refresh it in the background, wait for that
+    /// up to `stale_answer_client_timeout` (not at all when its last refresh failed less
+    /// than `STALE_RECHECK` ago, or when a refresh of it is running already), and answer
+    /// with the fresh answer if it came, else with the stale one.
+    async fn resolve_stale(
+        &self,
+        q: &ClientQuery<'_>,
+        stale: &Answer,
+        recently_failed: bool,
+        limit: usize,
+    ) -> Vec<u8> {
+        let pending = self.refresher.start(q.key(), upstream_query(q));
+        if let (Some(rx), false) = (pending, recently_failed) {
+            let wait = self
+                .cache_options
+                .stale_answer_client_timeout
+                .min(self.query_timeout);
+            match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(Ok(fresh))) => return self.deliver(&fresh, q, 0, limit),
+                Ok(Ok(Err(failure))) => {
+                    tracing::debug!(upstream = self.upstream.name(), %failure, "refresh failed");
+                }
+                // Slower than the client timeout: the refresh goes on behind.
+                Err(_) | Ok(Err(_)) => {}
+            }
+        }
+        self.metrics.stale_answer();
+        tracing::debug!(key = ?q.key(), "serving stale answer");
+        self.stale_log.note(self.upstream.name());
+        let rendered = stale.render_stale(q, STALE_TTL, limit);
+        if rendered.truncated {
+            self.metrics.truncated();
+        }
+        self.metrics.answered();
+        rendered.bytes
     }
 
     fn deliver(&self, answer: &Answer, q: &ClientQuery<'_>, age: u32, limit: usize) -> Vec<u8> {
@@ -219,13 +305,33 @@ fn refused_header(message: &[u8]) -> Vec<u8> {
     )
 }
 
-/// Why a query got SERVFAIL.
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error("no upstream answer within the query timeout")]
-    Timeout,
-    #[error("upstream: {0}")]
-    Upstream(UpstreamError),
-    #[error("unacceptable upstream answer: {0}")]
-    Answer(super::answer::AnswerError),
+/// How often, at most, serving stale answers is logged at WARN.
+const STALE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Rate-limits the WARN line about stale answers: one per [`STALE_LOG_INTERVAL`], with how
+/// many were served since the previous one (each is also logged at DEBUG).
+#[derive(Debug, Default)]
+struct StaleLog {
+    /// When the last line was logged, and the stale answers served since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl StaleLog {
+    fn note(&self, upstream: &str) {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 = state.1.saturating_add(1);
+        if state
+            .0
+            .is_some_and(|last| now.saturating_duration_since(last) < STALE_LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::warn!(
+            upstream,
+            stale_answers = state.1,
+            "upstreams failing or slow: serving stale answers from the cache (RFC 8767, TTL 30)"
+        );
+        *state = (Some(now), 0);
+    }
 }

@@ -31,6 +31,8 @@ pub struct Metrics {
     refused: AtomicU64,
     rate_limited: AtomicU64,
     rate_limit_slips: AtomicU64,
+    stale_answers: AtomicU64,
+    prefetches: AtomicU64,
     /// Per transport (UDP, TCP), per header RCODE of the response sent (slot
     /// [`NO_RESPONSE`]: none sent).
     responses: [[AtomicU64; RESPONSE_SLOTS]; 2],
@@ -74,6 +76,13 @@ pub struct MetricsSnapshot {
     pub rate_limited: u64,
     /// UDP responses replaced by an empty truncated (TC=1) response by the rate limit.
     pub rate_limit_slips: u64,
+    /// Responses served from an expired cache entry (RFC 8767 serve-stale, TTL 30) because
+    /// the upstreams failed, refused, timed out or were slower than
+    /// `stale_answer_client_timeout`. Also counted in `answered`.
+    pub stale_answers: u64,
+    /// Background refreshes started for entries asked for in the last tenth of their
+    /// lifetime.
+    pub prefetches: u64,
 }
 
 macro_rules! incrementers {
@@ -103,6 +112,8 @@ impl Metrics {
         refused => refused,
         rate_limited => rate_limited,
         rate_limit_slip => rate_limit_slips,
+        stale_answer => stale_answers,
+        prefetch => prefetches,
     }
 
     /// Count the outcome of one client message received over `proto`: `response` is what
@@ -160,6 +171,8 @@ impl Metrics {
             refused: get(&self.refused),
             rate_limited: get(&self.rate_limited),
             rate_limit_slips: get(&self.rate_limit_slips),
+            stale_answers: get(&self.stale_answers),
+            prefetches: get(&self.prefetches),
         }
     }
 }

@@ -20,12 +20,13 @@ pub mod message;
 pub mod metrics;
 pub mod options;
 pub mod ratelimit;
+pub mod refresh;
 pub mod server;
 mod shutdown;
 mod tcp;
 mod udp;
 
-pub use cache::Cache;
+pub use cache::{Cache, Lookup};
 pub use error::{Protocol, StubError};
 pub use handler::QueryHandler;
 pub use message::CacheKey;

@@ -227,6 +227,17 @@ pub struct CacheOptions {
     pub max_ttl: Duration,
     /// No negative answer is kept longer than this. Default: 1 hour.
     pub negative_max_ttl: Duration,
+    /// Serve stale (RFC 8767): an entry is kept this long past its expiry, and served with
+    /// TTL [`STALE_TTL`](super::cache::STALE_TTL) when the upstreams fail, refuse or time out
+    /// for its question. Zero turns serving stale off. Default: 1 day.
+    pub serve_stale: Duration,
+    /// When only a stale entry is left, the client waits this long for the upstream before
+    /// it is answered from the stale entry; the refresh goes on in the background (RFC 8767
+    /// §5, "client response timer"). Default: 1.8 s.
+    pub stale_answer_client_timeout: Duration,
+    /// Refresh an entry in the background when it is asked for in the last tenth of its
+    /// lifetime (as Unbound's `prefetch`). Default: true.
+    pub prefetch: bool,
 }
 
 impl Default for CacheOptions {
@@ -238,6 +249,9 @@ impl Default for CacheOptions {
             min_ttl: Duration::ZERO,
             max_ttl: Duration::from_secs(86_400),
             negative_max_ttl: Duration::from_secs(3_600),
+            serve_stale: Duration::from_secs(86_400),
+            stale_answer_client_timeout: Duration::from_millis(1_800),
+            prefetch: true,
         }
     }
 }

@@ -74,6 +74,12 @@ impl Unbound {
         ub
     }
 
+    /// The process ID (to stop and continue it: `kill -STOP` / `kill -CONT`).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
