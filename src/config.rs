@@ -1,12 +1,24 @@
 //! The TOML configuration of `ctdns serve`, and its built-in default.
 //!
-//! Unknown keys and bad values are errors that name the key (serde's `deny_unknown_fields`
-//! plus explicit validation in [`Config::validate`]).
+//! Parsed once into typed values: pins are [`SpkiPin`]s, fingerprints [`CertFingerprint`]s,
+//! names [`HostName`]s, an upstream a DoT or a DoH [`UpstreamConfig`] (an invalid
+//! combination of keys cannot be represented), the policy a [`PolicyKind`]. Unknown keys and
+//! bad values are errors that name the key (`upstream[1].pins[0]`, `tls.denylist[0]`,
+//! `ct.policy`): serde's `deny_unknown_fields`, key-naming readers for lists and upstreams
+//! (see `upstream`), and [`Config::validate`] for ranges.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Serialize};
+
+pub use crate::ct::policy::PolicyKind;
+use crate::tls::pins::{CertFingerprint, SpkiPin};
+
+mod upstream;
+pub use upstream::{
+    BadHostName, DohMethod, DohUrl, HostName, Protocol, UpstreamConfig, UpstreamRule, DOT_PORT,
+};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +43,15 @@ pub enum ConfigError {
         key: String,
         /// What is wrong.
         reason: String,
+    },
+    /// An upstream entry (built in code; a file's entries are checked as they are parsed)
+    /// breaks a rule.
+    #[error("config key `upstream[{index}].{}`: {rule}", rule.key())]
+    Upstream {
+        /// Position in `upstreams`.
+        index: usize,
+        /// The rule, naming the key within the entry.
+        rule: UpstreamRule,
     },
 }
 
@@ -83,7 +104,11 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsConfig>,
     /// Upstream resolvers, tried in order with failover.
-    #[serde(default = "default_upstreams", rename = "upstream")]
+    #[serde(
+        default = "default_upstreams",
+        rename = "upstream",
+        deserialize_with = "upstream::deserialize_list"
+    )]
     pub upstreams: Vec<UpstreamConfig>,
     /// Whether `listen` is the built-in default (not written by the user): then an address
     /// the host cannot have (`[::1]` without IPv6) is skipped with a WARN instead of failing.
@@ -189,33 +214,13 @@ impl RateLimitConfig {
     }
 }
 
-/// The CT policy name.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyName {
-    /// Chrome's CT policy (default).
-    #[default]
-    Chrome,
-    /// Apple's CT policy.
-    Apple,
-}
-
-impl From<PolicyName> for crate::ct::policy::PolicyKind {
-    fn from(name: PolicyName) -> Self {
-        match name {
-            PolicyName::Chrome => crate::ct::policy::PolicyKind::Chrome,
-            PolicyName::Apple => crate::ct::policy::PolicyKind::Apple,
-        }
-    }
-}
-
 /// Certificate Transparency settings.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CtConfig {
     /// `chrome` (default) or `apple`.
-    #[serde(default)]
-    pub policy: PolicyName,
+    #[serde(default, deserialize_with = "deserialize_policy")]
+    pub policy: PolicyKind,
     /// A log list file (Chrome v3 or Apple schema); default: the list bundled with ctdns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_list: Option<PathBuf>,
@@ -236,7 +241,7 @@ pub struct CtConfig {
 impl Default for CtConfig {
     fn default() -> Self {
         Self {
-            policy: PolicyName::Chrome,
+            policy: PolicyKind::Chrome,
             log_list: None,
             max_list_age_days: default_max_age_days(),
             refuse_stale_list: false,
@@ -254,13 +259,28 @@ pub struct TlsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roots: Option<PathBuf>,
     /// SHA-256 fingerprints (hex, colons allowed) of certificates always refused.
-    #[serde(default)]
-    pub denylist: Vec<String>,
+    #[serde(default, deserialize_with = "deserialize_denylist")]
+    pub denylist: Vec<CertFingerprint>,
     /// Keys never trusted, as base64 SHA-256 of the SubjectPublicKeyInfo (the pin form): a
     /// path through one — leaf, intermediate, a cross-signed twin, or a root — is no path, and
     /// denylisted roots are dropped from the trust store.
-    #[serde(default)]
-    pub deny_spki: Vec<String>,
+    #[serde(default, deserialize_with = "deserialize_deny_spki")]
+    pub deny_spki: Vec<SpkiPin>,
+}
+
+fn deserialize_denylist<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<CertFingerprint>, D::Error> {
+    upstream::deserialize_keyed_list(d, "tls.denylist")
+}
+
+fn deserialize_deny_spki<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SpkiPin>, D::Error> {
+    upstream::deserialize_keyed_list(d, "tls.deny_spki")
+}
+
+fn deserialize_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PolicyKind, D::Error> {
+    PolicyKind::deserialize(d)
+        .map_err(|e| de::Error::custom(format!("config key `ct.policy`: {e}")))
 }
 
 /// Log output format.
@@ -326,55 +346,6 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
-/// Upstream transport.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// DNS-over-TLS (RFC 7858), port 853.
-    #[default]
-    Dot,
-    /// DNS-over-HTTPS (RFC 8484) over HTTP/2.
-    Doh,
-}
-
-/// DoH request method.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DohMethod {
-    /// POST `application/dns-message` (default).
-    #[default]
-    Post,
-    /// GET with `?dns=` base64url.
-    Get,
-}
-
-/// One upstream resolver.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// `dot` (default) or `doh`.
-    #[serde(default)]
-    pub protocol: Protocol,
-    /// The IP to dial (required for DoT, and for DoH URLs with a host name).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip: Option<IpAddr>,
-    /// Port (default 853 for DoT; from the URL, default 443, for DoH).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    /// A DNS name the certificate must also be valid for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// DoH URL, e.g. `https://1.1.1.1/dns-query`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// DoH method (default POST).
-    #[serde(default)]
-    pub method: DohMethod,
-    /// Issuer pins: base64 SHA-256 of the SPKI of any CA certificate in the verified chain.
-    #[serde(default)]
-    pub pins: Vec<String>,
-}
-
 fn yes() -> bool {
     true
 }
@@ -410,6 +381,8 @@ fn default_evidence_bytes() -> u64 {
 /// resolvers' certificates come from. Each pin set is dated evidence with a revisit date;
 /// `certs/README.md` holds the full table and how to update it.
 pub mod defaults {
+    use crate::tls::pins::SpkiPin;
+
     /// Whether a pin is the CA a resolver serves from today or a backup for a rotation.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
     #[serde(rename_all = "lowercase")]
@@ -449,6 +422,14 @@ pub mod defaults {
         /// The pins as configuration strings.
         pub fn pin_strings(&self) -> Vec<String> {
             self.pins.iter().map(|p| p.pin.to_string()).collect()
+        }
+
+        /// The pins, parsed (each is a checked constant; a unit test parses them all).
+        pub fn spki_pins(&self) -> Vec<SpkiPin> {
+            self.pins
+                .iter()
+                .filter_map(|p| SpkiPin::parse(p.pin).ok())
+                .collect()
         }
     }
 
@@ -524,20 +505,17 @@ pub mod defaults {
     pub const OPERATORS: &[OperatorPins] = &[CLOUDFLARE, QUAD9];
 
     /// The built-in operator whose pin set `pins` is, if any.
-    pub fn operator_of(pins: &[String]) -> Option<&'static OperatorPins> {
-        OPERATORS.iter().find(|op| op.pin_strings() == pins)
+    pub fn operator_of(pins: &[SpkiPin]) -> Option<&'static OperatorPins> {
+        OPERATORS.iter().find(|op| op.spki_pins() == pins)
     }
 }
 
 fn default_upstreams() -> Vec<UpstreamConfig> {
-    let dot = |ip: [u8; 4], name: &str, op: &defaults::OperatorPins| UpstreamConfig {
-        protocol: Protocol::Dot,
-        ip: Some(IpAddr::from(ip)),
-        port: Some(853),
-        name: Some(name.to_string()),
-        url: None,
-        method: DohMethod::Post,
-        pins: op.pin_strings(),
+    let dot = |ip: [u8; 4], name: &str, op: &defaults::OperatorPins| UpstreamConfig::Dot {
+        ip: IpAddr::from(ip),
+        port: Some(DOT_PORT),
+        name: HostName::parse(name).ok(),
+        pins: op.spki_pins(),
     };
     vec![
         dot([1, 1, 1, 1], "cloudflare-dns.com", &defaults::CLOUDFLARE),
@@ -552,14 +530,14 @@ fn default_upstreams() -> Vec<UpstreamConfig> {
 pub fn cloudflare_doh() -> Vec<UpstreamConfig> {
     ["https://1.1.1.1/dns-query", "https://1.0.0.1/dns-query"]
         .iter()
-        .map(|url| UpstreamConfig {
-            protocol: Protocol::Doh,
+        .filter_map(|url| DohUrl::parse(url).ok())
+        .map(|url| UpstreamConfig::Doh {
+            url,
             ip: None,
             port: None,
-            name: Some("cloudflare-dns.com".into()),
-            url: Some(url.to_string()),
+            name: HostName::parse("cloudflare-dns.com").ok(),
             method: DohMethod::Post,
-            pins: defaults::CLOUDFLARE.pin_strings(),
+            pins: defaults::CLOUDFLARE.spki_pins(),
         })
         .collect()
 }
@@ -613,21 +591,15 @@ impl Config {
     pub fn effective(&self) -> Config {
         let mut c = self.clone();
         for up in &mut c.upstreams {
-            if up.port.is_none() {
-                up.port = match up.protocol {
-                    Protocol::Dot => Some(853),
-                    Protocol::Doh => up
-                        .url
-                        .as_deref()
-                        .and_then(|u| DohTarget::parse(u).ok())
-                        .map(|t| t.port),
-                };
+            if up.port().is_none() {
+                up.set_port(Some(up.effective_port()));
             }
         }
         c
     }
 
-    /// Check values that serde cannot: ranges, consistency, pins and fingerprints.
+    /// Check what the types cannot: ranges, the CT floor, and (for entries built in code)
+    /// the upstream rules parsing enforces.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listen.is_empty() {
             return Err(invalid("listen", "at least one address is required"));
@@ -668,19 +640,11 @@ impl Config {
             return Err(invalid("ct.max_list_age_days", "must be positive"));
         }
         crate::ct::policy::CtPolicy::with_minimums(
-            self.ct.policy.into(),
+            self.ct.policy,
             self.ct.min_logs,
             self.ct.min_operators,
         )
         .map_err(|e| invalid(format!("ct.{}", e.field()), e.to_string()))?;
-        for (i, fp) in self.tls.denylist.iter().enumerate() {
-            crate::tls::pins::CertFingerprint::parse(fp)
-                .map_err(|e| invalid(format!("tls.denylist[{i}]"), e.to_string()))?;
-        }
-        for (i, pin) in self.tls.deny_spki.iter().enumerate() {
-            crate::tls::pins::SpkiPin::parse(pin)
-                .map_err(|e| invalid(format!("tls.deny_spki[{i}]"), e.to_string()))?;
-        }
         if self.user.as_deref().is_some_and(str::is_empty) {
             return Err(invalid("user", "must name a user"));
         }
@@ -692,52 +656,9 @@ impl Config {
         if self.upstreams.is_empty() {
             return Err(invalid("upstream", "at least one upstream is required"));
         }
-        for (i, up) in self.upstreams.iter().enumerate() {
-            let key = |k: &str| format!("upstream[{i}].{k}");
-            for (j, pin) in up.pins.iter().enumerate() {
-                crate::tls::pins::SpkiPin::parse(pin)
-                    .map_err(|e| invalid(key(&format!("pins[{j}]")), e.to_string()))?;
-            }
-            if let Some(name) = &up.name {
-                rustls::pki_types::DnsName::try_from(name.as_str()).map_err(|_| {
-                    invalid(key("name"), format!("`{name}` is not a valid DNS name"))
-                })?;
-            }
-            match up.protocol {
-                Protocol::Dot => {
-                    if up.ip.is_none() {
-                        return Err(invalid(key("ip"), "required for a DoT upstream"));
-                    }
-                    if up.url.is_some() {
-                        return Err(invalid(key("url"), "only for protocol = \"doh\""));
-                    }
-                }
-                Protocol::Doh => {
-                    let url = up
-                        .url
-                        .as_deref()
-                        .ok_or_else(|| invalid(key("url"), "required for a DoH upstream"))?;
-                    let target =
-                        DohTarget::parse(url).map_err(|reason| invalid(key("url"), reason))?;
-                    if let (Some(url_ip), Some(ip)) = (target.ip, up.ip) {
-                        if url_ip != ip {
-                            return Err(invalid(
-                                key("ip"),
-                                format!(
-                                    "{ip} differs from the address in the URL ({url_ip}); the \
-                                     certificate is checked against the address dialed"
-                                ),
-                            ));
-                        }
-                    }
-                    if target.ip.is_none() && up.ip.is_none() {
-                        return Err(invalid(
-                            key("ip"),
-                            "a DoH URL with a host name needs an explicit `ip` (ctdns never bootstraps through plain DNS)",
-                        ));
-                    }
-                }
-            }
+        for (index, up) in self.upstreams.iter().enumerate() {
+            up.check()
+                .map_err(|rule| ConfigError::Upstream { index, rule })?;
         }
         Ok(())
     }
@@ -854,11 +775,11 @@ mod tests {
         }
         let c = Config::default();
         assert_eq!(
-            defaults::operator_of(&c.upstreams[0].pins),
+            defaults::operator_of(c.upstreams[0].pins()),
             Some(&defaults::CLOUDFLARE)
         );
         assert_eq!(
-            defaults::operator_of(&c.upstreams[2].pins),
+            defaults::operator_of(c.upstreams[2].pins()),
             Some(&defaults::QUAD9)
         );
     }
@@ -986,7 +907,7 @@ mod tests {
         assert!(config
             .upstreams
             .iter()
-            .all(|u| u.protocol == Protocol::Doh && !u.pins.is_empty()));
+            .all(|u| u.protocol() == Protocol::Doh && !u.pins().is_empty()));
     }
 
     #[test]

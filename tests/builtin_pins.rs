@@ -124,18 +124,21 @@ fn builtin_configuration_admits_the_recorded_paths_and_no_other_ca() {
     let doh = cloudflare_doh();
     let mut checked = 0;
     for up in config.upstreams.iter().chain(doh.iter()) {
-        let pins = parsed(&up.pins);
-        let ip = up.ip.map(|i| i.to_string()).unwrap_or_default();
-        let url = up.url.clone().unwrap_or_default();
+        let pins = up.pins();
+        let ip = up.dial_addr().unwrap().ip().to_string();
+        let url = match up {
+            ctdns::config::UpstreamConfig::Doh { url, .. } => url.to_string(),
+            ctdns::config::UpstreamConfig::Dot { .. } => String::new(),
+        };
         let is_cloudflare = ip.starts_with("1.") || url.contains("//1.");
         let path: &[SpkiPin] = if is_cloudflare {
             &cloudflare_path
         } else {
             &quad9_path
         };
-        assert!(pins_admit(&pins, path), "{ip}{url}: recorded path refused");
+        assert!(pins_admit(pins, path), "{ip}{url}: recorded path refused");
         if is_cloudflare {
-            assert!(pins_admit(&pins, &cloudflare_2025_path));
+            assert!(pins_admit(pins, &cloudflare_2025_path));
         }
         checked += 1;
     }
@@ -156,7 +159,7 @@ fn builtin_configuration_admits_the_recorded_paths_and_no_other_ca() {
         }
         for up in &config.upstreams {
             assert!(
-                !pins_admit(&parsed(&up.pins), &[SpkiPin([0x53; 32]), root]),
+                !pins_admit(up.pins(), &[SpkiPin([0x53; 32]), root]),
                 "a path under {root} passes the built-in pins"
             );
         }
