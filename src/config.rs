@@ -36,7 +36,8 @@ pub enum ConfigError {
     /// the key and its line).
     #[error("config: {0}")]
     Toml(#[from] toml::de::Error),
-    /// A value is out of range or inconsistent; `key` names it.
+    /// A value is out of range, inconsistent or unreadable; `key` names it. (The format
+    /// starts with `KEY_PREFIX`.)
     #[error("config key `{key}`: {reason}")]
     Invalid {
         /// Dotted key path, e.g. `upstream[1].url`.
@@ -53,6 +54,32 @@ pub enum ConfigError {
         /// The rule, naming the key within the entry.
         rule: UpstreamRule,
     },
+}
+
+/// How [`ConfigError::Invalid`] starts; the key-naming readers raise their errors through
+/// serde (a message) in that form, and [`ConfigError::from_toml`] turns them back.
+const KEY_PREFIX: &str = "config key `";
+
+impl ConfigError {
+    /// A TOML error; one raised by a key-naming reader (`upstream[1].pins[0]`,
+    /// `tls.denylist[0]`, `ct.policy`) comes back as [`ConfigError::Invalid`] with its key.
+    /// (TOML's position is dropped for those: for the second `[[upstream]]` it would point
+    /// at the first one's header; the key is exact.)
+    pub fn from_toml(error: toml::de::Error) -> Self {
+        let message = error.message().trim_end();
+        let keyed = message
+            .strip_prefix(KEY_PREFIX)
+            .and_then(|rest| rest.split_once("`: "));
+        match keyed {
+            Some((key, reason)) => invalid(key, reason),
+            None => ConfigError::Toml(error),
+        }
+    }
+}
+
+/// A serde error naming `key`, in the form [`ConfigError::from_toml`] reads back.
+fn keyed_error<E: de::Error>(key: impl Into<String>, reason: impl std::fmt::Display) -> E {
+    E::custom(invalid(key, reason.to_string()))
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -279,8 +306,7 @@ fn deserialize_deny_spki<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<S
 }
 
 fn deserialize_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PolicyKind, D::Error> {
-    PolicyKind::deserialize(d)
-        .map_err(|e| de::Error::custom(format!("config key `ct.policy`: {e}")))
+    PolicyKind::deserialize(d).map_err(|e| keyed_error("ct.policy", e))
 }
 
 /// Log output format.
@@ -570,7 +596,7 @@ impl Default for Config {
 impl Config {
     /// Parse and validate a TOML document.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let mut config: Config = toml::from_str(text)?;
+        let mut config: Config = toml::from_str(text).map_err(ConfigError::from_toml)?;
         let table: toml::Table = toml::from_str(text)?;
         config.listen_is_builtin = !table.contains_key("listen");
         config.validate()?;
@@ -810,6 +836,228 @@ mod tests {
             Config::from_toml("[[upstream]]\nip = \"1.1.1.1\"\nport = 853\ncolour = \"red\"\n")
                 .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    /// The key a refused document is refused at (the typed error's own key).
+    fn refused_key(doc: &str) -> String {
+        match Config::from_toml(doc) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{doc:?}: expected a keyed error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn typed_values_fail_at_parse_time_naming_the_key() {
+        let dot = "[[upstream]]\nip = \"192.0.2.1\"\n";
+        let cases = [
+            // Pins: not base64, and base64 of the wrong length.
+            (
+                format!("{dot}pins = [\"not base64!\"]"),
+                "upstream[0].pins[0]",
+                "not base64",
+            ),
+            (
+                format!(
+                    "{dot}pins = [\"{}\", \"AAAA\"]",
+                    defaults::CLOUDFLARE.pins[0].pin
+                ),
+                "upstream[0].pins[1]",
+                "decodes to 3 bytes",
+            ),
+            (
+                "[[upstream]]\nprotocol = \"dns\"\nip = \"192.0.2.1\"".into(),
+                "upstream[0].protocol",
+                "unknown protocol `dns`",
+            ),
+            (
+                format!("{dot}url = \"https://192.0.2.1/dns-query\""),
+                "upstream[0].url",
+                "only for protocol = \"doh\"",
+            ),
+            (
+                format!("{dot}method = \"get\""),
+                "upstream[0].method",
+                "only for",
+            ),
+            (
+                format!("{dot}method = \"put\""),
+                "upstream[0].method",
+                "unknown method",
+            ),
+            (
+                "[[upstream]]\nprotocol = \"doh\"\nip = \"192.0.2.1\"".into(),
+                "upstream[0].url",
+                "required for a DoH upstream",
+            ),
+            (
+                format!("{dot}[[upstream]]\nip = \"192.0.2.2\"\nname = \"bad name!\""),
+                "upstream[1].name",
+                "not a valid DNS name",
+            ),
+            (
+                "[[upstream]]\nport = 853".into(),
+                "upstream[0].ip",
+                "required for a DoT",
+            ),
+            (
+                "[[upstream]]\nip = \"192.0.2\"".into(),
+                "upstream[0].ip",
+                "not an IP",
+            ),
+            (
+                format!("{dot}colour = \"red\""),
+                "upstream[0]",
+                "unknown field `colour`",
+            ),
+            (
+                "[ct]\npolicy = \"firefox\"".into(),
+                "ct.policy",
+                "unknown variant `firefox`",
+            ),
+            ("[ct]\npolicy = 1".into(), "ct.policy", "wanted string"),
+            (
+                format!(
+                    "[tls]\ndeny_spki = [\"{}\", \"AAAA\"]",
+                    defaults::QUAD9.pins[0].pin
+                ),
+                "tls.deny_spki[1]",
+                "decodes to 3 bytes",
+            ),
+            (
+                "[tls]\ndenylist = [\"ab:cd\"]".into(),
+                "tls.denylist[0]",
+                "64 hex digits",
+            ),
+            (
+                "[tls]\ndenylist = [7]".into(),
+                "tls.denylist[0]",
+                "invalid type",
+            ),
+        ];
+        for (doc, key, reason) in cases {
+            assert_eq!(refused_key(&doc), key, "{doc:?}");
+            let e = Config::from_toml(&doc).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("config key `{key}`: ")), "{e}");
+            assert!(e.contains(reason), "{doc:?} -> {e}");
+        }
+    }
+
+    #[test]
+    fn upstreams_parse_into_their_variant() {
+        let pin = defaults::QUAD9.pins[0].pin;
+        let c = Config::from_toml(&format!(
+            "[[upstream]]\nip = \"192.0.2.1\"\nname = \"dns.example\"\npins = [\"{pin}\"]\n\
+             [[upstream]]\nprotocol = \"doh\"\nurl = \"https://dns.example:8443/q\"\n\
+             ip = \"2001:db8::1\"\nmethod = \"get\"\n\
+             [[upstream]]\nprotocol = \"dot\"\nip = \"192.0.2.3\"\nport = 8853\nmethod = \"post\"\n"
+        ))
+        .unwrap();
+        let pins = vec![SpkiPin::parse(pin).unwrap()];
+        assert_eq!(
+            c.upstreams[0],
+            UpstreamConfig::Dot {
+                ip: "192.0.2.1".parse().unwrap(),
+                port: None,
+                name: Some(HostName::parse("dns.example").unwrap()),
+                pins,
+            }
+        );
+        let UpstreamConfig::Doh {
+            url, ip, method, ..
+        } = &c.upstreams[1]
+        else {
+            panic!("{:?}", c.upstreams[1]);
+        };
+        assert_eq!(url.target().host_name.as_deref(), Some("dns.example"));
+        assert_eq!(*ip, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(*method, DohMethod::Get);
+        assert_eq!(
+            c.upstreams[1].dial_addr().unwrap(),
+            "[2001:db8::1]:8443".parse().unwrap()
+        );
+        assert_eq!(c.upstreams[1].label(), "https://dns.example:8443/q");
+        // `method = "post"` on DoT (written by earlier `config show`) is accepted and dropped.
+        assert_eq!(c.upstreams[2].protocol(), Protocol::Dot);
+        assert_eq!(c.upstreams[2].label(), "dot://192.0.2.3:8853");
+        // Written back: the same keys, no `method` on DoT, and it reads back the same.
+        let text = toml::to_string(&c).unwrap();
+        assert!(!text.contains("method = \"post\""), "{text}");
+        assert!(text.contains("method = \"get\""), "{text}");
+        assert_eq!(
+            Config::from_toml(&text).unwrap(),
+            Config {
+                listen_is_builtin: false,
+                ..c
+            }
+        );
+    }
+
+    #[test]
+    fn code_built_upstreams_are_checked_by_validate() {
+        let url = DohUrl::parse("https://192.0.2.1/dns-query").unwrap();
+        let mut c = Config {
+            upstreams: vec![UpstreamConfig::Doh {
+                url: url.clone(),
+                ip: Some("192.0.2.9".parse().unwrap()),
+                port: None,
+                name: None,
+                method: DohMethod::Post,
+                pins: Vec::new(),
+            }],
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ConfigError::Upstream {
+                    index: 0,
+                    rule: UpstreamRule::IpDiffersFromUrl { .. }
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("config key `upstream[0].ip`"),
+            "{e}"
+        );
+        c.upstreams[0] = UpstreamConfig::Doh {
+            url: DohUrl::parse("https://dns.example/dns-query").unwrap(),
+            ip: None,
+            port: None,
+            name: None,
+            method: DohMethod::Post,
+            pins: Vec::new(),
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Upstream {
+                rule: UpstreamRule::NameUrlNeedsIp,
+                ..
+            })
+        ));
+        c.upstreams[0] = UpstreamConfig::Doh {
+            url,
+            ip: None,
+            port: None,
+            name: None,
+            method: DohMethod::Post,
+            pins: Vec::new(),
+        };
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn one_upstream_deserializes_on_its_own() {
+        let up: UpstreamConfig =
+            toml::from_str("protocol = \"doh\"\nurl = \"https://192.0.2.1/dns-query\"\n").unwrap();
+        assert_eq!(up.protocol(), Protocol::Doh);
+        assert_eq!(up.effective_port(), 443);
+        let e = toml::from_str::<UpstreamConfig>("protocol = \"doh\"\n").unwrap_err();
+        assert!(e.to_string().contains("`url`: required"), "{e}");
+        let name: HostName = serde_json::from_str("\"dns.example\"").unwrap();
+        assert_eq!(name.as_str(), "dns.example");
+        assert!(serde_json::from_str::<HostName>("\"a b\"").is_err());
     }
 
     #[test]

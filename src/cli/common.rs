@@ -109,6 +109,27 @@ pub fn parse_rfc3339(s: &str) -> Result<UnixTime, String> {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct WithCt {
+        #[command(flatten)]
+        ct: CtArgs,
+    }
+
+    #[test]
+    fn policy_flag_is_the_config_policy_enum() {
+        use clap::Parser;
+        let parse = |args: &[&str]| WithCt::try_parse_from([&["t"], args].concat());
+        assert_eq!(parse(&[]).unwrap().ct.policy, PolicyKind::Chrome);
+        assert_eq!(
+            parse(&["--policy", "apple"]).unwrap().ct.policy,
+            PolicyKind::Apple
+        );
+        assert!(parse(&["--policy", "firefox"]).is_err());
+        // The same names as `ct.policy` in the configuration file.
+        let from_file = crate::config::Config::from_toml("[ct]\npolicy = \"apple\"").unwrap();
+        assert_eq!(from_file.ct.policy, PolicyKind::Apple);
+    }
+
     #[test]
     fn times() {
         assert_eq!(parse_rfc3339("1970-01-01T00:01:00Z").unwrap().as_secs(), 60);

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::DohTarget;
+use super::{keyed_error, DohTarget};
 use crate::tls::pins::{PinError, SpkiPin};
 pub use crate::upstream::doh::DohMethod;
 
@@ -501,12 +501,25 @@ impl<'de> Deserialize<'de> for UpstreamConfig {
     }
 }
 
-/// The message of a refused entry: `config key `upstream[N].KEY`: RULE`.
-fn entry_error<E: de::Error>(index: usize, rule: &UpstreamRule) -> E {
-    E::custom(super::ConfigError::Invalid {
-        key: format!("upstream[{index}].{}", rule.key()),
-        reason: rule.to_string(),
-    })
+/// One entry of the `[[upstream]]` list, read knowing its index: errors are raised inside
+/// the entry (so TOML points at that entry's table) and name `upstream[N]`.
+struct Entry {
+    index: usize,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Entry {
+    type Value = UpstreamConfig;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        let index = self.index;
+        let raw = RawUpstream::deserialize(deserializer)
+            .map_err(|e| keyed_error(format!("upstream[{index}]"), e))?;
+        UpstreamConfig::from_raw(raw)
+            .map_err(|rule| keyed_error(format!("upstream[{index}].{}", rule.key()), rule))
+    }
 }
 
 /// Read the `[[upstream]]` list, naming `upstream[N]` (and the key within) in every error.
@@ -525,19 +538,10 @@ where
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
-            loop {
-                let index = out.len();
-                let raw = match seq.next_element::<RawUpstream>() {
-                    Ok(Some(raw)) => raw,
-                    Ok(None) => return Ok(out),
-                    Err(e) => {
-                        return Err(de::Error::custom(format!(
-                            "config key `upstream[{index}]`: {e}"
-                        )))
-                    }
-                };
-                out.push(UpstreamConfig::from_raw(raw).map_err(|r| entry_error(index, &r))?);
+            while let Some(up) = seq.next_element_seed(Entry { index: out.len() })? {
+                out.push(up);
             }
+            Ok(out)
         }
     }
 
@@ -574,22 +578,13 @@ where
             let mut out = Vec::new();
             loop {
                 let index = out.len();
+                let key = || format!("{}[{index}]", self.key);
                 let text = match seq.next_element::<String>() {
                     Ok(Some(text)) => text,
                     Ok(None) => return Ok(out),
-                    Err(e) => {
-                        return Err(de::Error::custom(format!(
-                            "config key `{}[{index}]`: {e}",
-                            self.key
-                        )))
-                    }
+                    Err(e) => return Err(keyed_error(key(), e)),
                 };
-                out.push(text.parse().map_err(|e| {
-                    de::Error::custom(super::ConfigError::Invalid {
-                        key: format!("{}[{index}]", self.key),
-                        reason: format!("{e}"),
-                    })
-                })?);
+                out.push(text.parse().map_err(|e| keyed_error(key(), e))?);
             }
         }
     }
