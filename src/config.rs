@@ -445,11 +445,6 @@ pub mod defaults {
     }
 
     impl OperatorPins {
-        /// The pins as configuration strings.
-        pub fn pin_strings(&self) -> Vec<String> {
-            self.pins.iter().map(|p| p.pin.to_string()).collect()
-        }
-
         /// The pins, parsed (each is a checked constant; a unit test parses them all).
         pub fn spki_pins(&self) -> Vec<SpkiPin> {
             self.pins

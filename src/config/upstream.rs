@@ -5,13 +5,15 @@
 //! in memory an entry is an [`UpstreamConfig::Dot`] or an [`UpstreamConfig::Doh`], so a DoT
 //! upstream with a URL, or a DoH upstream without one, cannot be written down.
 //!
-//! Errors name the key: `upstream[1].pins[0]`, `upstream[0].url`. serde's error type is a
-//! message, so a path crate could only prefix the *value* that failed, and a rule that
-//! spans two keys (`protocol = "dot"` with a `url`) fails at the table, where such a crate
-//! sees `upstream[1]` only. Instead the list of upstreams is read by a visitor that knows each
-//! entry's index ([`deserialize_list`]) and converts the entry with [`UpstreamRule`], which
-//! names the key within it: one mechanism for single values and cross-key rules, and no
-//! new dependency.
+//! Errors name the key: `upstream[1].pins[0]`, `upstream[0].url`. Why a visitor and not
+//! `serde_path_to_error`: that crate records the path of the *value* whose deserialization
+//! failed, but a rule spanning two keys (`protocol = "dot"` with a `url`, a DoH entry without
+//! one) can only be decided once the whole table is read, where it would name `upstream[1]`
+//! and not the key. So the list is read by a visitor that knows each entry's index
+//! ([`deserialize_list`]), and the entry is converted with [`UpstreamRule`], which names the
+//! key within it: one mechanism for single values and cross-key rules, and no new
+//! dependency. The error travels through serde as [`super::ConfigError::Invalid`]'s message
+//! and [`super::ConfigError::from_toml`] turns it back into that typed error.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -493,7 +495,7 @@ impl Serialize for UpstreamConfig {
 }
 
 /// One entry on its own; the error names the key within it (`` `url`: … ``). Inside a
-/// [`super::Config`] the list is read by [`deserialize_list`], which adds `upstream[N]`.
+/// [`super::Config`] the list is read by `deserialize_list`, which adds `upstream[N]`.
 impl<'de> Deserialize<'de> for UpstreamConfig {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = RawUpstream::deserialize(deserializer)?;
