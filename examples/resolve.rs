@@ -12,7 +12,8 @@
 use std::process::ExitCode;
 
 use ctdns::client::Client;
-use ctdns::config::{Config, CtConfig, DohMethod, Protocol, TlsConfig, UpstreamConfig};
+use ctdns::config::{Config, CtConfig, TlsConfig, UpstreamConfig};
+use ctdns::tls::pins::SpkiPin;
 use hickory_proto::rr::RecordType;
 
 const USAGE: &str = "usage: resolve IP PORT ROOTS.pem LOG_LIST.json NAME [TYPE] [PIN...]";
@@ -34,15 +35,16 @@ fn config(args: &[String]) -> Result<(Config, String, RecordType), String> {
             pins,
         ),
     };
+    let pins = pins
+        .iter()
+        .map(|p| SpkiPin::parse(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
     let config = Config {
-        upstreams: vec![UpstreamConfig {
-            protocol: Protocol::Dot,
-            ip: Some(ip),
+        upstreams: vec![UpstreamConfig::Dot {
+            ip,
             port: Some(port),
             name: None,
-            url: None,
-            method: DohMethod::Post,
-            pins: pins.to_vec(),
+            pins,
         }],
         tls: TlsConfig {
             roots: Some(roots.into()),

@@ -1,12 +1,24 @@
 //! The TOML configuration of `ctdns serve`, and its built-in default.
 //!
-//! Unknown keys and bad values are errors that name the key (serde's `deny_unknown_fields`
-//! plus explicit validation in [`Config::validate`]).
+//! Parsed once into typed values: pins are [`SpkiPin`]s, fingerprints [`CertFingerprint`]s,
+//! names [`HostName`]s, an upstream a DoT or a DoH [`UpstreamConfig`] (an invalid
+//! combination of keys cannot be represented), the policy a [`PolicyKind`]. Unknown keys and
+//! bad values are errors that name the key (`upstream[1].pins[0]`, `tls.denylist[0]`,
+//! `ct.policy`): serde's `deny_unknown_fields`, key-naming readers for lists and upstreams
+//! (see `upstream`), and [`Config::validate`] for ranges.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Serialize};
+
+pub use crate::ct::policy::PolicyKind;
+use crate::tls::pins::{CertFingerprint, SpkiPin};
+
+mod upstream;
+pub use upstream::{
+    BadHostName, DohMethod, DohUrl, HostName, Protocol, UpstreamConfig, UpstreamRule, DOT_PORT,
+};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +36,8 @@ pub enum ConfigError {
     /// the key and its line).
     #[error("config: {0}")]
     Toml(#[from] toml::de::Error),
-    /// A value is out of range or inconsistent; `key` names it.
+    /// A value is out of range, inconsistent or unreadable; `key` names it. (The format
+    /// starts with `KEY_PREFIX`.)
     #[error("config key `{key}`: {reason}")]
     Invalid {
         /// Dotted key path, e.g. `upstream[1].url`.
@@ -32,6 +45,41 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// An upstream entry (built in code; a file's entries are checked as they are parsed)
+    /// breaks a rule.
+    #[error("config key `upstream[{index}].{}`: {rule}", rule.key())]
+    Upstream {
+        /// Position in `upstreams`.
+        index: usize,
+        /// The rule, naming the key within the entry.
+        rule: UpstreamRule,
+    },
+}
+
+/// How [`ConfigError::Invalid`] starts; the key-naming readers raise their errors through
+/// serde (a message) in that form, and [`ConfigError::from_toml`] turns them back.
+const KEY_PREFIX: &str = "config key `";
+
+impl ConfigError {
+    /// A TOML error; one raised by a key-naming reader (`upstream[1].pins[0]`,
+    /// `tls.denylist[0]`, `ct.policy`) comes back as [`ConfigError::Invalid`] with its key.
+    /// (TOML's position is dropped for those: for the second `[[upstream]]` it would point
+    /// at the first one's header; the key is exact.)
+    pub fn from_toml(error: toml::de::Error) -> Self {
+        let message = error.message().trim_end();
+        let keyed = message
+            .strip_prefix(KEY_PREFIX)
+            .and_then(|rest| rest.split_once("`: "));
+        match keyed {
+            Some((key, reason)) => invalid(key, reason),
+            None => ConfigError::Toml(error),
+        }
+    }
+}
+
+/// A serde error naming `key`, in the form [`ConfigError::from_toml`] reads back.
+fn keyed_error<E: de::Error>(key: impl Into<String>, reason: impl std::fmt::Display) -> E {
+    E::custom(invalid(key, reason.to_string()))
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -83,7 +131,11 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsConfig>,
     /// Upstream resolvers, tried in order with failover.
-    #[serde(default = "default_upstreams", rename = "upstream")]
+    #[serde(
+        default = "default_upstreams",
+        rename = "upstream",
+        deserialize_with = "upstream::deserialize_list"
+    )]
     pub upstreams: Vec<UpstreamConfig>,
     /// Whether `listen` is the built-in default (not written by the user): then an address
     /// the host cannot have (`[::1]` without IPv6) is skipped with a WARN instead of failing.
@@ -214,33 +266,13 @@ impl RateLimitConfig {
     }
 }
 
-/// The CT policy name.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyName {
-    /// Chrome's CT policy (default).
-    #[default]
-    Chrome,
-    /// Apple's CT policy.
-    Apple,
-}
-
-impl From<PolicyName> for crate::ct::policy::PolicyKind {
-    fn from(name: PolicyName) -> Self {
-        match name {
-            PolicyName::Chrome => crate::ct::policy::PolicyKind::Chrome,
-            PolicyName::Apple => crate::ct::policy::PolicyKind::Apple,
-        }
-    }
-}
-
 /// Certificate Transparency settings.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CtConfig {
     /// `chrome` (default) or `apple`.
-    #[serde(default)]
-    pub policy: PolicyName,
+    #[serde(default, deserialize_with = "deserialize_policy")]
+    pub policy: PolicyKind,
     /// A log list file (Chrome v3 or Apple schema); default: the list bundled with ctdns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_list: Option<PathBuf>,
@@ -261,7 +293,7 @@ pub struct CtConfig {
 impl Default for CtConfig {
     fn default() -> Self {
         Self {
-            policy: PolicyName::Chrome,
+            policy: PolicyKind::Chrome,
             log_list: None,
             max_list_age_days: default_max_age_days(),
             refuse_stale_list: false,
@@ -279,13 +311,27 @@ pub struct TlsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roots: Option<PathBuf>,
     /// SHA-256 fingerprints (hex, colons allowed) of certificates always refused.
-    #[serde(default)]
-    pub denylist: Vec<String>,
+    #[serde(default, deserialize_with = "deserialize_denylist")]
+    pub denylist: Vec<CertFingerprint>,
     /// Keys never trusted, as base64 SHA-256 of the SubjectPublicKeyInfo (the pin form): a
     /// path through one — leaf, intermediate, a cross-signed twin, or a root — is no path, and
     /// denylisted roots are dropped from the trust store.
-    #[serde(default)]
-    pub deny_spki: Vec<String>,
+    #[serde(default, deserialize_with = "deserialize_deny_spki")]
+    pub deny_spki: Vec<SpkiPin>,
+}
+
+fn deserialize_denylist<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<CertFingerprint>, D::Error> {
+    upstream::deserialize_keyed_list(d, "tls.denylist")
+}
+
+fn deserialize_deny_spki<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SpkiPin>, D::Error> {
+    upstream::deserialize_keyed_list(d, "tls.deny_spki")
+}
+
+fn deserialize_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PolicyKind, D::Error> {
+    PolicyKind::deserialize(d).map_err(|e| keyed_error("ct.policy", e))
 }
 
 /// Log output format.
@@ -351,55 +397,6 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
-/// Upstream transport.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// DNS-over-TLS (RFC 7858), port 853.
-    #[default]
-    Dot,
-    /// DNS-over-HTTPS (RFC 8484) over HTTP/2.
-    Doh,
-}
-
-/// DoH request method.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DohMethod {
-    /// POST `application/dns-message` (default).
-    #[default]
-    Post,
-    /// GET with `?dns=` base64url.
-    Get,
-}
-
-/// One upstream resolver.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// `dot` (default) or `doh`.
-    #[serde(default)]
-    pub protocol: Protocol,
-    /// The IP to dial (required for DoT, and for DoH URLs with a host name).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip: Option<IpAddr>,
-    /// Port (default 853 for DoT; from the URL, default 443, for DoH).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    /// A DNS name the certificate must also be valid for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// DoH URL, e.g. `https://1.1.1.1/dns-query`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// DoH method (default POST).
-    #[serde(default)]
-    pub method: DohMethod,
-    /// Issuer pins: base64 SHA-256 of the SPKI of any CA certificate in the verified chain.
-    #[serde(default)]
-    pub pins: Vec<String>,
-}
-
 fn yes() -> bool {
     true
 }
@@ -435,6 +432,8 @@ fn default_evidence_bytes() -> u64 {
 /// resolvers' certificates come from. Each pin set is dated evidence with a revisit date;
 /// `certs/README.md` holds the full table and how to update it.
 pub mod defaults {
+    use crate::tls::pins::SpkiPin;
+
     /// Whether a pin is the CA a resolver serves from today or a backup for a rotation.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
     #[serde(rename_all = "lowercase")]
@@ -471,9 +470,12 @@ pub mod defaults {
     }
 
     impl OperatorPins {
-        /// The pins as configuration strings.
-        pub fn pin_strings(&self) -> Vec<String> {
-            self.pins.iter().map(|p| p.pin.to_string()).collect()
+        /// The pins, parsed (each is a checked constant; a unit test parses them all).
+        pub fn spki_pins(&self) -> Vec<SpkiPin> {
+            self.pins
+                .iter()
+                .filter_map(|p| SpkiPin::parse(p.pin).ok())
+                .collect()
         }
     }
 
@@ -549,20 +551,17 @@ pub mod defaults {
     pub const OPERATORS: &[OperatorPins] = &[CLOUDFLARE, QUAD9];
 
     /// The built-in operator whose pin set `pins` is, if any.
-    pub fn operator_of(pins: &[String]) -> Option<&'static OperatorPins> {
-        OPERATORS.iter().find(|op| op.pin_strings() == pins)
+    pub fn operator_of(pins: &[SpkiPin]) -> Option<&'static OperatorPins> {
+        OPERATORS.iter().find(|op| op.spki_pins() == pins)
     }
 }
 
 fn default_upstreams() -> Vec<UpstreamConfig> {
-    let dot = |ip: [u8; 4], name: &str, op: &defaults::OperatorPins| UpstreamConfig {
-        protocol: Protocol::Dot,
-        ip: Some(IpAddr::from(ip)),
-        port: Some(853),
-        name: Some(name.to_string()),
-        url: None,
-        method: DohMethod::Post,
-        pins: op.pin_strings(),
+    let dot = |ip: [u8; 4], name: &str, op: &defaults::OperatorPins| UpstreamConfig::Dot {
+        ip: IpAddr::from(ip),
+        port: Some(DOT_PORT),
+        name: HostName::parse(name).ok(),
+        pins: op.spki_pins(),
     };
     vec![
         dot([1, 1, 1, 1], "cloudflare-dns.com", &defaults::CLOUDFLARE),
@@ -577,14 +576,14 @@ fn default_upstreams() -> Vec<UpstreamConfig> {
 pub fn cloudflare_doh() -> Vec<UpstreamConfig> {
     ["https://1.1.1.1/dns-query", "https://1.0.0.1/dns-query"]
         .iter()
-        .map(|url| UpstreamConfig {
-            protocol: Protocol::Doh,
+        .filter_map(|url| DohUrl::parse(url).ok())
+        .map(|url| UpstreamConfig::Doh {
+            url,
             ip: None,
             port: None,
-            name: Some("cloudflare-dns.com".into()),
-            url: Some(url.to_string()),
+            name: HostName::parse("cloudflare-dns.com").ok(),
             method: DohMethod::Post,
-            pins: defaults::CLOUDFLARE.pin_strings(),
+            pins: defaults::CLOUDFLARE.spki_pins(),
         })
         .collect()
 }
@@ -617,7 +616,7 @@ impl Default for Config {
 impl Config {
     /// Parse and validate a TOML document.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let mut config: Config = toml::from_str(text)?;
+        let mut config: Config = toml::from_str(text).map_err(ConfigError::from_toml)?;
         let table: toml::Table = toml::from_str(text)?;
         config.listen_is_builtin = !table.contains_key("listen");
         config.validate()?;
@@ -638,21 +637,15 @@ impl Config {
     pub fn effective(&self) -> Config {
         let mut c = self.clone();
         for up in &mut c.upstreams {
-            if up.port.is_none() {
-                up.port = match up.protocol {
-                    Protocol::Dot => Some(853),
-                    Protocol::Doh => up
-                        .url
-                        .as_deref()
-                        .and_then(|u| DohTarget::parse(u).ok())
-                        .map(|t| t.port),
-                };
+            if up.port().is_none() {
+                up.set_port(Some(up.effective_port()));
             }
         }
         c
     }
 
-    /// Check values that serde cannot: ranges, consistency, pins and fingerprints.
+    /// Check what the types cannot: ranges, the CT floor, and (for entries built in code)
+    /// the upstream rules parsing enforces.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listen.is_empty() {
             return Err(invalid("listen", "at least one address is required"));
@@ -693,19 +686,11 @@ impl Config {
             return Err(invalid("ct.max_list_age_days", "must be positive"));
         }
         crate::ct::policy::CtPolicy::with_minimums(
-            self.ct.policy.into(),
+            self.ct.policy,
             self.ct.min_logs,
             self.ct.min_operators,
         )
         .map_err(|e| invalid(format!("ct.{}", e.field()), e.to_string()))?;
-        for (i, fp) in self.tls.denylist.iter().enumerate() {
-            crate::tls::pins::CertFingerprint::parse(fp)
-                .map_err(|e| invalid(format!("tls.denylist[{i}]"), e.to_string()))?;
-        }
-        for (i, pin) in self.tls.deny_spki.iter().enumerate() {
-            crate::tls::pins::SpkiPin::parse(pin)
-                .map_err(|e| invalid(format!("tls.deny_spki[{i}]"), e.to_string()))?;
-        }
         if self.user.as_deref().is_some_and(str::is_empty) {
             return Err(invalid("user", "must name a user"));
         }
@@ -717,52 +702,9 @@ impl Config {
         if self.upstreams.is_empty() {
             return Err(invalid("upstream", "at least one upstream is required"));
         }
-        for (i, up) in self.upstreams.iter().enumerate() {
-            let key = |k: &str| format!("upstream[{i}].{k}");
-            for (j, pin) in up.pins.iter().enumerate() {
-                crate::tls::pins::SpkiPin::parse(pin)
-                    .map_err(|e| invalid(key(&format!("pins[{j}]")), e.to_string()))?;
-            }
-            if let Some(name) = &up.name {
-                rustls::pki_types::DnsName::try_from(name.as_str()).map_err(|_| {
-                    invalid(key("name"), format!("`{name}` is not a valid DNS name"))
-                })?;
-            }
-            match up.protocol {
-                Protocol::Dot => {
-                    if up.ip.is_none() {
-                        return Err(invalid(key("ip"), "required for a DoT upstream"));
-                    }
-                    if up.url.is_some() {
-                        return Err(invalid(key("url"), "only for protocol = \"doh\""));
-                    }
-                }
-                Protocol::Doh => {
-                    let url = up
-                        .url
-                        .as_deref()
-                        .ok_or_else(|| invalid(key("url"), "required for a DoH upstream"))?;
-                    let target =
-                        DohTarget::parse(url).map_err(|reason| invalid(key("url"), reason))?;
-                    if let (Some(url_ip), Some(ip)) = (target.ip, up.ip) {
-                        if url_ip != ip {
-                            return Err(invalid(
-                                key("ip"),
-                                format!(
-                                    "{ip} differs from the address in the URL ({url_ip}); the \
-                                     certificate is checked against the address dialed"
-                                ),
-                            ));
-                        }
-                    }
-                    if target.ip.is_none() && up.ip.is_none() {
-                        return Err(invalid(
-                            key("ip"),
-                            "a DoH URL with a host name needs an explicit `ip` (ctdns never bootstraps through plain DNS)",
-                        ));
-                    }
-                }
-            }
+        for (index, up) in self.upstreams.iter().enumerate() {
+            up.check()
+                .map_err(|rule| ConfigError::Upstream { index, rule })?;
         }
         Ok(())
     }
@@ -879,11 +821,11 @@ mod tests {
         }
         let c = Config::default();
         assert_eq!(
-            defaults::operator_of(&c.upstreams[0].pins),
+            defaults::operator_of(c.upstreams[0].pins()),
             Some(&defaults::CLOUDFLARE)
         );
         assert_eq!(
-            defaults::operator_of(&c.upstreams[2].pins),
+            defaults::operator_of(c.upstreams[2].pins()),
             Some(&defaults::QUAD9)
         );
     }
@@ -914,6 +856,228 @@ mod tests {
             Config::from_toml("[[upstream]]\nip = \"1.1.1.1\"\nport = 853\ncolour = \"red\"\n")
                 .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    /// The key a refused document is refused at (the typed error's own key).
+    fn refused_key(doc: &str) -> String {
+        match Config::from_toml(doc) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{doc:?}: expected a keyed error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn typed_values_fail_at_parse_time_naming_the_key() {
+        let dot = "[[upstream]]\nip = \"192.0.2.1\"\n";
+        let cases = [
+            // Pins: not base64, and base64 of the wrong length.
+            (
+                format!("{dot}pins = [\"not base64!\"]"),
+                "upstream[0].pins[0]",
+                "not base64",
+            ),
+            (
+                format!(
+                    "{dot}pins = [\"{}\", \"AAAA\"]",
+                    defaults::CLOUDFLARE.pins[0].pin
+                ),
+                "upstream[0].pins[1]",
+                "decodes to 3 bytes",
+            ),
+            (
+                "[[upstream]]\nprotocol = \"dns\"\nip = \"192.0.2.1\"".into(),
+                "upstream[0].protocol",
+                "unknown protocol `dns`",
+            ),
+            (
+                format!("{dot}url = \"https://192.0.2.1/dns-query\""),
+                "upstream[0].url",
+                "only for protocol = \"doh\"",
+            ),
+            (
+                format!("{dot}method = \"get\""),
+                "upstream[0].method",
+                "only for",
+            ),
+            (
+                format!("{dot}method = \"put\""),
+                "upstream[0].method",
+                "unknown method",
+            ),
+            (
+                "[[upstream]]\nprotocol = \"doh\"\nip = \"192.0.2.1\"".into(),
+                "upstream[0].url",
+                "required for a DoH upstream",
+            ),
+            (
+                format!("{dot}[[upstream]]\nip = \"192.0.2.2\"\nname = \"bad name!\""),
+                "upstream[1].name",
+                "not a valid DNS name",
+            ),
+            (
+                "[[upstream]]\nport = 853".into(),
+                "upstream[0].ip",
+                "required for a DoT",
+            ),
+            (
+                "[[upstream]]\nip = \"192.0.2\"".into(),
+                "upstream[0].ip",
+                "not an IP",
+            ),
+            (
+                format!("{dot}colour = \"red\""),
+                "upstream[0]",
+                "unknown field `colour`",
+            ),
+            (
+                "[ct]\npolicy = \"firefox\"".into(),
+                "ct.policy",
+                "unknown variant `firefox`",
+            ),
+            ("[ct]\npolicy = 1".into(), "ct.policy", "wanted string"),
+            (
+                format!(
+                    "[tls]\ndeny_spki = [\"{}\", \"AAAA\"]",
+                    defaults::QUAD9.pins[0].pin
+                ),
+                "tls.deny_spki[1]",
+                "decodes to 3 bytes",
+            ),
+            (
+                "[tls]\ndenylist = [\"ab:cd\"]".into(),
+                "tls.denylist[0]",
+                "64 hex digits",
+            ),
+            (
+                "[tls]\ndenylist = [7]".into(),
+                "tls.denylist[0]",
+                "invalid type",
+            ),
+        ];
+        for (doc, key, reason) in cases {
+            assert_eq!(refused_key(&doc), key, "{doc:?}");
+            let e = Config::from_toml(&doc).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("config key `{key}`: ")), "{e}");
+            assert!(e.contains(reason), "{doc:?} -> {e}");
+        }
+    }
+
+    #[test]
+    fn upstreams_parse_into_their_variant() {
+        let pin = defaults::QUAD9.pins[0].pin;
+        let c = Config::from_toml(&format!(
+            "[[upstream]]\nip = \"192.0.2.1\"\nname = \"dns.example\"\npins = [\"{pin}\"]\n\
+             [[upstream]]\nprotocol = \"doh\"\nurl = \"https://dns.example:8443/q\"\n\
+             ip = \"2001:db8::1\"\nmethod = \"get\"\n\
+             [[upstream]]\nprotocol = \"dot\"\nip = \"192.0.2.3\"\nport = 8853\nmethod = \"post\"\n"
+        ))
+        .unwrap();
+        let pins = vec![SpkiPin::parse(pin).unwrap()];
+        assert_eq!(
+            c.upstreams[0],
+            UpstreamConfig::Dot {
+                ip: "192.0.2.1".parse().unwrap(),
+                port: None,
+                name: Some(HostName::parse("dns.example").unwrap()),
+                pins,
+            }
+        );
+        let UpstreamConfig::Doh {
+            url, ip, method, ..
+        } = &c.upstreams[1]
+        else {
+            panic!("{:?}", c.upstreams[1]);
+        };
+        assert_eq!(url.target().host_name.as_deref(), Some("dns.example"));
+        assert_eq!(*ip, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(*method, DohMethod::Get);
+        assert_eq!(
+            c.upstreams[1].dial_addr().unwrap(),
+            "[2001:db8::1]:8443".parse().unwrap()
+        );
+        assert_eq!(c.upstreams[1].label(), "https://dns.example:8443/q");
+        // `method = "post"` on DoT (written by earlier `config show`) is accepted and dropped.
+        assert_eq!(c.upstreams[2].protocol(), Protocol::Dot);
+        assert_eq!(c.upstreams[2].label(), "dot://192.0.2.3:8853");
+        // Written back: the same keys, no `method` on DoT, and it reads back the same.
+        let text = toml::to_string(&c).unwrap();
+        assert!(!text.contains("method = \"post\""), "{text}");
+        assert!(text.contains("method = \"get\""), "{text}");
+        assert_eq!(
+            Config::from_toml(&text).unwrap(),
+            Config {
+                listen_is_builtin: false,
+                ..c
+            }
+        );
+    }
+
+    #[test]
+    fn code_built_upstreams_are_checked_by_validate() {
+        let url = DohUrl::parse("https://192.0.2.1/dns-query").unwrap();
+        let mut c = Config {
+            upstreams: vec![UpstreamConfig::Doh {
+                url: url.clone(),
+                ip: Some("192.0.2.9".parse().unwrap()),
+                port: None,
+                name: None,
+                method: DohMethod::Post,
+                pins: Vec::new(),
+            }],
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ConfigError::Upstream {
+                    index: 0,
+                    rule: UpstreamRule::IpDiffersFromUrl { .. }
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("config key `upstream[0].ip`"),
+            "{e}"
+        );
+        c.upstreams[0] = UpstreamConfig::Doh {
+            url: DohUrl::parse("https://dns.example/dns-query").unwrap(),
+            ip: None,
+            port: None,
+            name: None,
+            method: DohMethod::Post,
+            pins: Vec::new(),
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Upstream {
+                rule: UpstreamRule::NameUrlNeedsIp,
+                ..
+            })
+        ));
+        c.upstreams[0] = UpstreamConfig::Doh {
+            url,
+            ip: None,
+            port: None,
+            name: None,
+            method: DohMethod::Post,
+            pins: Vec::new(),
+        };
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn one_upstream_deserializes_on_its_own() {
+        let up: UpstreamConfig =
+            toml::from_str("protocol = \"doh\"\nurl = \"https://192.0.2.1/dns-query\"\n").unwrap();
+        assert_eq!(up.protocol(), Protocol::Doh);
+        assert_eq!(up.effective_port(), 443);
+        let e = toml::from_str::<UpstreamConfig>("protocol = \"doh\"\n").unwrap_err();
+        assert!(e.to_string().contains("`url`: required"), "{e}");
+        let name: HostName = serde_json::from_str("\"dns.example\"").unwrap();
+        assert_eq!(name.as_str(), "dns.example");
+        assert!(serde_json::from_str::<HostName>("\"a b\"").is_err());
     }
 
     #[test]
@@ -1033,7 +1197,7 @@ mod tests {
         assert!(config
             .upstreams
             .iter()
-            .all(|u| u.protocol == Protocol::Doh && !u.pins.is_empty()));
+            .all(|u| u.protocol() == Protocol::Doh && !u.pins().is_empty()));
     }
 
     #[test]

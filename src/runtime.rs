@@ -2,21 +2,20 @@
 //! denylist, evidence) → one CT verifier per upstream → transports → pool → stub.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::{DnsName, ServerName, TrustAnchor};
 
-use crate::config::{Config, DohTarget, PolicyName, Protocol, UpstreamConfig};
+use crate::config::{Config, UpstreamConfig};
 use crate::ct::checker::CtChecker;
 use crate::ct::log_list::{LogList, StalenessPolicy};
-use crate::ct::policy::CtPolicy;
+use crate::ct::policy::{CtPolicy, PolicyKind};
 use crate::evidence::EvidenceStore;
 use crate::stub::{CacheOptions, StubOptions};
 use crate::tls::pins::{CertFingerprint, SpkiPin};
 use crate::tls::{client_config, CtVerifier};
-use crate::upstream::doh::{DohEndpoint, DohMethod, DohOptions, DohTransport};
+use crate::upstream::doh::{DohEndpoint, DohOptions, DohTransport};
 use crate::upstream::dot::{DotOptions, DotTransport};
 use crate::upstream::pool::{Pool, PoolOptions};
 use crate::upstream::Transport;
@@ -76,11 +75,11 @@ pub struct Trust {
 
 /// Build a CT policy by name, raising the minimums when asked (never below the floor).
 pub fn policy(
-    name: PolicyName,
+    name: PolicyKind,
     min_logs: Option<usize>,
     min_operators: Option<usize>,
 ) -> Result<CtPolicy, SetupError> {
-    CtPolicy::with_minimums(name.into(), min_logs, min_operators)
+    CtPolicy::with_minimums(name, min_logs, min_operators)
         .map_err(|e| SetupError::Policy(e.to_string()))
 }
 
@@ -133,13 +132,7 @@ impl Trust {
     /// Load roots, log list, policy and denylist from `config`, without the evidence store
     /// (see [`Trust::open_evidence`]).
     pub fn without_evidence(config: &Config) -> Result<Self, SetupError> {
-        let deny_spki = config
-            .tls
-            .deny_spki
-            .iter()
-            .map(|p| SpkiPin::parse(p))
-            .collect::<Result<HashSet<_>, _>>()
-            .map_err(|e| SetupError::Policy(e.to_string()))?;
+        let deny_spki: HashSet<SpkiPin> = config.tls.deny_spki.iter().copied().collect();
         let mut roots = match &config.tls.roots {
             Some(p) => crate::tls::roots::from_pem_file(p)?,
             None => crate::tls::roots::webpki_roots(),
@@ -154,13 +147,7 @@ impl Trust {
             config.ct.min_logs,
             config.ct.min_operators,
         )?;
-        let denylist = config
-            .tls
-            .denylist
-            .iter()
-            .map(|f| CertFingerprint::parse(f))
-            .collect::<Result<HashSet<_>, _>>()
-            .map_err(|e| SetupError::Policy(e.to_string()))?;
+        let denylist: HashSet<CertFingerprint> = config.tls.denylist.iter().copied().collect();
         Ok(Self {
             roots: Arc::new(roots),
             checker: CtChecker::new(Arc::new(logs), policy),
@@ -228,20 +215,9 @@ impl Trust {
 
 /// The verifier of one configured upstream: shared trust plus its pins and name, labelled
 /// `label`. (A DoH URL with a host name adds the dialed IP; see [`transport`].)
-pub fn verifier_for(trust: &Trust, label: &str, up: &UpstreamConfig) -> Result<CtVerifier, String> {
-    let pins = up
-        .pins
-        .iter()
-        .map(|p| SpkiPin::parse(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let name = match &up.name {
-        Some(n) => {
-            Some(ServerName::try_from(n.clone()).map_err(|_| format!("`{n}` is not a DNS name"))?)
-        }
-        None => None,
-    };
-    Ok(trust.verifier(label, pins, name))
+pub fn verifier_for(trust: &Trust, label: &str, up: &UpstreamConfig) -> CtVerifier {
+    let name = up.name().map(|n| ServerName::DnsName(n.dns_name()));
+    trust.verifier(label, up.pins().to_vec(), name)
 }
 
 /// Build the transport for one configured upstream.
@@ -252,14 +228,13 @@ pub fn transport(
     query_timeout: Duration,
 ) -> Result<Arc<dyn Transport>, SetupError> {
     let bad = |reason: String| SetupError::Upstream { index, reason };
-    match up.protocol {
-        Protocol::Dot => {
-            let ip = up
-                .ip
-                .ok_or_else(|| bad("a DoT upstream needs `ip`".into()))?;
-            let addr = SocketAddr::new(ip, up.port.unwrap_or(853));
-            let label = format!("dot://{addr}");
-            let verifier = Arc::new(verifier_for(trust, &label, up).map_err(bad)?);
+    let addr = up
+        .dial_addr()
+        .map_err(|rule| bad(format!("`{}`: {rule}", rule.key())))?;
+    let label = up.label();
+    match up {
+        UpstreamConfig::Dot { .. } => {
+            let verifier = Arc::new(verifier_for(trust, &label, up));
             let tls = client_config(verifier, &[])?;
             let opts = DotOptions {
                 query_timeout,
@@ -267,28 +242,9 @@ pub fn transport(
             };
             Ok(Arc::new(DotTransport::new(addr, tls, opts)))
         }
-        Protocol::Doh => {
-            let url = up
-                .url
-                .as_deref()
-                .ok_or_else(|| bad("a DoH upstream needs `url`".into()))?;
-            let target = DohTarget::parse(url).map_err(bad)?;
-            let ip = match (target.ip, up.ip) {
-                (Some(url_ip), Some(ip)) if url_ip != ip => {
-                    return Err(bad(format!(
-                        "`ip` {ip} differs from the URL's address {url_ip}"
-                    )))
-                }
-                (Some(ip), _) | (None, Some(ip)) => ip,
-                (None, None) => {
-                    return Err(bad(
-                        "a DoH URL with a host name needs an explicit `ip`".into()
-                    ))
-                }
-            };
-            let addr = SocketAddr::new(ip, up.port.unwrap_or(target.port));
-            let label = url.to_string();
-            let mut verifier = verifier_for(trust, &label, up).map_err(bad)?;
+        UpstreamConfig::Doh { url, method, .. } => {
+            let target = url.target();
+            let mut verifier = verifier_for(trust, &label, up);
             let host_name = match &target.host_name {
                 // Name URL: SNI carries the name; the verifier checks the IP SAN against
                 // the dialed IP (and the transport checks it again against the socket) and
@@ -311,10 +267,7 @@ pub fn transport(
             };
             endpoint.check().map_err(|e| bad(e.to_string()))?;
             let opts = DohOptions {
-                method: match up.method {
-                    crate::config::DohMethod::Post => DohMethod::Post,
-                    crate::config::DohMethod::Get => DohMethod::Get,
-                },
+                method: *method,
                 query_timeout,
                 ..DohOptions::default()
             };

@@ -38,10 +38,6 @@ fn pin(s: &str) -> SpkiPin {
     SpkiPin::parse(s).unwrap()
 }
 
-fn parsed(pins: &[String]) -> Vec<SpkiPin> {
-    pins.iter().map(|p| pin(p)).collect()
-}
-
 const SSLCOM_R2: &str = "zGgA4OU4DjJdvpRYUqbi5Vh2g9W5Oc/PgKihy9mkLsE=";
 const SSLCOM_ECC_ROOT: &str = "oyD01TTXvpfBro3QSZc1vIlcMjrdLTiL/M9mLCPX+Zo=";
 const DIGICERT_G2: &str = "i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY=";
@@ -75,9 +71,7 @@ fn real_sslcom_intermediate_chains_to_a_pinned_webpki_root() {
     // The anchor the intermediate names as its issuer, found in webpki-roots by the pin
     // that Cloudflare's built-in set holds.
     let root_pin = pin(SSLCOM_ECC_ROOT);
-    assert!(defaults::CLOUDFLARE
-        .pin_strings()
-        .contains(&root_pin.to_string()));
+    assert!(defaults::CLOUDFLARE.spki_pins().contains(&root_pin));
     let anchor = anchor_with_pin(&root_pin, &anchors).expect("SSL.com ECC root in webpki-roots");
     let spki_der = webpki::spki_for_anchor(anchor);
     let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der.as_ref()).unwrap();
@@ -124,18 +118,21 @@ fn builtin_configuration_admits_the_recorded_paths_and_no_other_ca() {
     let doh = cloudflare_doh();
     let mut checked = 0;
     for up in config.upstreams.iter().chain(doh.iter()) {
-        let pins = parsed(&up.pins);
-        let ip = up.ip.map(|i| i.to_string()).unwrap_or_default();
-        let url = up.url.clone().unwrap_or_default();
+        let pins = up.pins();
+        let ip = up.dial_addr().unwrap().ip().to_string();
+        let url = match up {
+            ctdns::config::UpstreamConfig::Doh { url, .. } => url.to_string(),
+            ctdns::config::UpstreamConfig::Dot { .. } => String::new(),
+        };
         let is_cloudflare = ip.starts_with("1.") || url.contains("//1.");
         let path: &[SpkiPin] = if is_cloudflare {
             &cloudflare_path
         } else {
             &quad9_path
         };
-        assert!(pins_admit(&pins, path), "{ip}{url}: recorded path refused");
+        assert!(pins_admit(pins, path), "{ip}{url}: recorded path refused");
         if is_cloudflare {
-            assert!(pins_admit(&pins, &cloudflare_2025_path));
+            assert!(pins_admit(pins, &cloudflare_2025_path));
         }
         checked += 1;
     }
@@ -146,7 +143,7 @@ fn builtin_configuration_admits_the_recorded_paths_and_no_other_ca() {
     let anchors = ctdns::tls::roots::webpki_roots();
     let builtin: Vec<SpkiPin> = defaults::OPERATORS
         .iter()
-        .flat_map(|op| parsed(&op.pin_strings()))
+        .flat_map(|op| op.spki_pins())
         .collect();
     let mut other_cas = 0;
     for anchor in &anchors {
@@ -156,7 +153,7 @@ fn builtin_configuration_admits_the_recorded_paths_and_no_other_ca() {
         }
         for up in &config.upstreams {
             assert!(
-                !pins_admit(&parsed(&up.pins), &[SpkiPin([0x53; 32]), root]),
+                !pins_admit(up.pins(), &[SpkiPin([0x53; 32]), root]),
                 "a path under {root} passes the built-in pins"
             );
         }
@@ -169,7 +166,7 @@ fn builtin_configuration_admits_the_recorded_paths_and_no_other_ca() {
 fn each_operator_covers_two_lineages() {
     let anchors = ctdns::tls::roots::webpki_roots();
     for op in defaults::OPERATORS {
-        match coverage(&parsed(&op.pin_strings()), &anchors) {
+        match coverage(&op.spki_pins(), &anchors) {
             Coverage::Several(orgs) => {
                 assert!(orgs.len() >= 2, "{}: {orgs:?}", op.operator);
                 assert!(orgs.iter().any(|o| o.contains("DigiCert")), "{orgs:?}");

@@ -358,7 +358,7 @@ fn readme_config(dir: &Path, port: u16) -> Result<Config, Box<dyn std::error::Er
         "README holds the config snippet"
     );
     let mut config = Config::from_toml(&snippet)?;
-    config.upstreams[0].port = Some(port);
+    config.upstreams[0].set_port(Some(port));
     config.query_timeout_ms = 3000;
     Ok(config)
 }
@@ -457,7 +457,7 @@ async fn unbound_serving_the_rogue_chain_is_refused_by_issuer_pin() -> TestResul
     assert_eq!(refusal.rule(), "issuer-pin", "{refusal}");
 
     // Without the pin, the same unbound is accepted: the pin is what refused it.
-    config.upstreams[0].pins.clear();
+    config.upstreams[0].pins_mut().clear();
     let trust = ctdns::runtime::Trust::from_config(&config)?;
     let unpinned = ctdns::runtime::transport(
         &trust,

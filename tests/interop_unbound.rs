@@ -577,21 +577,20 @@ async fn library_client_resolves_through_unbound() {
         f.files.log_list.display().to_string()
     ))
     .expect("config");
-    let dot = ctdns::config::UpstreamConfig {
-        protocol: ctdns::config::Protocol::Dot,
-        ip: Some(LOOPBACK),
+    let pins = vec![ctdns::tls::pins::SpkiPin::parse(&f.honest_pin()).expect("pin")];
+    let dot = ctdns::config::UpstreamConfig::Dot {
+        ip: LOOPBACK,
         port: Some(f.unbound.dot.port()),
         name: None,
-        url: None,
-        method: ctdns::config::DohMethod::Post,
-        pins: vec![f.honest_pin()],
+        pins: pins.clone(),
     };
-    let doh = ctdns::config::UpstreamConfig {
-        protocol: ctdns::config::Protocol::Doh,
+    let doh = ctdns::config::UpstreamConfig::Doh {
+        url: ctdns::config::DohUrl::parse(&f.doh_url()).expect("url"),
         ip: None,
         port: None,
-        url: Some(f.doh_url()),
-        ..dot.clone()
+        name: None,
+        method: ctdns::config::DohMethod::Post,
+        pins,
     };
     for upstream in [dot, doh] {
         let config = ctdns::config::Config {
@@ -616,14 +615,14 @@ async fn library_client_resolves_through_unbound() {
 
     // The same client code refuses a pin on the rogue CA: no answer, a typed error.
     let config = ctdns::config::Config {
-        upstreams: vec![ctdns::config::UpstreamConfig {
-            protocol: ctdns::config::Protocol::Dot,
-            ip: Some(LOOPBACK),
+        upstreams: vec![ctdns::config::UpstreamConfig::Dot {
+            ip: LOOPBACK,
             port: Some(f.unbound.dot.port()),
             name: None,
-            url: None,
-            method: ctdns::config::DohMethod::Post,
-            pins: vec![f.pki.rogue_root().spki_sha256_base64()],
+            pins: vec![
+                ctdns::tls::pins::SpkiPin::parse(&f.pki.rogue_root().spki_sha256_base64())
+                    .expect("pin"),
+            ],
         }],
         ..base
     };

@@ -245,6 +245,54 @@ fn config_errors_exit_2_naming_the_key() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("upstream[0].ip"), "{stderr}");
 
+    // Keys that only a DoH upstream has, a DoH upstream without its URL, and bad values
+    // further down the list: refused when the file is read, naming the key of the entry.
+    // (The first entry alone loads: `good` is checked below, so each case fails for its own
+    // key.)
+    let good = "[[upstream]]\nip = \"127.0.0.1\"\nport = 1\n";
+    for (doc, key) in [
+        (
+            format!("{good}[[upstream]]\nip = \"127.0.0.1\"\nurl = \"https://127.0.0.1/q\"\n"),
+            "config key `upstream[1].url`: only for protocol = \"doh\"",
+        ),
+        (
+            format!("{good}[[upstream]]\nprotocol = \"doh\"\nip = \"127.0.0.1\"\n"),
+            "config key `upstream[1].url`: required for a DoH upstream",
+        ),
+        (
+            format!("{good}[[upstream]]\nprotocol = \"quic\"\nip = \"127.0.0.1\"\n"),
+            "config key `upstream[1].protocol`",
+        ),
+        (
+            format!("{good}[[upstream]]\nip = \"127.0.0.1\"\nname = \"-x-.\"\npins = []\n"),
+            "config key `upstream[1].name`",
+        ),
+        (
+            format!("{good}[tls]\ndeny_spki = [\"AAAA\"]\n"),
+            "config key `tls.deny_spki[0]`",
+        ),
+        (
+            format!("{good}[ct]\npolicy = \"edge\"\n"),
+            "config key `ct.policy`",
+        ),
+    ] {
+        std::fs::write(&path, &doc).unwrap();
+        // `config show` reads the file as `serve` does, and exits whether or not it loads.
+        let (status, _, stderr) = run(
+            child::binary(),
+            &["config", "show", "--config", path.to_str().unwrap()],
+        );
+        assert_eq!(status.code(), Some(2), "{doc}: {stderr}");
+        assert!(stderr.contains(key), "{doc}: {stderr}");
+    }
+    std::fs::write(&path, good).unwrap();
+    let (status, shown, stderr) = run(
+        child::binary(),
+        &["config", "show", "--config", path.to_str().unwrap()],
+    );
+    assert!(status.success(), "{stderr}");
+    assert!(shown.contains("port = 1\n"), "{shown}");
+
     std::fs::write(&path, "[log]\nlevel = \"ctdns=loud\"\n").unwrap();
     let (status, _, stderr) = run(
         child::binary(),

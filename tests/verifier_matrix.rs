@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
-use ctdns::config::PolicyName;
 use ctdns::ct::checker::{CtChecker, CtInputError};
 use ctdns::ct::log_list::{LogList, LogListError, StalenessPolicy};
+use ctdns::ct::policy::PolicyKind;
 use ctdns::ct::policy::{CtPolicy, NotCounted, PolicyFailure, SignatureStatus};
 use ctdns::ct::sct::SctListError;
 use ctdns::ct::SctSource;
@@ -1145,7 +1145,7 @@ fn cases(w: &World) -> Vec<Case> {
 
     // --- raised minimums ----------------------------------------------------------------
     let raised = |logs, ops| {
-        w.verifier_with_policy(ctdns::runtime::policy(PolicyName::Chrome, logs, ops).unwrap())
+        w.verifier_with_policy(ctdns::runtime::policy(PolicyKind::Chrome, logs, ops).unwrap())
     };
     v.push(
         Case::new(

@@ -7,9 +7,9 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
 
-use crate::config::PolicyName;
 use crate::ct::checker::CtChecker;
 use crate::ct::log_list::StalenessPolicy;
+use crate::ct::policy::PolicyKind;
 use crate::runtime;
 
 /// Exit code: the certificate was refused.
@@ -28,7 +28,7 @@ pub struct CtArgs {
     pub roots: Option<PathBuf>,
     /// CT policy.
     #[arg(long, value_enum, default_value = "chrome")]
-    pub policy: PolicyArg,
+    pub policy: PolicyKind,
     /// Maximum log list age in days before warning (or refusing with --refuse-stale-list).
     #[arg(long, default_value_t = 70)]
     pub max_list_age_days: u64,
@@ -37,28 +37,10 @@ pub struct CtArgs {
     pub refuse_stale_list: bool,
 }
 
-/// `--policy` values.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum PolicyArg {
-    /// Chrome's CT policy.
-    Chrome,
-    /// Apple's CT policy.
-    Apple,
-}
-
-impl From<PolicyArg> for PolicyName {
-    fn from(p: PolicyArg) -> Self {
-        match p {
-            PolicyArg::Chrome => PolicyName::Chrome,
-            PolicyArg::Apple => PolicyName::Apple,
-        }
-    }
-}
-
 /// The checker for CLI options.
 pub fn checker(args: &CtArgs) -> Result<CtChecker, String> {
     let logs = runtime::load_log_list(args.log_list.as_deref()).map_err(|e| e.to_string())?;
-    let policy = runtime::policy(args.policy.into(), None, None).map_err(|e| e.to_string())?;
+    let policy = runtime::policy(args.policy, None, None).map_err(|e| e.to_string())?;
     Ok(CtChecker::new(Arc::new(logs), policy))
 }
 
@@ -126,6 +108,27 @@ pub fn parse_rfc3339(s: &str) -> Result<UnixTime, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct WithCt {
+        #[command(flatten)]
+        ct: CtArgs,
+    }
+
+    #[test]
+    fn policy_flag_is_the_config_policy_enum() {
+        use clap::Parser;
+        let parse = |args: &[&str]| WithCt::try_parse_from([&["t"], args].concat());
+        assert_eq!(parse(&[]).unwrap().ct.policy, PolicyKind::Chrome);
+        assert_eq!(
+            parse(&["--policy", "apple"]).unwrap().ct.policy,
+            PolicyKind::Apple
+        );
+        assert!(parse(&["--policy", "firefox"]).is_err());
+        // The same names as `ct.policy` in the configuration file.
+        let from_file = crate::config::Config::from_toml("[ct]\npolicy = \"apple\"").unwrap();
+        assert_eq!(from_file.ct.policy, PolicyKind::Apple);
+    }
 
     #[test]
     fn times() {

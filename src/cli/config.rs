@@ -76,7 +76,7 @@ pub fn render(config: &Config, json: bool) -> Result<String, String> {
             .upstreams
             .iter()
             .enumerate()
-            .filter(|(_, up)| defaults::operator_of(&up.pins) == Some(op))
+            .filter(|(_, up)| defaults::operator_of(up.pins()) == Some(op))
             .map(|(i, _)| format!("upstream[{i}]"))
             .collect();
         if users.is_empty() {

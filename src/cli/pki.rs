@@ -567,7 +567,7 @@ mod tests {
 
     #[test]
     fn long_lived_and_ocsp_certificates_pass_the_policy() {
-        use crate::cli::common::{checker, CtArgs, PolicyArg};
+        use crate::cli::common::{checker, CtArgs};
         use crate::tls::verifier::CtVerifier;
         use std::sync::Arc;
         for (days, ocsp) in [(181, false), (398, false), (90, true)] {
@@ -592,7 +592,7 @@ mod tests {
             let ct = CtArgs {
                 log_list: Some(dir.path().join("log_list.json")),
                 roots: Some(dir.path().join("ca.pem")),
-                policy: PolicyArg::Chrome,
+                policy: crate::ct::policy::PolicyKind::Chrome,
                 max_list_age_days: 70,
                 refuse_stale_list: false,
             };
@@ -691,7 +691,10 @@ mod tests {
         let snippet = config_snippet(dir.path(), "127.0.0.1".parse().unwrap(), pin);
         let config = Config::from_toml(&snippet).unwrap();
         assert_eq!(config.upstreams.len(), 1);
-        assert_eq!(config.upstreams[0].pins, vec![pin.clone()]);
+        assert_eq!(
+            config.upstreams[0].pins(),
+            [crate::tls::pins::SpkiPin::parse(pin).unwrap()]
+        );
         assert_eq!(
             config.tls.roots.as_deref(),
             Some(dir.path().join("ca.pem").as_path())

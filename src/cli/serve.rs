@@ -209,8 +209,8 @@ fn log_startup(config: &Config, trust: &Trust) {
     for up in &config.upstreams {
         tracing::info!(
             upstream = %upstream_label(up),
-            name = up.name.as_deref().unwrap_or("-"),
-            pins = up.pins.len(),
+            name = up.name().map_or("-", |n| n.as_str()),
+            pins = up.pins().len(),
             "upstream (CT-verified before any query is sent; no plain-DNS fallback)"
         );
     }
@@ -552,7 +552,7 @@ mod tests {
     fn no_file_is_the_builtin_default() {
         let c = load_config(&ServeArgs::default()).unwrap();
         assert_eq!(c, Config::default());
-        assert!(c.upstreams.iter().all(|u| !u.pins.is_empty()));
+        assert!(c.upstreams.iter().all(|u| !u.pins().is_empty()));
     }
 
     #[test]

@@ -6,28 +6,20 @@
 //! at startup — not as a stream of SERVFAILs. Each probe runs exactly the checks a query's
 //! connection runs (`ctdns check` with the upstream's own verifier) and sends no DNS query.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, UnixTime};
 
 use crate::cli::check::{self, CheckError, CheckOutcome, Target};
-use crate::config::{defaults, Config, Protocol, UpstreamConfig};
+use crate::config::{defaults, Config, UpstreamConfig};
 use crate::runtime::Trust;
 use crate::tls::lineage::{self, Coverage};
-use crate::tls::pins::SpkiPin;
 use crate::tls::presented::{Presented, RefusedCertificate};
 use crate::tls::verifier::{RefusalEvent, RefusalObserver};
 
 /// The label an upstream goes by in logs, verifiers and evidence.
 pub fn upstream_label(up: &UpstreamConfig) -> String {
-    match up.protocol {
-        Protocol::Dot => match up.ip {
-            Some(ip) => format!("dot://{}", SocketAddr::new(ip, up.port.unwrap_or(853))),
-            None => "dot://(no ip)".into(),
-        },
-        Protocol::Doh => up.url.clone().unwrap_or_else(|| "doh://(no url)".into()),
-    }
+    up.label()
 }
 
 /// Warnings about pin sets, found without connecting: a set whose pins all belong to one CA
@@ -36,12 +28,7 @@ pub fn upstream_label(up: &UpstreamConfig) -> String {
 pub fn pin_warnings(config: &Config, trust: &Trust, today: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (i, up) in config.upstreams.iter().enumerate() {
-        let pins: Vec<SpkiPin> = up
-            .pins
-            .iter()
-            .filter_map(|p| SpkiPin::parse(p).ok())
-            .collect();
-        if let Coverage::Single(org) = lineage::coverage(&pins, trust.roots()) {
+        if let Coverage::Single(org) = lineage::coverage(up.pins(), trust.roots()) {
             out.push(format!(
                 "upstream[{i}] ({}): every pin is a root of one CA ({org}); when the operator \
                  changes CA every connection will be refused (issuer-pin). Add a backup pin \
@@ -49,7 +36,7 @@ pub fn pin_warnings(config: &Config, trust: &Trust, today: &str) -> Vec<String> 
                 upstream_label(up)
             ));
         }
-        if let Some(op) = defaults::operator_of(&up.pins) {
+        if let Some(op) = defaults::operator_of(up.pins()) {
             if today > op.revisit_by {
                 out.push(format!(
                     "upstream[{i}] ({}): the built-in {} pins were checked against the chain \
@@ -69,21 +56,14 @@ pub fn pin_warnings(config: &Config, trust: &Trust, today: &str) -> Vec<String> 
 
 /// The target a probe dials for an upstream, as the runtime dials it.
 pub fn target_of(up: &UpstreamConfig) -> Result<Target, CheckError> {
-    match up.protocol {
-        Protocol::Dot => {
-            let ip = up
-                .ip
-                .ok_or_else(|| CheckError::BadInput("a DoT upstream needs `ip`".into()))?;
-            Target::parse(&ip.to_string(), Some(up.port.unwrap_or(853)), None)
+    match up {
+        UpstreamConfig::Dot { ip, .. } => {
+            Target::parse(&ip.to_string(), Some(up.effective_port()), None)
         }
-        Protocol::Doh => {
-            let url = up
-                .url
-                .as_deref()
-                .ok_or_else(|| CheckError::BadInput("a DoH upstream needs `url`".into()))?;
-            let mut target = Target::parse(url, None, up.ip)?;
-            if let (Some(port), Target::Doh { addr, .. }) = (up.port, &mut target) {
-                addr.set_port(port);
+        UpstreamConfig::Doh { url, ip, port, .. } => {
+            let mut target = Target::parse(url.as_str(), None, *ip)?;
+            if let (Some(port), Target::Doh { addr, .. }) = (port, &mut target) {
+                addr.set_port(*port);
             }
             Ok(target)
         }
@@ -177,10 +157,7 @@ pub async fn report(config: &Config, trust: &Trust, timeout: Duration) -> Vec<Pr
         async move {
             let outcome = match target_of(&up) {
                 Ok(target) => {
-                    let verifier = match crate::runtime::verifier_for(&trust, &label, &up) {
-                        Ok(v) => v,
-                        Err(e) => return (label, Probe::Unreachable(e.to_string())),
-                    };
+                    let verifier = crate::runtime::verifier_for(&trust, &label, &up);
                     check::check(&target, verifier, None, timeout).await
                 }
                 Err(e) => Err(e),

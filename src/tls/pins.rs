@@ -56,6 +56,27 @@ impl SpkiPin {
     }
 }
 
+impl std::str::FromStr for SpkiPin {
+    type Err = PinError;
+
+    fn from_str(s: &str) -> Result<Self, PinError> {
+        Self::parse(s)
+    }
+}
+
+impl serde::Serialize for SpkiPin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The base64 form; a bad pin is refused with the [`PinError`] message.
+impl<'de> serde::Deserialize<'de> for SpkiPin {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(FromStrVisitor::<Self>::new("a base64 SHA-256 SPKI pin"))
+    }
+}
+
 impl std::fmt::Display for SpkiPin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
@@ -96,6 +117,60 @@ impl CertFingerprint {
     }
 }
 
+impl std::str::FromStr for CertFingerprint {
+    type Err = PinError;
+
+    fn from_str(s: &str) -> Result<Self, PinError> {
+        Self::parse(s)
+    }
+}
+
+impl serde::Serialize for CertFingerprint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// 64 hex digits, colons allowed; anything else is refused with the [`PinError`] message.
+impl<'de> serde::Deserialize<'de> for CertFingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(FromStrVisitor::<Self>::new(
+            "a SHA-256 certificate fingerprint (64 hex digits)",
+        ))
+    }
+}
+
+/// A serde visitor reading a string through `T`'s `FromStr`, the error's message kept.
+struct FromStrVisitor<T> {
+    expecting: &'static str,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T> FromStrVisitor<T> {
+    fn new(expecting: &'static str) -> Self {
+        Self {
+            expecting,
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> serde::de::Visitor<'_> for FromStrVisitor<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        v.parse().map_err(E::custom)
+    }
+}
+
 impl std::fmt::Display for CertFingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for b in self.0 {
@@ -125,6 +200,25 @@ mod tests {
             SpkiPin::parse("AAAA"),
             Err(PinError::PinLength { len: 3, .. })
         ));
+    }
+
+    #[test]
+    fn serde_forms() {
+        let pin = SpkiPin::of_spki(b"spki");
+        let json = serde_json::to_string(&pin).unwrap();
+        assert_eq!(json, format!("\"{pin}\""));
+        assert_eq!(serde_json::from_str::<SpkiPin>(&json).unwrap(), pin);
+        let e = serde_json::from_str::<SpkiPin>("\"AAAA\"").unwrap_err();
+        assert!(e.to_string().contains("decodes to 3 bytes"), "{e}");
+        let e = serde_json::from_str::<SpkiPin>("\"not base64!\"").unwrap_err();
+        assert!(e.to_string().contains("not base64"), "{e}");
+        assert!(serde_json::from_str::<SpkiPin>("7").is_err());
+
+        let fp = CertFingerprint::of_cert(b"cert");
+        let json = serde_json::to_string(&fp).unwrap();
+        assert_eq!(serde_json::from_str::<CertFingerprint>(&json).unwrap(), fp);
+        let e = serde_json::from_str::<CertFingerprint>("\"abcd\"").unwrap_err();
+        assert!(e.to_string().contains("64 hex digits"), "{e}");
     }
 
     #[test]

@@ -101,8 +101,10 @@ impl DohEndpoint {
     }
 }
 
-/// How queries are carried (RFC 8484 §4.1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How queries are carried (RFC 8484 §4.1); in the configuration, an upstream's `method`
+/// key (`"post"` or `"get"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DohMethod {
     /// `POST` with the message as an `application/dns-message` body.
     #[default]

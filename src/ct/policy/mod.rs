@@ -67,11 +67,24 @@ pub struct SctInput {
     pub signature: SignatureStatus,
 }
 
-/// Which published policy the rules follow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// Which published policy the rules follow: `ct.policy` in the configuration and
+/// `--policy` on the command line (`chrome` or `apple`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyKind {
     /// Chrome's CT policy (the default).
+    #[default]
     Chrome,
     /// Apple's CT policy.
     Apple,
