@@ -1846,6 +1846,47 @@ mod tests {
     }
 
     #[test]
+    fn builder_checks_ids_and_duplicates() {
+        let a = Log::new("A", "OpA", b"key a".to_vec());
+        assert_eq!(a.id, LogId::from_spki(b"key a"));
+        let list = LogListBuilder::new()
+            .version("v")
+            .timestamp_ms(5)
+            .data_timestamp_ms(4)
+            .log(a.clone())
+            .log(Log::new("B", "OpB", b"key b".to_vec()))
+            .build()
+            .unwrap();
+        assert_eq!(list.logs().len(), 2);
+        assert_eq!(list.get(&a.id), Some(&a));
+        assert_eq!(list.version(), Some("v"));
+        assert_eq!(list.timestamp_ms(), Some(5));
+        assert_eq!(list.freshness_timestamp_ms(), Some(4));
+        assert_eq!(list.format(), LogListFormat::ChromeV3);
+        assert!(LogListBuilder::default().build().unwrap().logs().is_empty());
+
+        let mut forged = Log::new("Forged", "OpF", b"key f".to_vec());
+        forged.id = a.id;
+        assert_eq!(
+            LogListBuilder::new().log(forged).build().unwrap_err(),
+            LogListError::LogIdMismatch {
+                log: "Forged".into(),
+                declared: a.id.to_base64(),
+                computed: LogId::from_spki(b"key f").to_base64(),
+            }
+        );
+        let again = Log::new("A again", "OpB", b"key a".to_vec());
+        assert_eq!(
+            LogListBuilder::new().log(a).log(again).build().unwrap_err(),
+            LogListError::DuplicateLogId {
+                log_id: LogId::from_spki(b"key a").to_base64(),
+                first: "A".into(),
+                second: "A again".into(),
+            }
+        );
+    }
+
+    #[test]
     fn unknown_schemas_and_bad_json() {
         assert_eq!(
             LogList::from_json(b"[1,2]").unwrap_err(),
