@@ -12,7 +12,8 @@
 //!
 //! All three read lists with [`LogList::from_json`], the parser `serve`, `check` and
 //! `verify` use; `check` additionally parses each log on its own when the whole list is
-//! refused, so that it reports every broken entry rather than only the first.
+//! refused ([`LogList::check_entries`], same schema and checks), so that it reports every
+//! broken entry rather than only the first.
 //!
 //! ## Which logs "count now"
 //!

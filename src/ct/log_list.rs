@@ -1772,6 +1772,48 @@ mod tests {
     }
 
     #[test]
+    fn unmapped_paths_fall_back_to_the_path_and_serde_message() {
+        let e = error_at(&[Seg::Other], "x.y", "boom", |_, _, _| None);
+        assert_eq!(
+            e,
+            LogListError::Invalid {
+                path: "x.y".into(),
+                detail: "boom".into()
+            }
+        );
+        assert_eq!(e.to_string(), "log list: x.y: boom");
+        let deep = [
+            Seg::Key("operators"),
+            Seg::Index(1),
+            Seg::Key("logs"),
+            Seg::Index(0),
+            Seg::Key("state"),
+            Seg::Key("usable"),
+            Seg::Key("timestamp"),
+            Seg::Key("deeper"),
+        ];
+        assert!(matches!(
+            error_at(&deep, "p", "d", |_, _, _| Some("L".into())),
+            LogListError::Invalid { .. }
+        ));
+        // The name lookup runs only for errors inside an entry.
+        let entry = [
+            Seg::Key("operators"),
+            Seg::Index(0),
+            Seg::Key("logs"),
+            Seg::Index(2),
+        ];
+        assert_eq!(
+            error_at(&entry, "p", "d", |_, _, _| panic!("not needed")),
+            LogListError::WrongType {
+                field: "logs[]",
+                log: "operators[0].logs[2]".into(),
+                expected: "an object"
+            }
+        );
+    }
+
+    #[test]
     fn check_entries_reports_every_broken_entry() {
         let json = edit(C86, |v| {
             v["log_list_timestamp"] = "June".into();
@@ -1922,11 +1964,17 @@ mod tests {
     fn never_panics_on_truncated_or_garbled_input() {
         for n in (0..C86.len()).step_by(61) {
             assert!(LogList::from_json(&C86[..n]).is_err());
+            assert!(LogList::check_entries(&C86[..n]).is_err());
         }
         let mut garbled = C86.to_vec();
         for i in (0..garbled.len()).step_by(389) {
             garbled[i] ^= 0x55;
-            let _ = LogList::from_json(&garbled);
+            let whole = LogList::from_json(&garbled);
+            // What the whole parse accepts, the entry-by-entry check accepts without errors.
+            if let (Ok(list), Ok(report)) = (&whole, LogList::check_entries(&garbled)) {
+                assert!(report.errors.is_empty());
+                assert_eq!(report.logs, list.logs());
+            }
         }
     }
 
