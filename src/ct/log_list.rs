@@ -47,7 +47,6 @@ use std::fmt;
 use std::time::Duration;
 
 use base64::Engine;
-use serde::Deserialize;
 
 use crate::ct::LogId;
 
@@ -407,7 +406,7 @@ impl LogList {
     /// every broken entry is reported rather than only the first. `Err` only when the
     /// document is not JSON or not shaped like a log list at the top or operator level.
     pub fn check_entries(bytes: &[u8]) -> Result<EntryReport, LogListError> {
-        let doc: LogListJson<serde_json::Value> = read_doc(bytes)?;
+        let doc: LogListJson<Box<serde_json::value::RawValue>> = read_doc(bytes)?;
         let operators = operators_of(&doc)?;
         let mut errors = Vec::new();
         let meta = match meta_from_schema(&doc).and_then(LogListBuilder::index) {
@@ -433,9 +432,10 @@ impl LogList {
             ] {
                 for (li, raw) in entries.iter().flatten().enumerate() {
                     let path = format!("{op_path}.{kind}[{li}]");
-                    let parsed = serde_path_to_error::deserialize::<_, LogEntry>(raw)
+                    let mut de = serde_json::Deserializer::from_str(raw.get());
+                    let parsed = serde_path_to_error::deserialize::<_, LogEntry>(&mut de)
                         .map_err(|e| {
-                            let name = schema_names::NamedEntry::deserialize(raw)
+                            let name = serde_json::from_str::<schema_names::NamedEntry>(raw.get())
                                 .ok()
                                 .and_then(|n| n.description);
                             let inner: Vec<Seg<'_>> = e.path().iter().map(Seg::of).collect();
