@@ -158,10 +158,11 @@ pub enum LogListError {
         /// The keys found in the `state` object, comma-separated.
         found: String,
     },
-    /// A field of a shape no rule above names (the JSON path and serde's message).
+    /// A JSON type error at a path no variant above covers (a fallback: every field of
+    /// [`schema`] maps to one of them).
     #[error("log list: {path}: {detail}")]
     Invalid {
-        /// Where, e.g. `operators[0].logs[1].state.usable.final_tree_head`.
+        /// The JSON path, e.g. `operators[0].logs[1]...`.
         path: String,
         /// What serde reported.
         detail: String,
