@@ -12,7 +12,8 @@
 //!
 //! All three read lists with [`LogList::from_json`], the parser `serve`, `check` and
 //! `verify` use; `check` additionally parses each log on its own when the whole list is
-//! refused, so that it reports every broken entry rather than only the first.
+//! refused ([`LogList::check_entries`], same schema and checks), so that it reports every
+//! broken entry rather than only the first.
 //!
 //! ## Which logs "count now"
 //!
@@ -26,7 +27,7 @@
 //! whose interval is over can only log certificates that have already expired. The policy
 //! itself does not read the interval (the log enforces it when it issues an SCT).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,7 +35,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::cli::common::{self, EXIT_BAD_INPUT, EXIT_REFUSED};
 use crate::ct::log_list::{
@@ -662,6 +662,7 @@ fn parse_problem(e: &LogListError) -> Problem {
         | LogListError::WrongType { log, .. }
         | LogListError::BadBase64 { log, .. }
         | LogListError::BadTimestamp { log, .. } => (Rule::Schema, Some(log.as_str())),
+        LogListError::Invalid { .. } => (Rule::Schema, None),
         LogListError::BadKey { log, .. } => (Rule::BadKey, Some(log.as_str())),
         LogListError::LogIdMismatch { log, .. } => (Rule::LogIdMismatch, Some(log.as_str())),
         LogListError::BadTemporalInterval { log } => {
@@ -681,26 +682,30 @@ fn parse_problem(e: &LogListError) -> Problem {
 /// by entry (each log on its own, with the same parser), so every broken entry is
 /// reported; the list-wide rules then run over the logs that did parse.
 pub fn check(bytes: &[u8], now_ms: u64, staleness: StalenessPolicy) -> Result<Checked, String> {
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| {
-        format!(
-            "cannot be read: not JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
     let mut problems = Vec::new();
     let (meta, logs) = match LogList::from_json(bytes) {
         Ok(list) => {
             let logs = list.logs().to_vec();
             (Some(list), logs)
         }
-        Err(whole) => {
-            let (meta, logs) = entry_by_entry(&root, &mut problems);
-            if problems.is_empty() {
-                problems.push(parse_problem(&whole));
-            }
-            (meta, logs)
+        Err(LogListError::Json { line, column }) => {
+            return Err(format!(
+                "cannot be read: not JSON (line {line}, column {column})"
+            ))
         }
+        Err(whole) => match LogList::check_entries(bytes) {
+            Ok(report) => {
+                problems.extend(report.errors.iter().map(parse_problem));
+                if problems.is_empty() {
+                    problems.push(parse_problem(&whole));
+                }
+                (report.meta, report.logs)
+            }
+            Err(shape) => {
+                problems.push(parse_problem(&shape));
+                (None, Vec::new())
+            }
+        },
     };
     list_rules(meta.as_ref(), &logs, now_ms, staleness, &mut problems);
     problems.sort_by_key(|p| p.severity);
@@ -723,113 +728,6 @@ pub fn check(bytes: &[u8], now_ms: u64, staleness: StalenessPolicy) -> Result<Ch
             .len(),
     );
     Ok(Checked { problems, summary })
-}
-
-fn parse_one(doc: Value) -> Result<LogList, LogListError> {
-    let bytes = serde_json::to_vec(&doc).map_err(|_| LogListError::UnknownSchema {
-        reason: "cannot re-serialize",
-    })?;
-    LogList::from_json(&bytes)
-}
-
-/// Parse the top level and each log on its own; record every failure.
-fn entry_by_entry(root: &Value, problems: &mut Vec<Problem>) -> (Option<LogList>, Vec<Log>) {
-    let Some(obj) = root.as_object() else {
-        problems.push(parse_problem(&LogListError::UnknownSchema {
-            reason: "top level is not a JSON object",
-        }));
-        return (None, Vec::new());
-    };
-    let Some(Value::Array(operators)) = obj.get("operators") else {
-        problems.push(parse_problem(&LogListError::UnknownSchema {
-            reason: "no `operators` array",
-        }));
-        return (None, Vec::new());
-    };
-    // The top-level fields, checked by the parser on the document without its logs.
-    let mut top = obj.clone();
-    top.insert("operators".into(), Value::Array(Vec::new()));
-    let meta = match parse_one(Value::Object(top)) {
-        Ok(meta) => Some(meta),
-        Err(e) => {
-            problems.push(parse_problem(&e));
-            None
-        }
-    };
-    let mut logs: Vec<Log> = Vec::new();
-    for (oi, op) in operators.iter().enumerate() {
-        let at = format!("operators[{oi}]");
-        let Some(op) = op.as_object() else {
-            problems.push(error(
-                Rule::Schema,
-                Some(&at),
-                format!("log list: {at}: not an object"),
-            ));
-            continue;
-        };
-        if !op.get("name").is_some_and(Value::is_string) {
-            problems.push(error(
-                Rule::Schema,
-                Some(&at),
-                format!("log list: {at}: missing field `name` (or not a string)"),
-            ));
-            continue;
-        }
-        for kind in ["logs", "tiled_logs"] {
-            let entries = match op.get(kind) {
-                None | Some(Value::Null) => continue,
-                Some(Value::Array(a)) => a,
-                Some(_) => {
-                    problems.push(error(
-                        Rule::Schema,
-                        Some(&at),
-                        format!("log list: {at}: field `{kind}` is not an array"),
-                    ));
-                    continue;
-                }
-            };
-            for (li, entry) in entries.iter().enumerate() {
-                let pos = format!("{at}.{kind}[{li}]");
-                if !entry.get("description").is_some_and(Value::is_string) {
-                    problems.push(error(
-                        Rule::Schema,
-                        Some(&pos),
-                        format!("log list: {pos}: not an object with a string field `description`"),
-                    ));
-                    continue;
-                }
-                let mut single: Map<String, Value> = op.clone();
-                single.remove("logs");
-                single.remove("tiled_logs");
-                single.insert(kind.into(), Value::Array(vec![entry.clone()]));
-                let doc = serde_json::json!({ "operators": [Value::Object(single)] });
-                match parse_one(doc) {
-                    Ok(one) => logs.extend(one.logs().iter().cloned()),
-                    Err(e) => problems.push(parse_problem(&e)),
-                }
-            }
-        }
-    }
-    // Duplicates among the entries that parsed, as the parser reports them.
-    let mut first: HashMap<crate::ct::LogId, usize> = HashMap::new();
-    let mut unique = Vec::with_capacity(logs.len());
-    for log in logs {
-        match first.get(&log.id).and_then(|&i| unique.get(i)) {
-            Some(earlier) => {
-                let earlier: &Log = earlier;
-                problems.push(parse_problem(&LogListError::DuplicateLogId {
-                    log_id: log.id.to_base64(),
-                    first: earlier.description.clone(),
-                    second: log.description.clone(),
-                }));
-            }
-            None => {
-                first.insert(log.id, unique.len());
-                unique.push(log);
-            }
-        }
-    }
-    (meta, unique)
 }
 
 /// The rules over the whole list (and each parsed log).
@@ -1249,6 +1147,7 @@ impl Diff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     macro_rules! list_file {
         ($name:literal) => {

@@ -1,5 +1,5 @@
-//! A minimal, panic-free DER reader (and the two-line writer the precertificate splice
-//! needs).
+//! A minimal, panic-free DER reader, and the few writers the precertificate splice and the
+//! test PKI (`crate::pki`: log SPKIs, OCSP responses, PEM) need.
 //!
 //! Written by hand on purpose: rebuilding the TBSCertificate a log signed for an
 //! embedded SCT means removing one extension and recomputing three enclosing lengths
@@ -91,6 +91,9 @@ pub enum DerError {
     /// Bytes left over after the last element of a structure.
     #[error("DER: {0} trailing bytes after the last element")]
     TrailingData(usize),
+    /// A time outside the years 0000–9999 that `GeneralizedTime` can write.
+    #[error("DER: year {0} does not fit a GeneralizedTime")]
+    YearOutOfRange(i32),
 }
 
 /// One DER element: its tag, where it starts, and its value bytes.
@@ -264,6 +267,118 @@ pub fn element(tag: u8, value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A SEQUENCE of already-encoded elements.
+pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    element(tag::SEQUENCE, &parts.concat())
+}
+
+/// An explicit context tag `[n]` (constructed) around already-encoded elements.
+pub fn explicit(n: u8, content: &[u8]) -> Vec<u8> {
+    element(tag::context(n, true), content)
+}
+
+/// An OBJECT IDENTIFIER from its arcs. The first two arcs are combined as `40 * a + b`
+/// without range checks (every constant this crate passes is a valid OID).
+pub fn oid(arcs: &[u64]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let (first, rest) = match arcs {
+        [a, b, rest @ ..] => (a.saturating_mul(40).saturating_add(*b), rest),
+        [a] => (a.saturating_mul(40), &[][..]),
+        [] => (0, &[][..]),
+    };
+    for arc in std::iter::once(first).chain(rest.iter().copied()) {
+        let mut groups = vec![(arc & 0x7f) as u8];
+        let mut v = arc >> 7;
+        while v > 0 {
+            groups.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        body.extend(groups.iter().rev());
+    }
+    element(tag::OID, &body)
+}
+
+/// An OCTET STRING.
+pub fn octet_string(content: &[u8]) -> Vec<u8> {
+    element(tag::OCTET_STRING, content)
+}
+
+/// A BIT STRING with no unused bits.
+pub fn bit_string(content: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(content.len() + 1);
+    body.push(0);
+    body.extend_from_slice(content);
+    element(tag::BIT_STRING, &body)
+}
+
+/// NULL.
+pub fn null() -> Vec<u8> {
+    element(tag::NULL, &[])
+}
+
+/// GeneralizedTime `YYYYMMDDHHMMSSZ` (UTC, whole seconds), as RFC 5280 and RFC 6960 require.
+pub fn generalized_time(t: time::OffsetDateTime) -> Result<Vec<u8>, DerError> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    if !(0..=9999).contains(&t.year()) {
+        return Err(DerError::YearOutOfRange(t.year()));
+    }
+    let s = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    Ok(element(tag::GENERALIZED_TIME, s.as_bytes()))
+}
+
+/// Reads one element at the start of `input`, whatever its tag: returns it and the bytes
+/// after it.
+pub fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), DerError> {
+    let t = Reader::new(input).read_any()?;
+    let rest = input.get(t.end()..).ok_or(DerError::Truncated)?;
+    Ok((t, rest))
+}
+
+/// The elements of a constructed value's content, in order.
+pub fn children(input: &[u8]) -> Result<Vec<Tlv<'_>>, DerError> {
+    let mut r = Reader::new(input);
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        out.push(r.read_any()?);
+    }
+    Ok(out)
+}
+
+/// The `TBSCertificate` (whole element) of a DER certificate, exactly as encoded.
+pub fn tbs_of(cert: &[u8]) -> Result<&[u8], DerError> {
+    let cert = Reader::new(cert).read(tag::SEQUENCE)?;
+    Ok(Reader::new(cert.value).read(tag::SEQUENCE)?.element)
+}
+
+/// PEM-encode `der` under `label`, 64 base64 characters per line.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 64);
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    let mut rest = b64.as_str();
+    while !rest.is_empty() {
+        let (line, tail) = rest.split_at(rest.len().min(64));
+        out.push_str(line);
+        out.push('\n');
+        rest = tail;
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,5 +504,107 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn oid_encoding_matches_known_values() {
+        // 1.3.6.1.4.1.11129.2.4.2 (embedded SCT list), as in every CT certificate.
+        assert_eq!(
+            oid(&[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2]),
+            vec![0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02]
+        );
+        // 1.2.840.10045.2.1 (id-ecPublicKey)
+        assert_eq!(
+            oid(&[1, 2, 840, 10045, 2, 1]),
+            vec![0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]
+        );
+    }
+
+    #[test]
+    fn builders_round_trip_through_the_reader() {
+        for n in [0usize, 1, 127, 128, 255, 256, 65_535, 70_000] {
+            let content = vec![0xab; n];
+            let enc = octet_string(&content);
+            let (got, rest) = read_tlv(&enc).unwrap();
+            assert_eq!(got.tag, tag::OCTET_STRING);
+            assert_eq!(got.element.len(), enc.len());
+            assert_eq!(got.value, content.as_slice());
+            assert!(rest.is_empty());
+        }
+        let s = seq(&[&null(), &bit_string(&[7]), &explicit(2, &null())]);
+        let (outer, rest) = read_tlv(&s).unwrap();
+        assert!(rest.is_empty());
+        let kids = children(outer.value).unwrap();
+        let tags: Vec<u8> = kids.iter().map(|k| k.tag).collect();
+        assert_eq!(tags, [tag::NULL, tag::BIT_STRING, 0xa2]);
+        assert_eq!(kids[1].value, &[0, 7]);
+        assert_eq!(
+            children(&[0x30, 0x05, 1]),
+            Err(DerError::LengthPastEnd {
+                declared: 5,
+                available: 1
+            })
+        );
+    }
+
+    #[test]
+    fn read_tlv_rejects_truncation() {
+        let enc = seq(&[&[1, 2, 3, 4]]);
+        for n in 0..enc.len() {
+            assert!(read_tlv(&enc[..n]).is_err(), "prefix {n} accepted");
+        }
+        assert_eq!(
+            read_tlv(&[0x30, 0x80]).unwrap_err(),
+            DerError::IndefiniteLength
+        );
+    }
+
+    #[test]
+    fn tbs_of_cuts_the_first_inner_sequence() {
+        let tbs = seq(&[&element(tag::INTEGER, &[2])]);
+        let cert = seq(&[&tbs, &seq(&[&oid(&[1, 2, 3])]), &bit_string(&[0])]);
+        assert_eq!(tbs_of(&cert).unwrap(), tbs.as_slice());
+        assert_eq!(
+            tbs_of(&octet_string(&tbs)),
+            Err(DerError::UnexpectedTag {
+                expected: tag::SEQUENCE,
+                found: tag::OCTET_STRING
+            })
+        );
+        assert!(tbs_of(&seq(&[&null()])).is_err());
+    }
+
+    #[test]
+    fn generalized_time_format() {
+        let t = time::macros::datetime!(2026-03-04 05:06:07.89 UTC);
+        assert_eq!(
+            generalized_time(t).unwrap(),
+            element(tag::GENERALIZED_TIME, b"20260304050607Z")
+        );
+        let t = time::macros::datetime!(2026-03-04 05:06:07 +02:00);
+        assert_eq!(
+            generalized_time(t).unwrap(),
+            element(tag::GENERALIZED_TIME, b"20260304030607Z")
+        );
+        let before_year_0 = time::macros::datetime!(-0001-12-31 00:00 UTC);
+        assert_eq!(
+            generalized_time(before_year_0),
+            Err(DerError::YearOutOfRange(-1))
+        );
+    }
+
+    #[test]
+    fn pem_wraps_at_64() {
+        use base64::Engine;
+        let p = pem("CERTIFICATE", &[0u8; 100]);
+        let lines: Vec<&str> = p.lines().collect();
+        assert_eq!(lines.first(), Some(&"-----BEGIN CERTIFICATE-----"));
+        assert_eq!(lines.last(), Some(&"-----END CERTIFICATE-----"));
+        assert_eq!(lines.get(1).map(|l| l.len()), Some(64));
+        let body: String = lines[1..lines.len() - 1].concat();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        assert_eq!(decoded, vec![0u8; 100]);
     }
 }

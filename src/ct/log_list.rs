@@ -11,6 +11,12 @@
 //!
 //! Every timestamp field accepts either form, so mixed lists load too.
 //!
+//! The document is read into the serde types of [`schema`] (the same ones the test PKI writes
+//! its lists with), then checked into [`Log`]s. A JSON type error while reading becomes the
+//! typed [`LogListError`] for its path: `operators[0].logs[1].mmd` holding a string is
+//! [`LogListError::WrongType`] naming `mmd` and that log's description (or
+//! `operators[0].logs[1]` when the description cannot be read).
+//!
 //! ## What loading checks, and why a bad entry rejects the whole list
 //!
 //! For every log, the `key` must be base64 of a DER `SubjectPublicKeyInfo` and the declared
@@ -36,14 +42,17 @@
 //! [`LogList::bundled`] loads `certs/ct_log_list.json`, ctdns's own curated list (see
 //! `certs/README.md`): Chrome's lists may not be used for enforcement outside Chrome.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
 use base64::Engine;
-use serde_json::{Map, Value};
 
 use crate::ct::LogId;
+
+pub mod schema;
+
+use schema::{LogEntry, LogListJson, Operator, StateBody, Timestamp};
 
 /// Base64 log ids of the two "mimic" logs whose private keys Google published
 /// (`mimics/mimic1.pem`, `mimics/mimic2.pem` in GoogleChrome/CertificateTransparency).
@@ -148,6 +157,15 @@ pub enum LogListError {
         log: String,
         /// The keys found in the `state` object, comma-separated.
         found: String,
+    },
+    /// A JSON type error at a path no variant above covers (a fallback: every field of
+    /// [`schema`] maps to one of them).
+    #[error("log list: {path}: {detail}")]
+    Invalid {
+        /// The JSON path, e.g. `operators[0].logs[1]...`.
+        path: String,
+        /// What serde reported.
+        detail: String,
     },
     /// Two logs share one log id.
     #[error("log list: log id {log_id} appears twice ({first} and {second})")]
@@ -288,6 +306,25 @@ pub struct Log {
 }
 
 impl Log {
+    /// A log named `description`, run by `operator`, with public key `key` (DER
+    /// `SubjectPublicKeyInfo`) and the id SHA-256 of it; no state, URL or interval yet (set
+    /// the public fields). For building lists in code ([`LogListBuilder`]).
+    pub fn new(description: impl Into<String>, operator: impl Into<String>, key: Vec<u8>) -> Log {
+        Log {
+            id: LogId::from_spki(&key),
+            key,
+            description: description.into(),
+            operator: operator.into(),
+            previous_operators: Vec::new(),
+            state: None,
+            temporal_interval: None,
+            url: String::new(),
+            monitoring_url: None,
+            tiled: false,
+            mmd: None,
+        }
+    }
+
     /// The operator of this log at `timestamp_ms` (an SCT's timestamp): the first previous
     /// operator whose `end_time_ms` is after the timestamp, else the current operator.
     pub fn operator_at(&self, timestamp_ms: u64) -> &str {
@@ -334,94 +371,106 @@ pub struct LogList {
 impl LogList {
     /// Parse and check a log list (see the module docs for what is checked).
     pub fn from_json(bytes: &[u8]) -> Result<LogList, LogListError> {
-        let root: Value = serde_json::from_slice(bytes).map_err(|e| LogListError::Json {
-            line: e.line(),
-            column: e.column(),
-        })?;
-        let obj = root.as_object().ok_or(LogListError::UnknownSchema {
-            reason: "top level is not a JSON object",
-        })?;
-        let operators = obj
-            .get("operators")
-            .ok_or(LogListError::UnknownSchema {
-                reason: "no `operators` member",
-            })?
-            .as_array()
-            .ok_or(LogListError::UnknownSchema {
-                reason: "`operators` is not an array",
-            })?;
+        let doc: LogListJson = read_doc(bytes)?;
+        Self::from_schema(&doc)
+    }
 
-        const LIST: &str = "log list";
-        let version = match obj.get("version") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(LogListError::WrongType {
-                    field: "version",
-                    log: LIST.into(),
-                    expected: "a string",
-                })
-            }
-        };
-        let timestamp_ms = match obj.get("log_list_timestamp") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(timestamp(v, "log_list_timestamp", LIST)?),
-        };
-        // ctdns's own lists also say how new their *data* is (the newest source they were
-        // built from), which can be months older than the day they were curated.
-        let data_timestamp_ms = match obj.get(DATA_TIMESTAMP_FIELD) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(timestamp(v, DATA_TIMESTAMP_FIELD, LIST)?),
-        };
-        let format = detect_format(obj);
-
-        let mut logs = Vec::new();
+    /// Check an already deserialized list, as [`LogList::from_json`] does after reading it.
+    pub fn from_schema(doc: &LogListJson) -> Result<LogList, LogListError> {
+        let operators = operators_of(doc)?;
+        let mut list = meta_from_schema(doc)?;
         for (oi, op) in operators.iter().enumerate() {
             let op_path = format!("operators[{oi}]");
-            let op = op.as_object().ok_or_else(|| LogListError::WrongType {
-                field: "operators[]",
-                log: op_path.clone(),
-                expected: "an object",
-            })?;
-            let op_name = req_str(op, "name", &op_path)?;
-            for (kind, tiled) in [("logs", false), ("tiled_logs", true)] {
-                let entries = match op.get(kind) {
-                    None | Some(Value::Null) => continue,
-                    Some(Value::Array(a)) => a,
-                    Some(_) => {
-                        return Err(LogListError::WrongType {
-                            field: if tiled { "tiled_logs" } else { "logs" },
-                            log: op_path,
-                            expected: "an array",
-                        })
-                    }
-                };
-                for (li, entry) in entries.iter().enumerate() {
+            let op_name = op
+                .name
+                .as_deref()
+                .ok_or_else(|| LogListError::MissingField {
+                    field: "name",
+                    log: op_path.clone(),
+                })?;
+            for (kind, tiled, entries) in [
+                ("logs", false, &op.logs),
+                ("tiled_logs", true, &op.tiled_logs),
+            ] {
+                for (li, entry) in entries.iter().flatten().enumerate() {
                     let path = format!("{op_path}.{kind}[{li}]");
-                    logs.push(parse_log(entry, &path, op_name, tiled)?);
+                    list.logs
+                        .push(log_from_entry(entry, &path, op_name, tiled)?);
                 }
             }
         }
+        list.index()
+    }
 
-        let mut by_id: HashMap<LogId, usize> = HashMap::with_capacity(logs.len());
-        for (i, log) in logs.iter().enumerate() {
-            if let Some(first) = by_id.get(&log.id).and_then(|&f| logs.get(f)) {
-                return Err(LogListError::DuplicateLogId {
-                    log_id: log.id.to_base64(),
-                    first: first.description.clone(),
-                    second: log.description.clone(),
-                });
+    /// Load a list the way `ctdns log-list check` needs when [`LogList::from_json`] refuses
+    /// it: the top-level fields and every log entry are checked **on their own**, so that
+    /// every broken entry is reported rather than only the first. `Err` only when the
+    /// document is not JSON or not shaped like a log list at the top or operator level.
+    pub fn check_entries(bytes: &[u8]) -> Result<EntryReport, LogListError> {
+        let doc: LogListJson<Box<serde_json::value::RawValue>> = read_doc(bytes)?;
+        let operators = operators_of(&doc)?;
+        let mut errors = Vec::new();
+        let meta = match meta_from_schema(&doc).and_then(LogListBuilder::index) {
+            Ok(meta) => Some(meta),
+            Err(e) => {
+                errors.push(e);
+                None
             }
-            by_id.insert(log.id, i);
+        };
+        let mut logs: Vec<Log> = Vec::new();
+        for (oi, op) in operators.iter().enumerate() {
+            let op_path = format!("operators[{oi}]");
+            let Some(op_name) = op.name.as_deref() else {
+                errors.push(LogListError::MissingField {
+                    field: "name",
+                    log: op_path,
+                });
+                continue;
+            };
+            for (kind, tiled, entries) in [
+                ("logs", false, &op.logs),
+                ("tiled_logs", true, &op.tiled_logs),
+            ] {
+                for (li, raw) in entries.iter().flatten().enumerate() {
+                    let path = format!("{op_path}.{kind}[{li}]");
+                    let mut de = serde_json::Deserializer::from_str(raw.get());
+                    let parsed = serde_path_to_error::deserialize::<_, LogEntry>(&mut de)
+                        .map_err(|e| {
+                            let name = serde_json::from_str::<schema_names::NamedEntry>(raw.get())
+                                .ok()
+                                .and_then(|n| n.description);
+                            let inner: Vec<Seg<'_>> = e.path().iter().map(Seg::of).collect();
+                            let full = format!("{path}{}", dotted_suffix(&e.path().to_string()));
+                            entry_error(&inner, &path, name, tiled, &full, &e.inner().to_string())
+                        })
+                        .and_then(|entry| log_from_entry(&entry, &path, op_name, tiled));
+                    match parsed {
+                        Ok(log) => logs.push(log),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
         }
-
-        Ok(LogList {
-            version,
-            timestamp_ms,
-            data_timestamp_ms,
-            format,
-            logs,
-            by_id,
+        // Duplicates among the entries that loaded, as the parser reports them.
+        let mut first: HashMap<LogId, usize> = HashMap::new();
+        let mut unique: Vec<Log> = Vec::with_capacity(logs.len());
+        for log in logs {
+            match first.get(&log.id).and_then(|&i| unique.get(i)) {
+                Some(earlier) => errors.push(LogListError::DuplicateLogId {
+                    log_id: log.id.to_base64(),
+                    first: earlier.description.clone(),
+                    second: log.description.clone(),
+                }),
+                None => {
+                    first.insert(log.id, unique.len());
+                    unique.push(log);
+                }
+            }
+        }
+        Ok(EntryReport {
+            meta,
+            logs: unique,
+            errors,
         })
     }
 
@@ -477,32 +526,202 @@ impl LogList {
     }
 }
 
-fn detect_format(obj: &Map<String, Value>) -> LogListFormat {
-    let apple_schema = obj
-        .get("$schema")
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.contains("apple.com"));
-    if apple_schema || obj.contains_key("assetVersion") {
-        LogListFormat::Apple
-    } else if obj.get("log_list_timestamp").is_some_and(Value::is_number) {
-        LogListFormat::Android
-    } else if obj.get("is_all_logs").and_then(Value::as_bool) == Some(true) {
-        LogListFormat::ChromeAllLogs
-    } else {
-        LogListFormat::ChromeV3
+/// What [`LogList::check_entries`] found.
+#[derive(Clone, Debug)]
+pub struct EntryReport {
+    /// The list's top-level fields (version, dates, format) as a list without logs, when
+    /// they are valid.
+    pub meta: Option<LogList>,
+    /// Every log entry that loads on its own (the first of each log id).
+    pub logs: Vec<Log>,
+    /// Every problem, in list order; duplicate log ids last.
+    pub errors: Vec<LogListError>,
+}
+
+/// Builds a [`LogList`] from [`Log`] values in code (tests, tools), with the checks
+/// [`LogList::from_json`] applies after reading each entry: every log id is SHA-256 of its
+/// key ([`LogListError::LogIdMismatch`]) and no two logs share one
+/// ([`LogListError::DuplicateLogId`]). Unlike a JSON list, the key is not required to be a
+/// DER `SubjectPublicKeyInfo`: nothing but SCT signature checks reads it, and a policy test
+/// hands in signature verdicts directly.
+#[derive(Clone, Debug)]
+pub struct LogListBuilder {
+    version: Option<String>,
+    timestamp_ms: Option<u64>,
+    data_timestamp_ms: Option<u64>,
+    format: LogListFormat,
+    logs: Vec<Log>,
+}
+
+impl Default for LogListBuilder {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-fn parse_log(entry: &Value, path: &str, operator: &str, tiled: bool) -> Result<Log, LogListError> {
-    let obj = entry.as_object().ok_or_else(|| LogListError::WrongType {
-        field: if tiled { "tiled_logs[]" } else { "logs[]" },
-        log: path.to_string(),
-        expected: "an object",
-    })?;
-    let description = req_str(obj, "description", path)?.to_string();
-    let name = description.as_str();
+impl LogListBuilder {
+    /// An empty Chrome-v3-style list without version or dates.
+    pub fn new() -> Self {
+        Self {
+            version: None,
+            timestamp_ms: None,
+            data_timestamp_ms: None,
+            format: LogListFormat::ChromeV3,
+            logs: Vec::new(),
+        }
+    }
 
-    let key_b64 = req_str(obj, "key", name)?;
+    /// Set the list's `version`.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Set the list's `log_list_timestamp` (Unix milliseconds).
+    pub fn timestamp_ms(mut self, ms: u64) -> Self {
+        self.timestamp_ms = Some(ms);
+        self
+    }
+
+    /// Set the list's data date (`ctdns_data_timestamp`, Unix milliseconds).
+    pub fn data_timestamp_ms(mut self, ms: u64) -> Self {
+        self.data_timestamp_ms = Some(ms);
+        self
+    }
+
+    /// Add a log (kept in the order added).
+    pub fn log(mut self, log: Log) -> Self {
+        self.logs.push(log);
+        self
+    }
+
+    /// Check the logs and index them.
+    pub fn build(self) -> Result<LogList, LogListError> {
+        for log in &self.logs {
+            let computed = LogId::from_spki(&log.key);
+            if computed != log.id {
+                return Err(LogListError::LogIdMismatch {
+                    log: log.description.clone(),
+                    declared: log.id.to_base64(),
+                    computed: computed.to_base64(),
+                });
+            }
+        }
+        self.index()
+    }
+
+    /// Index the logs by id, refusing duplicates (ids already checked against the keys).
+    fn index(self) -> Result<LogList, LogListError> {
+        let mut by_id: HashMap<LogId, usize> = HashMap::with_capacity(self.logs.len());
+        for (i, log) in self.logs.iter().enumerate() {
+            if let Some(first) = by_id.get(&log.id).and_then(|&f| self.logs.get(f)) {
+                return Err(LogListError::DuplicateLogId {
+                    log_id: log.id.to_base64(),
+                    first: first.description.clone(),
+                    second: log.description.clone(),
+                });
+            }
+            by_id.insert(log.id, i);
+        }
+        Ok(LogList {
+            version: self.version,
+            timestamp_ms: self.timestamp_ms,
+            data_timestamp_ms: self.data_timestamp_ms,
+            format: self.format,
+            logs: self.logs,
+            by_id,
+        })
+    }
+}
+
+const LIST: &str = "log list";
+
+/// Deserialize the document, mapping serde's errors to typed ones by their JSON path.
+fn read_doc<L: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<LogListJson<L>, LogListError> {
+    let syntax = |e: &serde_json::Error| LogListError::Json {
+        line: e.line(),
+        column: e.column(),
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let doc: LogListJson<L> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if !e.inner().is_data() {
+            return syntax(e.inner());
+        }
+        let segs: Vec<Seg<'_>> = e.path().iter().map(Seg::of).collect();
+        let detail = e.inner().to_string();
+        error_at(&segs, &e.path().to_string(), &detail, |oi, tiled, li| {
+            schema_names::description(bytes, oi, tiled, li)
+        })
+    })?;
+    de.end().map_err(|e| syntax(&e))?;
+    Ok(doc)
+}
+
+fn operators_of<L>(doc: &LogListJson<L>) -> Result<&[Operator<L>], LogListError> {
+    doc.operators.as_deref().ok_or(LogListError::UnknownSchema {
+        reason: "no `operators` member",
+    })
+}
+
+/// The top-level fields as a builder without logs.
+fn meta_from_schema<L>(doc: &LogListJson<L>) -> Result<LogListBuilder, LogListError> {
+    let stamp = |t: &Option<Timestamp>, field: &'static str| {
+        t.as_ref()
+            .map(|t| {
+                t.to_unix_ms().ok_or(LogListError::BadTimestamp {
+                    field,
+                    log: LIST.into(),
+                })
+            })
+            .transpose()
+    };
+    let timestamp_ms = stamp(&doc.log_list_timestamp, "log_list_timestamp")?;
+    // ctdns's own lists also say how new their *data* is (the newest source they were
+    // built from), which can be months older than the day they were curated.
+    let data_timestamp_ms = stamp(&doc.data_timestamp, DATA_TIMESTAMP_FIELD)?;
+    let apple_schema = doc
+        .schema
+        .as_deref()
+        .is_some_and(|s| s.contains("apple.com"));
+    let format = if apple_schema || doc.asset_version.is_some() {
+        LogListFormat::Apple
+    } else if matches!(doc.log_list_timestamp, Some(Timestamp::Millis(_))) {
+        LogListFormat::Android
+    } else if doc.is_all_logs == Some(true) {
+        LogListFormat::ChromeAllLogs
+    } else {
+        LogListFormat::ChromeV3
+    };
+    Ok(LogListBuilder {
+        version: doc.version.clone(),
+        timestamp_ms,
+        data_timestamp_ms,
+        format,
+        logs: Vec::new(),
+    })
+}
+
+/// One log entry, checked: key, id, URLs, state, interval, previous operators.
+fn log_from_entry(
+    entry: &LogEntry,
+    path: &str,
+    operator: &str,
+    tiled: bool,
+) -> Result<Log, LogListError> {
+    let description = entry
+        .description
+        .clone()
+        .ok_or_else(|| LogListError::MissingField {
+            field: "description",
+            log: path.into(),
+        })?;
+    let name = description.as_str();
+    let missing = |field: &'static str| LogListError::MissingField {
+        field,
+        log: name.into(),
+    };
+
+    let key_b64 = entry.key.as_deref().ok_or_else(|| missing("key"))?;
     let key = b64(key_b64).ok_or_else(|| LogListError::BadBase64 {
         field: "key",
         log: name.into(),
@@ -512,7 +731,7 @@ fn parse_log(entry: &Value, path: &str, operator: &str, tiled: bool) -> Result<L
         reason,
     })?;
     let id = LogId::from_spki(&key);
-    let declared_b64 = req_str(obj, "log_id", name)?;
+    let declared_b64 = entry.log_id.as_deref().ok_or_else(|| missing("log_id"))?;
     let declared = b64(declared_b64).ok_or_else(|| LogListError::BadBase64 {
         field: "log_id",
         log: name.into(),
@@ -526,39 +745,26 @@ fn parse_log(entry: &Value, path: &str, operator: &str, tiled: bool) -> Result<L
     }
 
     let (url, monitoring_url) = if tiled {
-        let monitoring = opt_str(obj, "monitoring_url", name)?.map(str::to_string);
+        let url = entry.submission_url.clone();
         (
-            req_str(obj, "submission_url", name)?.to_string(),
-            monitoring,
+            url.ok_or_else(|| missing("submission_url"))?,
+            entry.monitoring_url.clone(),
         )
     } else {
-        (req_str(obj, "url", name)?.to_string(), None)
+        (entry.url.clone().ok_or_else(|| missing("url"))?, None)
     };
 
-    let mmd = match obj.get("mmd") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| LogListError::WrongType {
-            field: "mmd",
-            log: name.into(),
-            expected: "a non-negative integer",
-        })?),
-    };
+    let state = entry
+        .state
+        .as_ref()
+        .map(|s| state_from_schema(s, name))
+        .transpose()?;
 
-    let state = match obj.get("state") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(parse_state(v, name)?),
-    };
-
-    let temporal_interval = match obj.get("temporal_interval") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let ti = v.as_object().ok_or_else(|| LogListError::WrongType {
-                field: "temporal_interval",
-                log: name.into(),
-                expected: "an object",
-            })?;
-            let start = req_timestamp(ti, "start_inclusive", name)?;
-            let end = req_timestamp(ti, "end_exclusive", name)?;
+    let temporal_interval = match &entry.temporal_interval {
+        None => None,
+        Some(ti) => {
+            let start = req_ms(&ti.start_inclusive, "start_inclusive", name)?;
+            let end = req_ms(&ti.end_exclusive, "end_exclusive", name)?;
             if start >= end {
                 return Err(LogListError::BadTemporalInterval { log: name.into() });
             }
@@ -566,30 +772,17 @@ fn parse_log(entry: &Value, path: &str, operator: &str, tiled: bool) -> Result<L
         }
     };
 
-    let mut previous_operators = Vec::new();
-    match obj.get("previous_operators") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(entries)) => {
-            for p in entries {
-                let p = p.as_object().ok_or_else(|| LogListError::WrongType {
-                    field: "previous_operators[]",
-                    log: name.into(),
-                    expected: "an object",
-                })?;
-                previous_operators.push(PreviousOperator {
-                    name: req_str(p, "name", name)?.to_string(),
-                    end_time_ms: req_timestamp(p, "end_time", name)?,
-                });
-            }
-        }
-        Some(_) => {
-            return Err(LogListError::WrongType {
-                field: "previous_operators",
-                log: name.into(),
-                expected: "an array",
+    let mut previous_operators = entry
+        .previous_operators
+        .iter()
+        .flatten()
+        .map(|p| {
+            Ok(PreviousOperator {
+                name: p.name.clone().ok_or_else(|| missing("name"))?,
+                end_time_ms: req_ms(&p.end_time, "end_time", name)?,
             })
-        }
-    }
+        })
+        .collect::<Result<Vec<_>, LogListError>>()?;
     previous_operators.sort_by_key(|p| p.end_time_ms);
 
     Ok(Log {
@@ -603,44 +796,29 @@ fn parse_log(entry: &Value, path: &str, operator: &str, tiled: bool) -> Result<L
         url,
         monitoring_url,
         tiled,
-        mmd,
+        mmd: entry.mmd,
     })
 }
 
-fn parse_state(v: &Value, log: &str) -> Result<LogState, LogListError> {
-    let obj = v.as_object().ok_or_else(|| LogListError::WrongType {
-        field: "state",
-        log: log.into(),
-        expected: "an object",
-    })?;
-    let mut entries = obj.iter();
+fn state_from_schema(
+    state: &BTreeMap<String, StateBody>,
+    log: &str,
+) -> Result<LogState, LogListError> {
+    let mut entries = state.iter();
     let (name, body) = match (entries.next(), entries.next()) {
         (Some(one), None) => one,
         _ => {
             return Err(LogListError::UnknownState {
                 log: log.into(),
-                found: {
-                    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
-                    keys.sort_unstable();
-                    keys.join(",")
-                },
+                found: state
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
             })
         }
     };
-    let body = body.as_object().ok_or_else(|| LogListError::WrongType {
-        field: "state",
-        log: log.into(),
-        expected: "an object holding `timestamp`",
-    })?;
-    let since_ms = match body.get("timestamp") {
-        None | Some(Value::Null) => {
-            return Err(LogListError::MissingField {
-                field: "state.timestamp",
-                log: log.into(),
-            })
-        }
-        Some(t) => timestamp(t, "state.timestamp", log)?,
-    };
+    let since_ms = req_ms(&body.timestamp, "state.timestamp", log)?;
     Ok(match name.as_str() {
         "pending" => LogState::Pending { since_ms },
         "qualified" => LogState::Qualified { since_ms },
@@ -671,61 +849,244 @@ fn b64(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
-fn req_str<'a>(
-    obj: &'a Map<String, Value>,
-    field: &'static str,
-    log: &str,
-) -> Result<&'a str, LogListError> {
-    opt_str(obj, field, log)?.ok_or_else(|| LogListError::MissingField {
-        field,
-        log: log.into(),
-    })
-}
-
-fn opt_str<'a>(
-    obj: &'a Map<String, Value>,
-    field: &'static str,
-    log: &str,
-) -> Result<Option<&'a str>, LogListError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(LogListError::WrongType {
+/// A required timestamp → Unix milliseconds.
+fn req_ms(t: &Option<Timestamp>, field: &'static str, log: &str) -> Result<u64, LogListError> {
+    t.as_ref()
+        .ok_or_else(|| LogListError::MissingField {
             field,
             log: log.into(),
-            expected: "a string",
-        }),
-    }
-}
-
-fn req_timestamp(
-    obj: &Map<String, Value>,
-    field: &'static str,
-    log: &str,
-) -> Result<u64, LogListError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Err(LogListError::MissingField {
+        })?
+        .to_unix_ms()
+        .ok_or_else(|| LogListError::BadTimestamp {
             field,
             log: log.into(),
-        }),
-        Some(v) => timestamp(v, field, log),
-    }
+        })
 }
 
-/// RFC 3339 text (Chrome, Apple) or integer milliseconds (Android) → Unix milliseconds.
-fn timestamp(v: &Value, field: &'static str, log: &str) -> Result<u64, LogListError> {
-    let bad = || LogListError::BadTimestamp {
-        field,
-        log: log.into(),
-    };
-    match v {
-        Value::Number(n) => n.as_u64().ok_or_else(bad),
-        Value::String(s) => {
-            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| bad())?;
-            u64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| bad())
+/// One step of the JSON path of a serde error.
+#[derive(Clone, Copy, Debug)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+    Other,
+}
+
+impl<'a> Seg<'a> {
+    fn of(s: &'a serde_path_to_error::Segment) -> Self {
+        match s {
+            serde_path_to_error::Segment::Map { key } => Seg::Key(key),
+            serde_path_to_error::Segment::Seq { index } => Seg::Index(*index),
+            _ => Seg::Other,
         }
-        _ => Err(bad()),
+    }
+}
+
+/// serde_path_to_error writes the root as `.`; inside an entry, the suffix after its path.
+fn dotted_suffix(inner: &str) -> String {
+    match inner {
+        "." | "" => String::new(),
+        p if p.starts_with('[') => p.to_string(),
+        p => format!(".{p}"),
+    }
+}
+
+/// Top-level fields, what each must be.
+const TOP_FIELDS: [(&str, &str); 4] = [
+    ("version", "a string"),
+    ("$schema", "a string"),
+    ("assetVersion", "a non-negative integer"),
+    ("is_all_logs", "a boolean"),
+];
+/// Top-level timestamps.
+const TOP_TIMESTAMPS: [&str; 2] = ["log_list_timestamp", DATA_TIMESTAMP_FIELD];
+/// Operator fields.
+const OPERATOR_FIELDS: [(&str, &str); 4] = [
+    ("name", "a string"),
+    ("email", "an array of strings"),
+    ("logs", "an array"),
+    ("tiled_logs", "an array"),
+];
+/// Plain log-entry fields (the nested ones are matched by shape in [`entry_error`]).
+const LOG_FIELDS: [(&str, &str); 8] = [
+    ("description", "a string"),
+    ("log_id", "a string"),
+    ("key", "a string"),
+    ("url", "a string"),
+    ("submission_url", "a string"),
+    ("monitoring_url", "a string"),
+    ("log_type", "a string"),
+    ("mmd", "a non-negative integer"),
+];
+
+fn lookup(
+    table: &[(&'static str, &'static str)],
+    key: &str,
+) -> Option<(&'static str, &'static str)> {
+    table.iter().copied().find(|(name, _)| *name == key)
+}
+
+/// The typed error for a serde error at `path` (`shown` is the path as text, `detail`
+/// serde's message, both for [`LogListError::Invalid`]). `name` finds a log's description
+/// by operator index, tiled or not, and entry index.
+fn error_at(
+    path: &[Seg<'_>],
+    shown: &str,
+    detail: &str,
+    name: impl FnOnce(usize, bool, usize) -> Option<String>,
+) -> LogListError {
+    let invalid = || LogListError::Invalid {
+        path: shown.to_string(),
+        detail: detail.to_string(),
+    };
+    match path {
+        [] => LogListError::UnknownSchema {
+            reason: "top level is not a JSON object",
+        },
+        [Seg::Key("operators")] => LogListError::UnknownSchema {
+            reason: "`operators` is not an array",
+        },
+        [Seg::Key(k)] => {
+            if let Some(field) = TOP_TIMESTAMPS.iter().copied().find(|f| f == k) {
+                return LogListError::BadTimestamp {
+                    field,
+                    log: LIST.into(),
+                };
+            }
+            match lookup(&TOP_FIELDS, k) {
+                Some((field, expected)) => LogListError::WrongType {
+                    field,
+                    log: LIST.into(),
+                    expected,
+                },
+                None => invalid(),
+            }
+        }
+        [Seg::Key("operators"), Seg::Index(oi), rest @ ..] => {
+            let op_path = format!("operators[{oi}]");
+            match rest {
+                [] => LogListError::WrongType {
+                    field: "operators[]",
+                    log: op_path,
+                    expected: "an object",
+                },
+                [Seg::Key(kind @ ("logs" | "tiled_logs")), Seg::Index(li), rest @ ..] => {
+                    let tiled = *kind == "tiled_logs";
+                    let path = format!("{op_path}.{kind}[{li}]");
+                    let log = if rest.is_empty() {
+                        None
+                    } else {
+                        name(*oi, tiled, *li)
+                    };
+                    entry_error(rest, &path, log, tiled, shown, detail)
+                }
+                [Seg::Key(k), ..] => match lookup(&OPERATOR_FIELDS, k) {
+                    Some((field, expected)) => LogListError::WrongType {
+                        field,
+                        log: op_path,
+                        expected,
+                    },
+                    None => invalid(),
+                },
+                _ => invalid(),
+            }
+        }
+        _ => invalid(),
+    }
+}
+
+/// The typed error for a serde error at `rest` inside the log entry at `path` (named `name`
+/// when its description could be read).
+fn entry_error(
+    rest: &[Seg<'_>],
+    path: &str,
+    name: Option<String>,
+    tiled: bool,
+    shown: &str,
+    detail: &str,
+) -> LogListError {
+    let log = name.unwrap_or_else(|| path.to_string());
+    let wrong = |field: &'static str, expected: &'static str| LogListError::WrongType {
+        field,
+        log: log.clone(),
+        expected,
+    };
+    let bad_time = |field: &'static str| LogListError::BadTimestamp {
+        field,
+        log: log.clone(),
+    };
+    match rest {
+        [] => LogListError::WrongType {
+            field: if tiled { "tiled_logs[]" } else { "logs[]" },
+            log: path.to_string(),
+            expected: "an object",
+        },
+        [Seg::Key("state")] => wrong("state", "an object"),
+        [Seg::Key("state"), Seg::Key(_)] => wrong("state", "an object holding `timestamp`"),
+        [Seg::Key("state"), Seg::Key(_), Seg::Key("timestamp")] => bad_time("state.timestamp"),
+        [Seg::Key("state"), Seg::Key(_), Seg::Key("version")] => wrong("state.version", "a string"),
+        [Seg::Key("state"), Seg::Key(_), Seg::Key("final_tree_head"), ..] => wrong(
+            "state.final_tree_head",
+            "an object of `sha256_root_hash` (a string) and `tree_size` (an integer)",
+        ),
+        [Seg::Key("temporal_interval")] => wrong("temporal_interval", "an object"),
+        [Seg::Key("temporal_interval"), Seg::Key("start_inclusive")] => bad_time("start_inclusive"),
+        [Seg::Key("temporal_interval"), Seg::Key("end_exclusive")] => bad_time("end_exclusive"),
+        [Seg::Key("previous_operators")] => wrong("previous_operators", "an array"),
+        [Seg::Key("previous_operators"), Seg::Index(_)] => {
+            wrong("previous_operators[]", "an object")
+        }
+        [Seg::Key("previous_operators"), Seg::Index(_), Seg::Key("name")] => {
+            wrong("name", "a string")
+        }
+        [Seg::Key("previous_operators"), Seg::Index(_), Seg::Key("end_time")] => {
+            bad_time("end_time")
+        }
+        [Seg::Key(k)] => match lookup(&LOG_FIELDS, k) {
+            Some((field, expected)) => wrong(field, expected),
+            None => LogListError::Invalid {
+                path: shown.to_string(),
+                detail: detail.to_string(),
+            },
+        },
+        _ => LogListError::Invalid {
+            path: shown.to_string(),
+            detail: detail.to_string(),
+        },
+    }
+}
+
+/// Just enough of the schema to name the log a serde error is in.
+mod schema_names {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        operators: Vec<Op>,
+    }
+
+    #[derive(Deserialize)]
+    struct Op {
+        #[serde(default)]
+        logs: Option<Vec<NamedEntry>>,
+        #[serde(default)]
+        tiled_logs: Option<Vec<NamedEntry>>,
+    }
+
+    /// A log entry's description, whatever else it holds.
+    #[derive(Deserialize)]
+    pub(super) struct NamedEntry {
+        #[serde(default)]
+        pub(super) description: Option<String>,
+    }
+
+    /// The description of entry `li` of operator `oi`, if the document is shaped well
+    /// enough to find it.
+    pub(super) fn description(bytes: &[u8], oi: usize, tiled: bool, li: usize) -> Option<String> {
+        let doc: Doc = serde_json::from_slice(bytes).ok()?;
+        let op = doc.operators.get(oi)?;
+        let entries = if tiled { &op.tiled_logs } else { &op.logs };
+        entries.as_ref()?.get(li)?.description.clone()
     }
 }
 
@@ -815,6 +1176,7 @@ impl StalenessPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     macro_rules! list_file {
         ($name:literal) => {
@@ -839,7 +1201,9 @@ mod tests {
     }
 
     fn ms(rfc3339: &str) -> u64 {
-        timestamp(&Value::String(rfc3339.into()), "t", "test").unwrap()
+        schema::Timestamp::Rfc3339(rfc3339.into())
+            .to_unix_ms()
+            .unwrap()
     }
 
     fn count_logs(json: &[u8]) -> usize {
@@ -1228,6 +1592,343 @@ mod tests {
         }
     }
 
+    /// serde's type errors become the typed errors, named by field and log (the log's
+    /// description, or its position when the description cannot be read).
+    #[test]
+    fn json_type_errors_name_the_field_and_the_log() {
+        let argon2 = || "Google 'Argon2026h2' log".to_string();
+        fn second(v: &mut Value) -> &mut Value {
+            &mut v["operators"][0]["logs"][1]
+        }
+        let wrong =
+            |field: &'static str, log: String, expected: &'static str| LogListError::WrongType {
+                field,
+                log,
+                expected,
+            };
+        let list = || "log list".to_string();
+        let cases: Vec<(Vec<u8>, LogListError)> = vec![
+            (
+                edit(C86, |v| v["version"] = 86.into()),
+                wrong("version", list(), "a string"),
+            ),
+            (
+                edit(C86, |v| v["is_all_logs"] = "yes".into()),
+                wrong("is_all_logs", list(), "a boolean"),
+            ),
+            (
+                edit(C86, |v| v["log_list_timestamp"] = true.into()),
+                LogListError::BadTimestamp {
+                    field: "log_list_timestamp",
+                    log: list(),
+                },
+            ),
+            (
+                edit(C86, |v| v["operators"][2] = 5.into()),
+                wrong("operators[]", "operators[2]".into(), "an object"),
+            ),
+            (
+                edit(C86, |v| {
+                    v["operators"][2] = serde_json::json!(["DigiCert", [], []])
+                }),
+                wrong("operators[]", "operators[2]".into(), "an object"),
+            ),
+            (
+                edit(C86, |v| v["operators"][1]["name"] = 5.into()),
+                wrong("name", "operators[1]".into(), "a string"),
+            ),
+            (
+                edit(C86, |v| v["operators"][1]["logs"] = serde_json::json!({})),
+                wrong("logs", "operators[1]".into(), "an array"),
+            ),
+            (
+                edit(C86, |v| v["operators"][0]["tiled_logs"][3] = "x".into()),
+                wrong(
+                    "tiled_logs[]",
+                    "operators[0].tiled_logs[3]".into(),
+                    "an object",
+                ),
+            ),
+            (
+                edit(C86, |v| second(v)["key"] = 5.into()),
+                wrong("key", argon2(), "a string"),
+            ),
+            (
+                // No readable description: the position names the log.
+                edit(C86, |v| {
+                    second(v).as_object_mut().unwrap().remove("description");
+                    second(v)["key"] = 5.into();
+                }),
+                wrong("key", "operators[0].logs[1]".into(), "a string"),
+            ),
+            (
+                edit(C86, |v| second(v)["description"] = 5.into()),
+                wrong("description", "operators[0].logs[1]".into(), "a string"),
+            ),
+            (
+                edit(C86, |v| second(v)["state"] = serde_json::json!([])),
+                wrong("state", argon2(), "an object"),
+            ),
+            (
+                edit(C86, |v| {
+                    second(v)["state"] = serde_json::json!({"usable": 5})
+                }),
+                wrong("state", argon2(), "an object holding `timestamp`"),
+            ),
+            (
+                edit(C86, |v| {
+                    second(v)["state"] = serde_json::json!({"usable": {"timestamp": false}})
+                }),
+                LogListError::BadTimestamp {
+                    field: "state.timestamp",
+                    log: argon2(),
+                },
+            ),
+            (
+                edit(C86, |v| {
+                    second(v)["state"] = serde_json::json!({"readonly": {
+                        "timestamp": 5, "final_tree_head": {"tree_size": "big"}}})
+                }),
+                wrong(
+                    "state.final_tree_head",
+                    argon2(),
+                    "an object of `sha256_root_hash` (a string) and `tree_size` (an integer)",
+                ),
+            ),
+            (
+                edit(C86, |v| {
+                    second(v)["temporal_interval"]["end_exclusive"] = serde_json::json!({})
+                }),
+                LogListError::BadTimestamp {
+                    field: "end_exclusive",
+                    log: argon2(),
+                },
+            ),
+            (
+                edit(C86, |v| {
+                    second(v)["temporal_interval"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("start_inclusive");
+                }),
+                LogListError::MissingField {
+                    field: "start_inclusive",
+                    log: argon2(),
+                },
+            ),
+            (
+                edit(C86, |v| second(v)["previous_operators"] = 5.into()),
+                wrong("previous_operators", argon2(), "an array"),
+            ),
+            (
+                edit(C86, |v| {
+                    second(v)["previous_operators"] = serde_json::json!([7])
+                }),
+                wrong("previous_operators[]", argon2(), "an object"),
+            ),
+            (
+                edit(C86, |v| {
+                    second(v)["previous_operators"] =
+                        serde_json::json!([{"name": "Old", "end_time": "then"}])
+                }),
+                LogListError::BadTimestamp {
+                    field: "end_time",
+                    log: argon2(),
+                },
+            ),
+            (
+                edit(C86, |v| {
+                    second(v)["previous_operators"] = serde_json::json!([{"end_time": 5}])
+                }),
+                LogListError::MissingField {
+                    field: "name",
+                    log: argon2(),
+                },
+            ),
+            (
+                edit(C86, |v| {
+                    second(v)["state"] = serde_json::json!({"usable": {
+                        "timestamp": 5, "version": 477}})
+                }),
+                wrong("state.version", argon2(), "a string"),
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(LogList::from_json(&json).unwrap_err(), want);
+        }
+        // The message names the field and the log.
+        let e = LogList::from_json(&edit(C86, |v| second(v)["mmd"] = (-1).into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "log list: Google 'Argon2026h2' log: field `mmd` is not a non-negative integer"
+        );
+        // Trailing bytes after the document are a JSON error, as serde_json::from_slice has it.
+        assert_eq!(
+            LogList::from_json(b"{\"operators\": []} x").unwrap_err(),
+            LogListError::Json {
+                line: 1,
+                column: 19
+            }
+        );
+    }
+
+    #[test]
+    fn unmapped_paths_fall_back_to_the_path_and_serde_message() {
+        let e = error_at(&[Seg::Other], "x.y", "boom", |_, _, _| None);
+        assert_eq!(
+            e,
+            LogListError::Invalid {
+                path: "x.y".into(),
+                detail: "boom".into()
+            }
+        );
+        assert_eq!(e.to_string(), "log list: x.y: boom");
+        let deep = [
+            Seg::Key("operators"),
+            Seg::Index(1),
+            Seg::Key("logs"),
+            Seg::Index(0),
+            Seg::Key("state"),
+            Seg::Key("usable"),
+            Seg::Key("timestamp"),
+            Seg::Key("deeper"),
+        ];
+        assert!(matches!(
+            error_at(&deep, "p", "d", |_, _, _| Some("L".into())),
+            LogListError::Invalid { .. }
+        ));
+        // The name lookup runs only for errors inside an entry.
+        let entry = [
+            Seg::Key("operators"),
+            Seg::Index(0),
+            Seg::Key("logs"),
+            Seg::Index(2),
+        ];
+        assert_eq!(
+            error_at(&entry, "p", "d", |_, _, _| panic!("not needed")),
+            LogListError::WrongType {
+                field: "logs[]",
+                log: "operators[0].logs[2]".into(),
+                expected: "an object"
+            }
+        );
+    }
+
+    #[test]
+    fn check_entries_reports_every_broken_entry() {
+        let json = edit(C86, |v| {
+            v["log_list_timestamp"] = "June".into();
+            v["operators"][0]["logs"][1]["mmd"] = "a day".into();
+            v["operators"][2]["logs"][0]["key"] = "%%".into();
+            v["operators"][3]["logs"][0]["state"] = serde_json::json!({"usable": [1]});
+            v["operators"][4]["name"] = serde_json::Value::Null;
+            let copy = v["operators"][5]["logs"][0].clone();
+            v["operators"][6]["logs"].as_array_mut().unwrap().push(copy);
+        });
+        let whole = LogList::from_json(&json).unwrap_err();
+        // JSON types are checked while reading, first: the whole list stops at the `mmd`.
+        assert!(
+            matches!(whole, LogListError::WrongType { field: "mmd", .. }),
+            "{whole:?}"
+        );
+        let report = LogList::check_entries(&json).unwrap();
+        let original: Value = serde_json::from_slice(C86).unwrap();
+        let dup_id = original["operators"][5]["logs"][0]["log_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(report.meta.is_none());
+        assert_eq!(
+            report.errors,
+            vec![
+                LogListError::BadTimestamp {
+                    field: "log_list_timestamp",
+                    log: "log list".into()
+                },
+                LogListError::WrongType {
+                    field: "mmd",
+                    log: "Google 'Argon2026h2' log".into(),
+                    expected: "a non-negative integer"
+                },
+                LogListError::BadBase64 {
+                    field: "key",
+                    log: "DigiCert 'Wyvern2026h1'".into(),
+                },
+                LogListError::WrongType {
+                    field: "state",
+                    log: "Sectigo 'Mammoth2026h1'".into(),
+                    expected: "an object holding `timestamp`"
+                },
+                LogListError::MissingField {
+                    field: "name",
+                    log: "operators[4]".into()
+                },
+                LogListError::DuplicateLogId {
+                    log_id: dup_id,
+                    first: "TrustAsia 'log2026a'".into(),
+                    second: "TrustAsia 'log2026a'".into(),
+                },
+            ]
+        );
+        // Operator 4's 10 logs are skipped, 3 broken entries and 1 duplicate are not loaded.
+        assert_eq!(report.logs.len(), 62 - 10 - 3);
+        // A well-formed list: no errors, the same logs as the parser, and its metadata.
+        let report = LogList::check_entries(C86).unwrap();
+        assert!(report.errors.is_empty());
+        assert_eq!(report.logs, LogList::from_json(C86).unwrap().logs());
+        assert_eq!(report.meta.unwrap().version(), Some("86.4"));
+        // Not JSON, or not a log list at the top: one error.
+        assert!(matches!(
+            LogList::check_entries(b"{").unwrap_err(),
+            LogListError::Json { .. }
+        ));
+        assert!(matches!(
+            LogList::check_entries(b"{\"operators\": 5}").unwrap_err(),
+            LogListError::UnknownSchema { .. }
+        ));
+    }
+
+    #[test]
+    fn builder_checks_ids_and_duplicates() {
+        let a = Log::new("A", "OpA", b"key a".to_vec());
+        assert_eq!(a.id, LogId::from_spki(b"key a"));
+        let list = LogListBuilder::new()
+            .version("v")
+            .timestamp_ms(5)
+            .data_timestamp_ms(4)
+            .log(a.clone())
+            .log(Log::new("B", "OpB", b"key b".to_vec()))
+            .build()
+            .unwrap();
+        assert_eq!(list.logs().len(), 2);
+        assert_eq!(list.get(&a.id), Some(&a));
+        assert_eq!(list.version(), Some("v"));
+        assert_eq!(list.timestamp_ms(), Some(5));
+        assert_eq!(list.freshness_timestamp_ms(), Some(4));
+        assert_eq!(list.format(), LogListFormat::ChromeV3);
+        assert!(LogListBuilder::default().build().unwrap().logs().is_empty());
+
+        let mut forged = Log::new("Forged", "OpF", b"key f".to_vec());
+        forged.id = a.id;
+        assert_eq!(
+            LogListBuilder::new().log(forged).build().unwrap_err(),
+            LogListError::LogIdMismatch {
+                log: "Forged".into(),
+                declared: a.id.to_base64(),
+                computed: LogId::from_spki(b"key f").to_base64(),
+            }
+        );
+        let again = Log::new("A again", "OpB", b"key a".to_vec());
+        assert_eq!(
+            LogListBuilder::new().log(a).log(again).build().unwrap_err(),
+            LogListError::DuplicateLogId {
+                log_id: LogId::from_spki(b"key a").to_base64(),
+                first: "A".into(),
+                second: "A again".into(),
+            }
+        );
+    }
+
     #[test]
     fn unknown_schemas_and_bad_json() {
         assert_eq!(
@@ -1264,11 +1965,17 @@ mod tests {
     fn never_panics_on_truncated_or_garbled_input() {
         for n in (0..C86.len()).step_by(61) {
             assert!(LogList::from_json(&C86[..n]).is_err());
+            assert!(LogList::check_entries(&C86[..n]).is_err());
         }
         let mut garbled = C86.to_vec();
         for i in (0..garbled.len()).step_by(389) {
             garbled[i] ^= 0x55;
-            let _ = LogList::from_json(&garbled);
+            let whole = LogList::from_json(&garbled);
+            // What the whole parse accepts, the entry-by-entry check accepts without errors.
+            if let (Ok(list), Ok(report)) = (&whole, LogList::check_entries(&garbled)) {
+                assert!(report.errors.is_empty());
+                assert_eq!(report.logs, list.logs());
+            }
         }
     }
 

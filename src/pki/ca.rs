@@ -10,9 +10,9 @@ use rcgen::{
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
-use super::der;
 use super::log::{LogStateKind, TestLog};
 use super::PkiError;
+use crate::ct::der;
 
 /// OID of the Precertificate Signing Certificate EKU (RFC 6962 §3.1).
 pub const OID_PRECERT_SIGNING_EKU: &[u64] = &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 4];

@@ -20,10 +20,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
 use super::ca::{CaCert, TestCa, TestPki, OID_PRECERT_SIGNING_EKU};
-use super::der;
 use super::log::{pkcs8_from_pem, unix_ms};
 use super::ocsp::{build_ocsp_response_with, OcspSpec};
 use super::PkiError;
+use crate::ct::der;
 use crate::ct::sct::encode_sct_list;
 use crate::ct::signed_data::SignedEntry;
 use crate::ct::{Sct, SctSource};
@@ -425,7 +425,7 @@ impl Build<'_> {
 fn tbs(cert: &[u8], what: &'static str) -> Result<Vec<u8>, PkiError> {
     der::tbs_of(cert)
         .map(<[u8]>::to_vec)
-        .ok_or(PkiError::Parse { what })
+        .map_err(|_| PkiError::Parse { what })
 }
 
 fn corrupt(sig: &mut [u8]) {
@@ -710,8 +710,8 @@ pub(crate) fn sct_list(scts: &[Sct]) -> Result<Vec<u8>, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ct::der::{children, element as tlv, read_tlv, tag::SEQUENCE as TAG_SEQUENCE};
     use crate::ct::sct::parse_sct_list;
-    use crate::pki::der::{children, read_tlv, tlv, TAG_SEQUENCE};
     use crate::pki::log::tests::verify_sct;
     use crate::pki::{default_logs, PkiOptions};
     use x509_parser::extensions::GeneralName;
@@ -731,23 +731,23 @@ mod tests {
     /// re-encoding the enclosing lengths), independently of how the generator built it.
     fn tbs_without_extension(cert: &[u8], oid: &[u64]) -> (Vec<u8>, bool) {
         let (cert, _) = read_tlv(cert).unwrap();
-        let (tbs, _) = read_tlv(cert.content).unwrap();
+        let (tbs, _) = read_tlv(cert.value).unwrap();
         let want_oid = der::oid(oid);
         let mut removed = false;
         let mut out = Vec::new();
-        for field in children(tbs.content).unwrap() {
+        for field in children(tbs.value).unwrap() {
             if field.tag != 0xa3 {
-                out.extend_from_slice(field.whole);
+                out.extend_from_slice(field.element);
                 continue;
             }
-            let (exts, _) = read_tlv(field.content).unwrap();
+            let (exts, _) = read_tlv(field.value).unwrap();
             let mut kept = Vec::new();
-            for ext in children(exts.content).unwrap() {
-                let ext_oid = children(ext.content).unwrap().first().unwrap().whole;
+            for ext in children(exts.value).unwrap() {
+                let ext_oid = children(ext.value).unwrap().first().unwrap().element;
                 if ext_oid == want_oid.as_slice() {
                     removed = true;
                 } else {
-                    kept.extend_from_slice(ext.whole);
+                    kept.extend_from_slice(ext.element);
                 }
             }
             out.extend(tlv(0xa3, &tlv(TAG_SEQUENCE, &kept)));
@@ -768,9 +768,9 @@ mod tests {
         assert!(!exts[pos].critical);
         // extnValue = OCTET STRING { TLS list }
         let (inner, rest) = read_tlv(exts[pos].value).unwrap();
-        assert_eq!(inner.tag, der::TAG_OCTET_STRING);
+        assert_eq!(inner.tag, der::tag::OCTET_STRING);
         assert!(rest.is_empty());
-        parse_sct_list(inner.content).unwrap().scts
+        parse_sct_list(inner.value).unwrap().scts
     }
 
     fn oid_arcs(oid: &x509_parser::der_parser::oid::Oid<'_>) -> Vec<u64> {

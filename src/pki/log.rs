@@ -13,8 +13,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use time::OffsetDateTime;
 
-use super::der;
 use super::PkiError;
+use crate::ct::der;
 use crate::ct::sct::{HASH_SHA256, SIG_ECDSA, SIG_RSA};
 use crate::ct::signed_data::{signed_data, SignedEntry};
 use crate::ct::{LogId, Sct};
@@ -406,13 +406,13 @@ pub(crate) mod tests {
 
     /// The contents of the SPKI's subjectPublicKey BIT STRING (without the unused-bits byte).
     pub(crate) fn spki_key_bits(spki: &[u8]) -> Option<&[u8]> {
-        let (spki, _) = der::read_tlv(spki)?;
-        let (_alg_id, rest) = der::read_tlv(spki.content)?;
-        let (bits, _) = der::read_tlv(rest)?;
-        if bits.tag != der::TAG_BIT_STRING || bits.content.first() != Some(&0) {
+        let (spki, _) = der::read_tlv(spki).ok()?;
+        let (_alg_id, rest) = der::read_tlv(spki.value).ok()?;
+        let (bits, _) = der::read_tlv(rest).ok()?;
+        if bits.tag != der::tag::BIT_STRING || bits.value.first() != Some(&0) {
             return None;
         }
-        bits.content.get(1..)
+        bits.value.get(1..)
     }
 
     #[test]

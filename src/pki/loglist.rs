@@ -2,163 +2,128 @@
 //! (schema <https://www.gstatic.com/ct/log_list/v3/log_list_schema.json>).
 
 use base64::Engine;
-use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::ca::TestPki;
 use super::log::{LogKind, LogStateKind, TestLog};
 use super::PkiError;
-
-#[derive(Serialize)]
-struct LogList<'a> {
-    version: &'a str,
-    log_list_timestamp: String,
-    operators: Vec<Operator<'a>>,
-}
-
-#[derive(Serialize)]
-struct Operator<'a> {
-    name: &'a str,
-    email: Vec<String>,
-    logs: Vec<Log<'a>>,
-    tiled_logs: Vec<Log<'a>>,
-}
-
-#[derive(Serialize)]
-struct Log<'a> {
-    description: &'a str,
-    log_id: String,
-    key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    submission_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    monitoring_url: Option<String>,
-    mmd: u32,
-    state: serde_json::Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temporal_interval: Option<TemporalInterval>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    previous_operators: Vec<PreviousOperator<'a>>,
-}
-
-#[derive(Serialize)]
-struct TemporalInterval {
-    start_inclusive: String,
-    end_exclusive: String,
-}
-
-#[derive(Serialize)]
-struct PreviousOperator<'a> {
-    name: &'a str,
-    end_time: String,
-}
+use crate::ct::log_list::schema::{
+    FinalTreeHead, LogEntry, LogListJson, Operator, PreviousOperatorJson, StateBody,
+    TemporalInterval, Timestamp,
+};
 
 /// RFC 3339 in UTC with whole seconds (`2026-06-23T13:36:44Z`), as the real lists write it.
-pub(crate) fn rfc3339(t: OffsetDateTime, what: &'static str) -> Result<String, PkiError> {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t.replace_nanosecond(0).unwrap_or(t);
-    t.format(&Rfc3339).map_err(|_| PkiError::Time { what })
+fn timestamp(t: OffsetDateTime, what: &'static str) -> Result<Timestamp, PkiError> {
+    Timestamp::rfc3339_seconds(t).ok_or(PkiError::Time { what })
 }
 
-fn state_json(log: &TestLog) -> Result<serde_json::Value, PkiError> {
-    let mut body = serde_json::Map::new();
-    body.insert(
-        "timestamp".into(),
-        rfc3339(log.state.since, "log state timestamp")?.into(),
-    );
-    if log.state.kind == LogStateKind::Readonly {
-        // The schema requires the frozen tree head; a test log has no tree, so write an
-        // empty one (size 0, SHA-256 of the empty string).
-        let empty = crate::ct::sha256(&[]);
-        body.insert(
-            "final_tree_head".into(),
-            serde_json::json!({
-                "sha256_root_hash": base64::engine::general_purpose::STANDARD.encode(empty),
-                "tree_size": 0,
-            }),
-        );
-    }
-    let mut state = serde_json::Map::new();
-    state.insert(log.state.kind.as_str().into(), body.into());
-    Ok(state.into())
+fn state(log: &TestLog) -> Result<StateBody, PkiError> {
+    // The schema requires a read-only log's frozen tree head; a test log has no tree, so
+    // write an empty one (size 0, SHA-256 of the empty string).
+    let final_tree_head = (log.state.kind == LogStateKind::Readonly).then(|| FinalTreeHead {
+        sha256_root_hash: Some(
+            base64::engine::general_purpose::STANDARD.encode(crate::ct::sha256(&[])),
+        ),
+        tree_size: Some(0),
+    });
+    Ok(StateBody {
+        timestamp: Some(timestamp(log.state.since, "log state timestamp")?),
+        final_tree_head,
+        version: None,
+    })
 }
 
-fn log_json(log: &TestLog) -> Result<Log<'_>, PkiError> {
+fn log_entry(log: &TestLog) -> Result<LogEntry, PkiError> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let tiled = log.kind == LogKind::StaticCtApi;
-    Ok(Log {
-        description: &log.name,
-        log_id: log.log_id().to_base64(),
-        key: b64.encode(log.spki_der()),
-        url: (!tiled).then_some(log.url.as_str()),
-        submission_url: tiled.then_some(log.url.as_str()),
+    let temporal_interval = log
+        .temporal_interval
+        .map(|(start, end)| {
+            Ok::<_, PkiError>(TemporalInterval {
+                start_inclusive: Some(timestamp(start, "temporal_interval.start_inclusive")?),
+                end_exclusive: Some(timestamp(end, "temporal_interval.end_exclusive")?),
+            })
+        })
+        .transpose()?;
+    let previous_operators = log
+        .previous_operators
+        .iter()
+        .map(|p| {
+            Ok(PreviousOperatorJson {
+                name: Some(p.name.clone()),
+                end_time: Some(timestamp(p.end_time, "previous_operators.end_time")?),
+            })
+        })
+        .collect::<Result<Vec<_>, PkiError>>()?;
+    Ok(LogEntry {
+        description: Some(log.name.clone()),
+        log_id: Some(log.log_id().to_base64()),
+        key: Some(b64.encode(log.spki_der())),
+        url: (!tiled).then(|| log.url.clone()),
+        submission_url: tiled.then(|| log.url.clone()),
         monitoring_url: tiled.then(|| format!("{}monitor/", log.url)),
-        mmd: log.mmd,
-        state: state_json(log)?,
-        temporal_interval: log
-            .temporal_interval
-            .map(|(start, end)| {
-                Ok::<_, PkiError>(TemporalInterval {
-                    start_inclusive: rfc3339(start, "temporal_interval.start_inclusive")?,
-                    end_exclusive: rfc3339(end, "temporal_interval.end_exclusive")?,
-                })
-            })
-            .transpose()?,
-        previous_operators: log
-            .previous_operators
-            .iter()
-            .map(|p| {
-                Ok(PreviousOperator {
-                    name: &p.name,
-                    end_time: rfc3339(p.end_time, "previous_operators.end_time")?,
-                })
-            })
-            .collect::<Result<_, PkiError>>()?,
+        mmd: Some(u64::from(log.mmd)),
+        state: Some(LogEntry::single_state(log.state.kind.as_str(), state(log)?)),
+        temporal_interval,
+        previous_operators: (!previous_operators.is_empty()).then_some(previous_operators),
+        log_type: None,
     })
 }
 
 impl TestPki {
-    /// The PKI's logs as a Chrome v3 log list, stamped `timestamp`. Operators appear in the
+    /// The PKI's logs as a Chrome v3 log list, stamped `timestamp`, written with the schema
+    /// types [`crate::ct::log_list::LogList::from_json`] reads. Operators appear in the
     /// order their first log was added; each operator's email is `ct@<operator>.test`.
     pub fn log_list_json(&self, timestamp: OffsetDateTime) -> Result<String, PkiError> {
-        let mut operators: Vec<Operator<'_>> = Vec::new();
+        Ok(serde_json::to_string_pretty(
+            &self.log_list_schema(timestamp)?,
+        )?)
+    }
+
+    /// The document [`TestPki::log_list_json`] serializes.
+    pub fn log_list_schema(&self, stamp: OffsetDateTime) -> Result<LogListJson, PkiError> {
+        let mut operators: Vec<Operator> = Vec::new();
         for log in &self.logs {
-            let idx = match operators.iter().position(|o| o.name == log.operator) {
+            let idx = match operators
+                .iter()
+                .position(|o| o.name.as_deref() == Some(log.operator.as_str()))
+            {
                 Some(i) => i,
                 None => {
                     operators.push(Operator {
-                        name: &log.operator,
-                        email: vec![format!(
+                        name: Some(log.operator.clone()),
+                        email: Some(vec![format!(
                             "ct@{}.test",
                             log.operator
                                 .chars()
                                 .filter(char::is_ascii_alphanumeric)
                                 .collect::<String>()
                                 .to_ascii_lowercase()
-                        )],
-                        logs: Vec::new(),
-                        tiled_logs: Vec::new(),
+                        )]),
+                        logs: Some(Vec::new()),
+                        tiled_logs: Some(Vec::new()),
                     });
                     operators.len() - 1
                 }
             };
-            let entry = log_json(log)?;
+            let entry = log_entry(log)?;
             if let Some(op) = operators.get_mut(idx) {
-                match log.kind {
-                    LogKind::Rfc6962 => op.logs.push(entry),
-                    LogKind::StaticCtApi => op.tiled_logs.push(entry),
-                }
+                let list = match log.kind {
+                    LogKind::Rfc6962 => &mut op.logs,
+                    LogKind::StaticCtApi => &mut op.tiled_logs,
+                };
+                list.get_or_insert_with(Vec::new).push(entry);
             }
         }
-        let list = LogList {
-            version: "1.0",
-            log_list_timestamp: rfc3339(timestamp, "log_list_timestamp")?,
-            operators,
-        };
-        Ok(serde_json::to_string_pretty(&list)?)
+        Ok(LogListJson {
+            schema: None,
+            version: Some("1.0".into()),
+            log_list_timestamp: Some(timestamp(stamp, "log_list_timestamp")?),
+            data_timestamp: None,
+            asset_version: None,
+            is_all_logs: None,
+            operators: Some(operators),
+        })
     }
 }
 
@@ -167,6 +132,7 @@ mod tests {
     use super::*;
     use crate::pki::{default_logs, PkiOptions};
     use serde_json::Value;
+    use time::format_description::well_known::Rfc3339;
     use time::macros::datetime;
 
     fn parsed(pki: &TestPki) -> Value {
@@ -273,5 +239,66 @@ mod tests {
         let alpha = &v["operators"][0]["logs"][0];
         assert!(alpha.get("temporal_interval").is_none());
         assert!(alpha.get("previous_operators").is_none());
+    }
+
+    /// What the writer emits, the parser reads back: same structs on both sides.
+    #[test]
+    fn written_list_loads_with_the_parser() {
+        use crate::ct::log_list::{LogList, LogState};
+        let mut pki = TestPki::generate(&PkiOptions::default()).unwrap();
+        let t0 = datetime!(2026-01-01 00:00 UTC);
+        let t1 = datetime!(2026-07-01 00:00 UTC);
+        pki.add_log(
+            TestLog::generate_ecdsa("Sharded", "New Op")
+                .unwrap()
+                .with_state(LogStateKind::Readonly, t0)
+                .with_temporal_interval(t0, t1)
+                .with_previous_operator("Old Op", t0),
+        )
+        .unwrap();
+        pki.add_log(TestLog::generate_ecdsa("Tiles", "New Op").unwrap().tiled())
+            .unwrap();
+        let stamp = datetime!(2026-06-23 13:36:44.5 UTC);
+        let json = pki.log_list_json(stamp).unwrap();
+        let list = LogList::from_json(json.as_bytes()).unwrap();
+        assert_eq!(list.version(), Some("1.0"));
+        assert_eq!(list.timestamp_ms(), Some(1_782_221_804_000));
+        assert_eq!(list.logs().len(), pki.logs().len());
+        for log in pki.logs() {
+            let loaded = list.get(&log.log_id()).unwrap();
+            assert_eq!(loaded.description, log.name);
+            assert_eq!(loaded.operator, log.operator);
+            assert_eq!(loaded.key, log.spki_der());
+            assert_eq!(loaded.tiled, log.kind == LogKind::StaticCtApi);
+            assert_eq!(loaded.state.unwrap().name(), log.state.kind.as_str());
+        }
+        let sharded = list
+            .logs()
+            .iter()
+            .find(|l| l.description == "Sharded")
+            .unwrap();
+        assert_eq!(
+            sharded.state,
+            Some(LogState::ReadOnly {
+                since_ms: 1_767_225_600_000
+            })
+        );
+        assert_eq!(
+            sharded.temporal_interval,
+            Some((1_767_225_600_000, 1_782_864_000_000))
+        );
+        assert_eq!(sharded.operator_at(0), "Old Op");
+        assert_eq!(sharded.operator_at(1_767_225_600_000), "New Op");
+        let tiles = list
+            .logs()
+            .iter()
+            .find(|l| l.description == "Tiles")
+            .unwrap();
+        assert_eq!(tiles.monitoring_url, Some(format!("{}monitor/", tiles.url)));
+        // The document re-serializes to the same text.
+        let doc = pki.log_list_schema(stamp).unwrap();
+        let reread: crate::ct::log_list::schema::LogListJson = serde_json::from_str(&json).unwrap();
+        assert_eq!(reread, doc);
+        assert_eq!(serde_json::to_string_pretty(&reread).unwrap(), json);
     }
 }

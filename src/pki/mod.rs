@@ -29,7 +29,6 @@
 //! "mimic" logs. None of them is a secret.
 
 mod ca;
-mod der;
 mod error;
 mod files;
 mod leaf;

@@ -2,7 +2,7 @@
 //! status.
 //!
 //! rcgen has no OCSP support, so the response is written with the small DER writer in
-//! [`super::der`]: one `SingleResponse` for the leaf, the SCT list in the single-response
+//! [`crate::ct::der`]: one `SingleResponse` for the leaf, the SCT list in the single-response
 //! extension 1.3.6.1.4.1.11129.2.4.5, signed by the issuing CA's ECDSA key. [`OcspSpec`]
 //! holds the knobs a revocation checker must tell apart: status `revoked` (with a
 //! `revocationTime` and optional reason), signed by the wrong key, an empty or garbage
@@ -19,8 +19,8 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::parse_x509_certificate;
 
 use super::ca::TestCa;
-use super::der;
 use super::PkiError;
+use crate::ct::der;
 
 /// OID of the OCSP single-response extension that carries an SCT list.
 pub const OID_OCSP_SCT_LIST: &[u64] = &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 5];
@@ -167,28 +167,37 @@ pub fn build_ocsp_response_with(
         &der::seq(&[&der::oid(OID_SHA1), &der::null()]),
         &der::octet_string(&sha1(leaf_cert.issuer().as_raw())),
         &der::octet_string(&issuer_key_sha1),
-        &der::tlv(der::TAG_INTEGER, serial),
+        &der::element(der::tag::INTEGER, serial),
     ]);
     let cert_status = match spec.status {
         OcspCertStatus::Good => vec![0x80, 0x00], // [0] IMPLICIT NULL
         OcspCertStatus::Unknown => vec![0x82, 0x00], // [2] IMPLICIT NULL
         OcspCertStatus::Revoked { at, reason } => {
-            let mut info = der::generalized_time(at, "OCSP revocationTime")?;
+            let mut info = der::generalized_time(at).map_err(|_| PkiError::Time {
+                what: "OCSP revocationTime",
+            })?;
             if let Some(code) = reason {
-                info.extend(der::explicit(0, &der::tlv(der::TAG_ENUMERATED, &[code])));
+                info.extend(der::explicit(
+                    0,
+                    &der::element(der::tag::ENUMERATED, &[code]),
+                ));
             }
-            der::tlv(0xa1, &info) // [1] IMPLICIT RevokedInfo
+            der::element(0xa1, &info) // [1] IMPLICIT RevokedInfo
         }
     };
     let mut single_parts: Vec<Vec<u8>> = vec![
         cert_id,
         cert_status,
-        der::generalized_time(this_update, "OCSP thisUpdate")?,
+        der::generalized_time(this_update).map_err(|_| PkiError::Time {
+            what: "OCSP thisUpdate",
+        })?,
     ];
     if !spec.omit_next_update {
         single_parts.push(der::explicit(
             0,
-            &der::generalized_time(next_update, "OCSP nextUpdate")?,
+            &der::generalized_time(next_update).map_err(|_| PkiError::Time {
+                what: "OCSP nextUpdate",
+            })?,
         ));
     }
     if let Some(list) = sct_list {
@@ -238,7 +247,9 @@ pub fn build_ocsp_response_with(
         }
         None => der::explicit(2, &der::octet_string(&issuer_key_sha1)),
     };
-    let produced_at = der::generalized_time(this_update, "OCSP producedAt")?;
+    let produced_at = der::generalized_time(this_update).map_err(|_| PkiError::Time {
+        what: "OCSP producedAt",
+    })?;
     let tbs_response_data = der::seq(&[&responder_id, &produced_at, &der::seq(&[&single])]);
 
     let mut signature = signing_key
@@ -265,7 +276,7 @@ pub fn build_ocsp_response_with(
     }
     let basic = der::seq(&basic_parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
     let response_bytes = der::seq(&[&der::oid(OID_OCSP_BASIC), &der::octet_string(&basic)]);
-    let status_successful = der::tlv(der::TAG_ENUMERATED, &[0]);
+    let status_successful = der::element(der::tag::ENUMERATED, &[0]);
     Ok(der::seq(&[
         &status_successful,
         &der::explicit(0, &response_bytes),
@@ -313,7 +324,7 @@ fn responder(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::pki::der::{children, read_tlv};
+    use crate::ct::der::{children, read_tlv};
 
     /// The parts of an OCSP response a test needs, found by walking the DER.
     #[derive(Debug)]
@@ -329,44 +340,44 @@ pub(crate) mod tests {
 
     /// The content of the single element in `input`.
     fn content(input: &[u8]) -> Option<&[u8]> {
-        Some(read_tlv(input)?.0.content)
+        Some(read_tlv(input).ok()?.0.value)
     }
 
     pub(crate) fn parse_ocsp(resp: &[u8]) -> Option<ParsedOcsp<'_>> {
-        let top = children(content(resp)?)?;
+        let top = children(content(resp)?).ok()?;
         let status = top.first()?;
-        if status.tag != der::TAG_ENUMERATED || status.content != [0] {
+        if status.tag != der::tag::ENUMERATED || status.value != [0] {
             return None;
         }
         // [0] EXPLICIT ResponseBytes
-        let rb = children(content(top.get(1)?.content)?)?;
-        if rb.first()?.whole != der::oid(OID_OCSP_BASIC).as_slice() {
+        let rb = children(content(top.get(1)?.value)?).ok()?;
+        if rb.first()?.element != der::oid(OID_OCSP_BASIC).as_slice() {
             return None;
         }
-        let basic = children(content(rb.get(1)?.content)?)?;
+        let basic = children(content(rb.get(1)?.value)?).ok()?;
         let tbs = basic.first()?;
-        let signature = basic.get(2)?.content.get(1..)?;
+        let signature = basic.get(2)?.value.get(1..)?;
         // ResponseData: responderID, producedAt, responses
-        let rd = children(tbs.content)?;
-        let responses = children(rd.get(2)?.content)?;
-        let single = children(responses.first()?.content)?;
-        let cert_id = children(single.first()?.content)?;
+        let rd = children(tbs.value).ok()?;
+        let responses = children(rd.get(2)?.value).ok()?;
+        let single = children(responses.first()?.value).ok()?;
+        let cert_id = children(single.first()?.value).ok()?;
         let cert_status_tag = single.get(1)?.tag;
         let mut sct_list = None;
         for field in single.iter().skip(2).filter(|f| f.tag == 0xa1) {
-            for ext in children(content(field.content)?)? {
-                let parts = children(ext.content)?;
-                if parts.first()?.whole == der::oid(OID_OCSP_SCT_LIST).as_slice() {
-                    sct_list = Some(content(parts.last()?.content)?);
+            for ext in children(content(field.value)?).ok()? {
+                let parts = children(ext.value).ok()?;
+                if parts.first()?.element == der::oid(OID_OCSP_SCT_LIST).as_slice() {
+                    sct_list = Some(content(parts.last()?.value)?);
                 }
             }
         }
         Some(ParsedOcsp {
-            tbs_response_data: tbs.whole,
+            tbs_response_data: tbs.element,
             signature,
-            issuer_name_hash: cert_id.get(1)?.content,
-            issuer_key_hash: cert_id.get(2)?.content,
-            serial: cert_id.get(3)?.content,
+            issuer_name_hash: cert_id.get(1)?.value,
+            issuer_key_hash: cert_id.get(2)?.value,
+            serial: cert_id.get(3)?.value,
             cert_status_tag,
             sct_list,
         })

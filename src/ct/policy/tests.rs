@@ -1,20 +1,19 @@
-//! Policy tests: real P-256 log keys sign every SCT, so signature status is real too.
+//! Policy tests, fed the way the policy is: log metadata (a list from [`LogListBuilder`]),
+//! SCT timestamps and sources, and the caller's [`SignatureStatus`] for each SCT. No key is
+//! generated and nothing is signed: the policy never reads a signature, only the verdict.
+//! End-to-end runs with real keys and signatures are `tests/ct_policy.rs` and
+//! `tests/vectors_policy.rs`.
 
-use std::collections::HashMap;
+use base64::Engine;
 
 use super::*;
-use crate::ct::signed_data::{signed_data, SignedEntry};
+use crate::ct::log_list::{Log, LogListBuilder, LogState, PreviousOperator};
 use crate::ct::LogId;
-use base64::Engine;
-use rcgen::{PublicKeyData, SigningKey};
-use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 
 const DAY_MS: u64 = 86_400_000;
 /// 2026-11-26T00:00:00Z, the time of check of most tests.
 const NOW_MS: u64 = 1_795_651_200_000;
 const NOW_S: u64 = NOW_MS / 1000;
-/// The leaf the test logs sign (`x509_entry`): any fixed bytes do.
-const LEAF: &[u8] = b"0\x82 test leaf certificate bytes";
 
 struct TestLog {
     name: &'static str,
@@ -34,117 +33,102 @@ fn log(name: &'static str, operator: &'static str, state: &'static str, since: u
     }
 }
 
-/// A log list of real P-256 keys, with the key pairs to sign SCTs.
+/// Stand-in key bytes of the log `name`: the policy only needs the id (SHA-256 of them).
+fn key_of(name: &str) -> Vec<u8> {
+    format!("test key of log {name}").into_bytes()
+}
+
+fn id_of(name: &str) -> LogId {
+    LogId::from_spki(&key_of(name))
+}
+
+fn state(name: &str, since_ms: u64) -> LogState {
+    match name {
+        "pending" => LogState::Pending { since_ms },
+        "qualified" => LogState::Qualified { since_ms },
+        "usable" => LogState::Usable { since_ms },
+        "readonly" => LogState::ReadOnly { since_ms },
+        "retired" => LogState::Retired { since_ms },
+        "rejected" => LogState::Rejected { since_ms },
+        other => panic!("no state {other}"),
+    }
+}
+
+/// A log list built in code.
 struct Fixture {
     list: LogList,
-    keys: HashMap<&'static str, rcgen::KeyPair>,
 }
 
 impl Fixture {
     fn new(logs: Vec<TestLog>) -> Self {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let mut keys = HashMap::new();
-        let mut operators: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = Vec::new();
+        let mut builder = LogListBuilder::new()
+            .version("test")
+            .timestamp_ms(NOW_MS - DAY_MS);
         for l in logs {
-            let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-            let spki = kp.subject_public_key_info();
-            let mut entry = serde_json::json!({
-                "description": l.name,
-                "log_id": LogId::from_spki(&spki).to_base64(),
-                "key": b64.encode(&spki),
-                "mmd": 86400,
-            });
-            if let Some((state, since)) = l.state {
-                entry["state"] = serde_json::json!({ state: { "timestamp": since } });
-            }
-            if !l.previous.is_empty() {
-                entry["previous_operators"] = l
-                    .previous
-                    .iter()
-                    .map(|(n, end)| serde_json::json!({"name": n, "end_time": end}))
-                    .collect();
-            }
-            if l.tiled {
-                entry["submission_url"] = "https://tiled.example/".into();
-                entry["monitoring_url"] = "https://tiled.example/mon/".into();
+            let mut log = Log::new(l.name, l.operator, key_of(l.name));
+            log.state = l.state.map(|(name, since)| state(name, since));
+            log.tiled = l.tiled;
+            log.url = if l.tiled {
+                "https://tiled.example/".into()
             } else {
-                entry["url"] = "https://log.example/".into();
-            }
-            let pos = match operators.iter().position(|(n, _, _)| *n == l.operator) {
-                Some(p) => p,
-                None => {
-                    operators.push((l.operator, Vec::new(), Vec::new()));
-                    operators.len() - 1
-                }
+                "https://log.example/".into()
             };
-            if l.tiled {
-                operators[pos].2.push(entry);
-            } else {
-                operators[pos].1.push(entry);
-            }
-            keys.insert(l.name, kp);
+            log.mmd = Some(86_400);
+            log.previous_operators = l
+                .previous
+                .iter()
+                .map(|&(name, end_time_ms)| PreviousOperator {
+                    name: name.into(),
+                    end_time_ms,
+                })
+                .collect();
+            builder = builder.log(log);
         }
-        let json = serde_json::json!({
-            "version": "test",
-            "log_list_timestamp": "2026-11-25T00:00:00Z",
-            "operators": operators
-                .into_iter()
-                .map(|(name, logs, tiled)| serde_json::json!({
-                    "name": name, "email": [], "logs": logs, "tiled_logs": tiled
-                }))
-                .collect::<Vec<_>>(),
-        });
-        let list = LogList::from_json(&serde_json::to_vec(&json).unwrap()).unwrap();
-        Self { list, keys }
+        Self {
+            list: builder.build().unwrap(),
+        }
     }
 
-    /// A real SCT from log `name` at `timestamp`, its signature verified with the
-    /// list's key exactly as the glue code does.
+    /// An SCT from log `name` at `timestamp` whose signature the caller found valid (or,
+    /// for a log the list does not have, could not check), as the glue code hands it in.
     fn sct(&self, name: &str, source: SctSource, timestamp: u64) -> SctInput {
-        let kp = &self.keys[name];
-        let data = signed_data(timestamp, SignedEntry::X509 { leaf: LEAF }, &[]).unwrap();
-        let sct = Sct {
-            log_id: LogId::from_spki(&kp.subject_public_key_info()),
+        let id = id_of(name);
+        let signature = if self.list.get(&id).is_some() {
+            SignatureStatus::Valid
+        } else {
+            SignatureStatus::NotChecked
+        };
+        sct_input(id, source, timestamp, signature)
+    }
+
+    /// The same SCT with the caller's verdict `signature`.
+    fn sct_with(
+        &self,
+        name: &str,
+        source: SctSource,
+        timestamp: u64,
+        signature: SignatureStatus,
+    ) -> SctInput {
+        SctInput {
+            signature,
+            ..self.sct(name, source, timestamp)
+        }
+    }
+}
+
+/// An SCT by `id`; its signature bytes are a placeholder the policy never reads.
+fn sct_input(id: LogId, source: SctSource, timestamp: u64, signature: SignatureStatus) -> SctInput {
+    SctInput {
+        sct: Sct {
+            log_id: id,
             timestamp,
             extensions: Vec::new(),
             hash_alg: crate::ct::sct::HASH_SHA256,
             sig_alg: crate::ct::sct::SIG_ECDSA,
-            signature: kp.sign(&data).unwrap(),
-        };
-        self.verified(sct, source)
-    }
-
-    /// Verify `sct` against the list (NotChecked for unknown logs).
-    fn verified(&self, sct: Sct, source: SctSource) -> SctInput {
-        let signature = match self.list.get(&sct.log_id) {
-            None => SignatureStatus::NotChecked,
-            Some(log) => {
-                let spki = x509_parser::prelude::FromDer::from_der(&log.key)
-                    .map(|(_, s): (_, x509_parser::x509::SubjectPublicKeyInfo)| {
-                        s.subject_public_key.data.to_vec()
-                    })
-                    .unwrap();
-                let data = signed_data(
-                    sct.timestamp,
-                    SignedEntry::X509 { leaf: LEAF },
-                    &sct.extensions,
-                )
-                .unwrap();
-                match UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, spki)
-                    .verify(&data, &sct.signature)
-                {
-                    Ok(()) => SignatureStatus::Valid,
-                    Err(_) => SignatureStatus::Invalid {
-                        reason: "ECDSA verification failed".into(),
-                    },
-                }
-            }
-        };
-        SctInput {
-            sct,
-            source,
-            signature,
-        }
+            signature: vec![0x30, 0x00],
+        },
+        source,
+        signature,
     }
 }
 
@@ -184,16 +168,30 @@ fn reasons(r: &CtReport) -> Vec<Option<NotCounted>> {
 }
 
 #[test]
-fn test_signatures_are_real() {
+fn fixture_logs_are_listed_by_id_without_real_keys() {
     let f = standard();
-    let good = embedded(&f, "A1", T);
-    assert_eq!(good.signature, SignatureStatus::Valid);
-    let mut tampered = good.sct.clone();
-    tampered.timestamp += 1;
-    assert!(matches!(
-        f.verified(tampered, SctSource::Embedded).signature,
-        SignatureStatus::Invalid { .. }
-    ));
+    assert_eq!(f.list.logs().len(), 5);
+    let a1 = f.list.get(&id_of("A1")).unwrap();
+    assert_eq!(a1.operator, "OpA");
+    assert_eq!(a1.state, Some(LogState::Usable { since_ms: 0 }));
+    assert_eq!(f.list.version(), Some("test"));
+    assert!(f.list.get(&id_of("Z")).is_none());
+    // Only the verdict decides: the same SCT counts when Valid, never otherwise.
+    for (status, want) in [
+        (SignatureStatus::Valid, None),
+        (
+            SignatureStatus::Invalid { reason: "r".into() },
+            Some(NotCounted::InvalidSignature),
+        ),
+        (
+            SignatureStatus::NotChecked,
+            Some(NotCounted::SignatureNotChecked),
+        ),
+    ] {
+        let sct = f.sct_with("A1", SctSource::Embedded, T, status);
+        let r = eval(&CtPolicy::chrome(), &f, &[sct], 90);
+        assert_eq!(reasons(&r), vec![want]);
+    }
 }
 
 #[test]
@@ -458,9 +456,14 @@ fn duplicate_scts_from_one_log_count_once() {
         })
     );
     // A duplicate after an invalid SCT from the same log still counts once.
-    let mut bad = embedded(&f, "A1", T);
-    bad.sct.signature = embedded(&f, "A1", T + 9).sct.signature;
-    let bad = f.verified(bad.sct, SctSource::Embedded);
+    let bad = f.sct_with(
+        "A1",
+        SctSource::Embedded,
+        T,
+        SignatureStatus::Invalid {
+            reason: "ECDSA verification failed".into(),
+        },
+    );
     let r = eval(
         &p,
         &f,
@@ -488,9 +491,8 @@ fn pending_rejected_no_state_unknown_never_count() {
         },
         log("U", "OpD", "usable", 0),
     ]);
-    let other = Fixture::new(vec![log("Z", "OpZ", "usable", 0)]);
-    let unknown = other.sct("Z", SctSource::Embedded, T);
-    let unknown = f.verified(unknown.sct, SctSource::Embedded);
+    // A log the list does not have: the caller had no key, so could not check.
+    let unknown = f.sct("Z", SctSource::Embedded, T);
     assert_eq!(unknown.signature, SignatureStatus::NotChecked);
     let r = eval(
         &CtPolicy::chrome(),
@@ -562,47 +564,29 @@ fn future_timestamps_never_count() {
 
 #[test]
 fn mimic_logs_never_count_even_when_listed() {
-    let b64 = base64::engine::general_purpose::STANDARD;
+    use rcgen::PublicKeyData;
+    // The mimic log's id is SHA-256 of its published public key (parsed, not generated).
     let mimic_pem = include_str!("../../../tests/data/ct-vectors/mimics/mimic1.pem");
-    let mimic = rcgen::KeyPair::from_pem(mimic_pem).unwrap();
-    let spki = mimic.subject_public_key_info();
+    let spki = rcgen::KeyPair::from_pem(mimic_pem)
+        .unwrap()
+        .subject_public_key_info();
     let f = standard();
     // A list that carries the mimic log as usable, from its own operator.
-    let mut json: serde_json::Value = serde_json::json!({"operators": [{
-        "name": "Mimic Operator", "email": [],
-        "logs": [{
-            "description": "mimic", "log_id": LogId::from_spki(&spki).to_base64(),
-            "key": b64.encode(&spki), "url": "https://m/",
-            "state": {"usable": {"timestamp": 0}}
-        }]
-    }]});
+    let mut mimic = Log::new("mimic", "Mimic Operator", spki.clone());
+    mimic.state = Some(LogState::Usable { since_ms: 0 });
+    mimic.url = "https://m/".into();
+    let mut builder = LogListBuilder::new().log(mimic);
     for l in f.list.logs() {
-        json["operators"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({
-                "name": l.operator, "email": [], "logs": [{
-                    "description": l.description, "log_id": l.id.to_base64(),
-                    "key": b64.encode(&l.key), "url": l.url,
-                    "state": {"usable": {"timestamp": 0}}
-                }]
-            }));
+        builder = builder.log(l.clone());
     }
-    // Operators repeat in this list; that is allowed (distinctness is by name).
-    let list = LogList::from_json(&serde_json::to_vec(&json).unwrap()).unwrap();
-    let data = signed_data(T, SignedEntry::X509 { leaf: LEAF }, &[]).unwrap();
-    let mimic_sct = SctInput {
-        sct: Sct {
-            log_id: LogId::from_spki(&spki),
-            timestamp: T,
-            extensions: Vec::new(),
-            hash_alg: 4,
-            sig_alg: 3,
-            signature: mimic.sign(&data).unwrap(),
-        },
-        source: SctSource::Embedded,
-        signature: SignatureStatus::Valid,
-    };
+    let list = builder.build().unwrap();
+    assert!(list.get(&LogId::from_spki(&spki)).unwrap().is_mimic());
+    let mimic_sct = sct_input(
+        LogId::from_spki(&spki),
+        SctSource::Embedded,
+        T,
+        SignatureStatus::Valid,
+    );
     let (nb, na) = cert(90);
     let r = CtPolicy::chrome().evaluate(
         &list,
