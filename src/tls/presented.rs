@@ -115,7 +115,7 @@ impl fmt::Display for Presented {
 }
 
 /// A certificate refusal with what was presented: the error the verifier returns to rustls.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RefusedCertificate {
     /// The rule that failed.
     pub refusal: Refusal,
