@@ -147,6 +147,10 @@ impl RefusedCertificate {
             if let Some(r) = e.downcast_ref::<RefusedCertificate>() {
                 return Some(r);
             }
+            // As `UpstreamError::Refused` holds it.
+            if let Some(r) = e.downcast_ref::<std::sync::Arc<RefusedCertificate>>() {
+                return Some(r);
+            }
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
                 if let Some(found) = io.get_ref().and_then(|inner| Self::find_in(inner)) {
                     return Some(found);

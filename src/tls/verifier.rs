@@ -884,4 +884,71 @@ mod tests {
         let (v, leaf, now) = setup(|_| {}, refuse);
         assert_eq!(rule(&v, &leaf, now), None);
     }
+
+    /// Counts the decisions it is told about, by outcome, and keeps the last rule.
+    #[derive(Debug, Default)]
+    struct Counting {
+        accepted: std::sync::atomic::AtomicUsize,
+        refused: std::sync::atomic::AtomicUsize,
+        chain_len: std::sync::atomic::AtomicUsize,
+    }
+
+    impl DecisionObserver for Counting {
+        fn refused(&self, event: &DecisionEvent<'_>) {
+            assert!(!event.decision.accepted());
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        fn accepted(&self, event: &DecisionEvent<'_>) {
+            assert!(event.decision.accepted());
+            self.chain_len
+                .store(event.chain.len(), std::sync::atomic::Ordering::SeqCst);
+            self.accepted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Refusal-only observers (the evidence store) ignore acceptances by default.
+    #[derive(Debug, Default)]
+    struct RefusalsOnly(std::sync::atomic::AtomicUsize);
+
+    impl RefusalObserver for RefusalsOnly {
+        fn refused(&self, _: &RefusalEvent<'_>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn every_observer_is_told_about_every_decision_accepted_or_refused() {
+        let (v, leaf, now) = setup(|_| {}, StalenessPolicy::default());
+        let both = Arc::new(Counting::default());
+        let refusals = Arc::new(RefusalsOnly::default());
+        let v = v
+            .with_observer(both.clone())
+            .with_observer(refusals.clone());
+        let ip = ServerName::IpAddress(IpAddr::from([127, 0, 0, 1]).into());
+        let seen_counts = |c: &Counting| {
+            (
+                c.accepted.load(std::sync::atomic::Ordering::SeqCst),
+                c.refused.load(std::sync::atomic::Ordering::SeqCst),
+            )
+        };
+        v.verify_server_cert(leaf.leaf(), leaf.intermediates(), &ip, &[], now)
+            .unwrap();
+        assert_eq!(seen_counts(&both), (1, 0));
+        assert_eq!(
+            both.chain_len.load(std::sync::atomic::Ordering::SeqCst),
+            1 + leaf.intermediates().len()
+        );
+        assert_eq!(refusals.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The same certificate on another address: refused, and both observers hear it.
+        let other = ServerName::IpAddress(IpAddr::from([127, 0, 0, 2]).into());
+        let err = v
+            .verify_server_cert(leaf.leaf(), leaf.intermediates(), &other, &[], now)
+            .unwrap_err();
+        assert_eq!(Refusal::find_in(&err).map(Refusal::rule), Some("ip-san"));
+        assert_eq!(seen_counts(&both), (1, 1));
+        assert_eq!(refusals.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }

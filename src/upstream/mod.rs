@@ -82,6 +82,7 @@ pub enum UpstreamError {
         /// The upstream address.
         upstream: std::net::SocketAddr,
         /// The verifier's typed refusal with what the server presented.
+        #[source]
         refusal: Arc<RefusedCertificate>,
     },
     /// No answer within the deadline.
@@ -206,6 +207,12 @@ mod tests {
         assert!(text.contains(&SpkiPin([2; 32]).to_string()), "{text}");
         assert!(!text.contains("OtherError"), "{text}");
         assert_eq!(error.refusal().map(Refusal::rule), Some("issuer-pin"));
+        // Wrapped in another error (the client's), the refusal is found through `source`.
+        assert_eq!(
+            Refusal::find_in(&error).map(Refusal::rule),
+            Some("issuer-pin")
+        );
+        assert!(RefusedCertificate::find_in(&error).is_some());
         // A copy is the same refusal (shared, not rebuilt).
         let copy = error.clone();
         assert_eq!(copy.to_string(), text);
