@@ -974,4 +974,180 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// A DoH server (HTTP/2 POST when `alpn` offers `h2`) answering one A query with
+    /// 192.0.2.1; returns its address and a task yielding how many DNS queries arrived.
+    async fn doh_server(
+        leaf: &IssuedLeaf,
+        alpn: &[&[u8]],
+    ) -> (SocketAddr, tokio::task::JoinHandle<usize>) {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), leaf.key_der())
+        .unwrap();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let listener = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(cfg));
+        let task = tokio::spawn(async move {
+            let queries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let Ok((tcp, _)) = listener.accept().await else {
+                return 0;
+            };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return 0;
+            };
+            if tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
+                return 0;
+            }
+            let counted = Arc::clone(&queries);
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let counted = Arc::clone(&counted);
+                    async move {
+                        use http_body_util::BodyExt;
+                        let body = req.into_body().collect().await?.to_bytes();
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let query = Message::from_vec(&body).unwrap();
+                        let mut resp =
+                            Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+                        for q in &query.queries {
+                            resp.add_query(q.clone());
+                            resp.add_answer(Record::from_rdata(
+                                q.name().clone(),
+                                300,
+                                RData::A(rdata::A::new(192, 0, 2, 1)),
+                            ));
+                        }
+                        Ok::<_, hyper::Error>(
+                            http::Response::builder()
+                                .header(http::header::CONTENT_TYPE, "application/dns-message")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(
+                                    resp.to_vec().unwrap(),
+                                )))
+                                .unwrap(),
+                        )
+                    }
+                });
+            let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            queries.load(std::sync::atomic::Ordering::SeqCst)
+        });
+        (addr, task)
+    }
+
+    fn doh_target(addr: SocketAddr) -> Target {
+        Target::parse(&format!("https://{addr}/dns-query"), None, None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn accepted_doh_resolver_answers_over_http2() {
+        let (pki, honest, _) = setup();
+        let (addr, server) = doh_server(&honest, &[b"h2"]).await;
+        let target = doh_target(addr);
+        let q = (
+            Name::from_ascii("www.example.test.").unwrap(),
+            RecordType::A,
+        );
+        let outcome = check(
+            &target,
+            verifier(&pki, vec![]),
+            Some(&q),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert!(
+            outcome.seen.decision.accepted(),
+            "{:?}",
+            outcome.seen.decision
+        );
+        let tls = outcome.tls.as_ref().unwrap();
+        assert_eq!(tls.alpn.as_deref(), Some("h2"));
+        let answer = outcome.answer.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(answer.rcode, "NOERROR");
+        assert!(answer.answers[0].contains("192.0.2.1"), "{answer:?}");
+        let text = human(&target, &outcome);
+        assert!(text.contains("ALPN h2"), "{text}");
+        assert!(text.contains("VERDICT: ACCEPTED"), "{text}");
+        drop(outcome);
+        // The transport (and its connection) is gone with `check`: the server ends.
+        assert_eq!(server.await.unwrap(), 1, "one query over HTTP/2");
+    }
+
+    #[tokio::test]
+    async fn doh_without_h2_is_an_alpn_failure_after_an_accepted_certificate() {
+        let (pki, honest, _) = setup();
+        // A server that selects no protocol at all (one that only offers others would
+        // refuse the handshake with a no_application_protocol alert instead).
+        let (addr, server) = doh_server(&honest, &[]).await;
+        match check(
+            &doh_target(addr),
+            verifier(&pki, vec![]),
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Err(CheckError::Connection { stage, reason, .. }) => {
+                assert_eq!(stage, Stage::Alpn);
+                assert!(reason.contains("did not select h2"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(server.await.unwrap(), 0, "no DNS byte without h2");
+    }
+
+    #[tokio::test]
+    async fn refused_doh_resolver_gets_no_query() {
+        let (pki, honest, _) = setup();
+        let (addr, server) = doh_server(&honest, &[b"h2"]).await;
+        let rogue_pin = SpkiPin::parse(&pki.rogue_root().spki_sha256_base64()).unwrap();
+        let q = (
+            Name::from_ascii("www.example.test.").unwrap(),
+            RecordType::A,
+        );
+        let outcome = check(
+            &doh_target(addr),
+            verifier(&pki, vec![rogue_pin]),
+            Some(&q),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            outcome.seen.decision.refusal.as_ref().map(|r| r.rule()),
+            Some("issuer-pin")
+        );
+        assert!(outcome.answer.is_none() && outcome.tls.is_none());
+        assert_eq!(server.await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_silent_tls_peer_is_a_handshake_timeout() {
+        let (pki, _, _) = setup();
+        // Accepts TCP (backlog) and never answers the ClientHello.
+        let listener = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        match check(
+            &Target::Dot { addr },
+            verifier(&pki, vec![]),
+            None,
+            Duration::from_millis(300),
+        )
+        .await
+        {
+            Err(CheckError::Connection { stage, reason, .. }) => {
+                assert_eq!(stage, Stage::Tls);
+                assert!(reason.contains("not finished within"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(listener);
+    }
 }
