@@ -21,7 +21,7 @@ use crate::upstream::deadline::Deadline;
 use crate::upstream::UpstreamError;
 
 /// The ALPN protocol ID of HTTP/2 over TLS (RFC 9113 §3.2).
-pub(crate) const ALPN_H2: &[u8] = b"h2";
+pub(crate) use crate::tls::config::ALPN_H2;
 
 /// `now + d`, saturating far in the future instead of overflowing on absurd settings.
 pub(crate) fn after(now: Instant, d: Duration) -> Instant {
