@@ -217,12 +217,7 @@ impl DotTransport {
         current.conn = None;
         let conn = current
             .last_failure
-            .dial(
-                &self.name,
-                &self.dials,
-                waiting_since,
-                self.connect(deadline),
-            )
+            .dial(&self.name, &self.dials, waiting_since, self.open(deadline))
             .await?;
         current.conn = Some(Arc::clone(&conn));
         Ok(conn)
@@ -235,7 +230,7 @@ impl DotTransport {
 
     /// TCP connect and TLS handshake ([`super::connect`]), then start the reader and
     /// writer tasks.
-    async fn connect(&self, deadline: &Deadline) -> Result<Arc<Connection>, UpstreamError> {
+    async fn open(&self, deadline: &Deadline) -> Result<Arc<Connection>, UpstreamError> {
         let dial = connect::Dial {
             connector: &self.connector,
             addr: self.addr,
