@@ -45,12 +45,13 @@ fn query(id: u16, name: &str, edns: bool) -> Vec<u8> {
 
 /// A response to `query` with `n` A records (TTL 300) and, if the query had one, an OPT record.
 fn response(query: &[u8], n: u8) -> Result<Vec<u8>, UpstreamError> {
-    let q = Message::from_vec(query).map_err(|e| UpstreamError::BadQuery(e.to_string()))?;
-    let question = q
-        .queries
-        .first()
-        .cloned()
-        .ok_or_else(|| UpstreamError::BadQuery("no question".into()))?;
+    let q = Message::from_vec(query).map_err(|e| {
+        UpstreamError::MalformedQuery(ctdns::wire::WireError::Reencode(e.to_string()))
+    })?;
+    let question =
+        q.queries.first().cloned().ok_or_else(|| {
+            UpstreamError::MalformedQuery(ctdns::wire::WireError::QuestionCount(0))
+        })?;
     let mut r = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
     r.metadata.recursion_desired = q.metadata.recursion_desired;
     r.metadata.recursion_available = true;
@@ -67,8 +68,9 @@ fn response(query: &[u8], n: u8) -> Result<Vec<u8>, UpstreamError> {
         e.set_max_payload(1232);
         r.set_edns(e);
     }
-    r.to_vec()
-        .map_err(|e| UpstreamError::BadResponse(e.to_string()))
+    r.to_vec().map_err(|e| {
+        UpstreamError::MalformedResponse(ctdns::wire::WireError::Reencode(e.to_string()))
+    })
 }
 
 /// An in-process upstream answering every A query with two records, counting its calls.

@@ -175,6 +175,25 @@ impl Trust {
         }
     }
 
+    /// Trust from parts already loaded (`ctdns check`): `roots` as trust anchors, `checker`
+    /// (log list and policy), `staleness`, and the two denylists; no evidence store.
+    pub fn from_checker(
+        roots: Vec<TrustAnchor<'static>>,
+        checker: CtChecker,
+        staleness: StalenessPolicy,
+        denylist: HashSet<CertFingerprint>,
+        deny_spki: HashSet<SpkiPin>,
+    ) -> Self {
+        Self {
+            roots: Arc::new(roots),
+            checker,
+            staleness,
+            denylist: Arc::new(denylist),
+            deny_spki: Arc::new(deny_spki),
+            evidence: None,
+        }
+    }
+
     /// The trust anchors.
     pub fn roots(&self) -> &[TrustAnchor<'static>] {
         &self.roots
@@ -220,6 +239,34 @@ pub fn verifier_for(trust: &Trust, label: &str, up: &UpstreamConfig) -> CtVerifi
     trust.verifier(label, up.pins().to_vec(), name)
 }
 
+/// The DoT transport to `addr` guarded by `verifier`: the assembly `ctdns serve` and
+/// `ctdns check` share.
+pub fn dot_transport(
+    addr: std::net::SocketAddr,
+    verifier: CtVerifier,
+    opts: DotOptions,
+) -> Result<Arc<DotTransport>, SetupError> {
+    let tls = client_config(Arc::new(verifier), &[])?;
+    Ok(Arc::new(DotTransport::new(addr, tls, opts)))
+}
+
+/// The DoH transport to `endpoint` guarded by `verifier`: the assembly `ctdns serve` and
+/// `ctdns check` share. For a name URL the verifier is told the dialed IP, so it checks the
+/// IP SAN against it and the certificate against the name (sent as SNI); the transport
+/// checks the IP SAN again against the socket. (An endpoint whose authority or path is
+/// unusable fails every query; check it first with [`DohEndpoint::check`].)
+pub fn doh_transport(
+    endpoint: DohEndpoint,
+    mut verifier: CtVerifier,
+    opts: DohOptions,
+) -> Result<Arc<DohTransport>, SetupError> {
+    if endpoint.host_name.is_some() {
+        verifier = verifier.with_dialed_ip(endpoint.addr.ip());
+    }
+    let tls = client_config(Arc::new(verifier), &[crate::tls::config::ALPN_H2])?;
+    Ok(Arc::new(DohTransport::new(endpoint, tls, opts)))
+}
+
 /// Build the transport for one configured upstream.
 pub fn transport(
     trust: &Trust,
@@ -234,31 +281,23 @@ pub fn transport(
     let label = up.label();
     match up {
         UpstreamConfig::Dot { .. } => {
-            let verifier = Arc::new(verifier_for(trust, &label, up));
-            let tls = client_config(verifier, &[])?;
+            let verifier = verifier_for(trust, &label, up);
             let opts = DotOptions {
                 query_timeout,
                 ..DotOptions::default()
             };
-            Ok(Arc::new(DotTransport::new(addr, tls, opts)))
+            Ok(dot_transport(addr, verifier, opts)?)
         }
         UpstreamConfig::Doh { url, method, .. } => {
             let target = url.target();
-            let mut verifier = verifier_for(trust, &label, up);
+            let verifier = verifier_for(trust, &label, up);
             let host_name = match &target.host_name {
-                // Name URL: SNI carries the name; the verifier checks the IP SAN against
-                // the dialed IP (and the transport checks it again against the socket) and
-                // the certificate against the name.
-                Some(host) => {
-                    verifier = verifier.with_dialed_ip(addr.ip());
-                    Some(
-                        DnsName::try_from(host.clone())
-                            .map_err(|_| bad(format!("`{host}` is not a DNS name")))?,
-                    )
-                }
+                Some(host) => Some(
+                    DnsName::try_from(host.clone())
+                        .map_err(|_| bad(format!("`{host}` is not a DNS name")))?,
+                ),
                 None => None,
             };
-            let tls = client_config(Arc::new(verifier), &[crate::tls::config::ALPN_H2])?;
             let endpoint = DohEndpoint {
                 addr,
                 host_name,
@@ -271,7 +310,7 @@ pub fn transport(
                 query_timeout,
                 ..DohOptions::default()
             };
-            Ok(Arc::new(DohTransport::new(endpoint, tls, opts)))
+            Ok(doh_transport(endpoint, verifier, opts)?)
         }
     }
 }

@@ -128,6 +128,9 @@ pub enum WireError {
     /// The message must carry exactly one question.
     #[error("expected exactly one question, found {0}")]
     QuestionCount(u16),
+    /// A message sent upstream as a query has QR=1 (it is a response).
+    #[error("message has QR=1 (a response, not a query)")]
+    NotAQuery,
     /// A question name uses a compression pointer where nothing may be compressed (the
     /// question of a client query: there is nothing before it to point at).
     #[error("compression pointer in the question name at offset {at}")]

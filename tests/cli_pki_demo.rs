@@ -7,7 +7,6 @@ use std::process::{Command, Output};
 
 use ctdns::config::Config;
 use ctdns::ct::log_list::LogList;
-use ctdns::tls::verifier::Refusal;
 use ctdns::upstream::{Transport, UpstreamError};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -450,10 +449,10 @@ async fn unbound_serving_the_rogue_chain_is_refused_by_issuer_pin() -> TestResul
         .query(&a_query("bank.test.")?)
         .await
         .expect_err("the rogue chain must be refused");
-    let UpstreamError::Tls { source, .. } = &err else {
-        panic!("expected a TLS refusal, got {err}");
+    let UpstreamError::Refused { refusal, .. } = &err else {
+        panic!("expected a certificate refusal, got {err}");
     };
-    let refusal = Refusal::find_in(source).ok_or("no typed refusal in the TLS error")?;
+    let refusal = &refusal.refusal;
     assert_eq!(refusal.rule(), "issuer-pin", "{refusal}");
 
     // Without the pin, the same unbound is accepted: the pin is what refused it.

@@ -448,6 +448,26 @@ async fn answers_a_queries_with_original_ids() -> TestResult {
     Ok(())
 }
 
+/// `Transport::connect` opens the verified connection before any query and reports its
+/// TLS parameters; the next query uses that connection (one handshake in all).
+#[tokio::test]
+async fn connect_ahead_of_the_first_query_is_reused_by_it() -> TestResult {
+    init_tracing();
+    let pki = make_pki("ctdns test CA")?;
+    let server = start_server(&pki, Behavior::default()).await?;
+    let t = dot(&server, &client_config(&pki.root)?, quick_opts());
+    let session = t.connect().await?.ok_or("a DoT transport has a session")?;
+    assert!(session.version.starts_with("TLSv1_"), "{session:?}");
+    assert_ne!(session.cipher_suite, "-");
+    assert!(wait_until(|| Stats::get(&server.stats.handshakes) == 1).await);
+    assert!(server.stats.queries().is_empty(), "no DNS byte yet");
+    let response = t.query(&query_msg("q7.test.", 7, false)?).await?;
+    assert_eq!(a_answers(&response)?, vec![Ipv4Addr::new(192, 0, 2, 7)]);
+    assert_eq!(Stats::get(&server.stats.tcp_accepted), 1);
+    assert_eq!(t.dial_stats().dials, 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn fifty_concurrent_queries_share_one_connection_and_get_their_own_answers() -> TestResult {
     init_tracing();

@@ -72,12 +72,12 @@ impl TableUpstream {
     }
 
     fn answer(&self, query: &[u8]) -> Result<Vec<u8>, UpstreamError> {
-        let q = Message::from_vec(query).map_err(|e| UpstreamError::BadQuery(e.to_string()))?;
+        let q = Message::from_vec(query).map_err(bad_query)?;
         let question = q
             .queries
             .first()
             .cloned()
-            .ok_or_else(|| UpstreamError::BadQuery("no question".into()))?;
+            .ok_or_else(|| bad_query("no question"))?;
         let mut r = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
         r.metadata.recursion_desired = q.metadata.recursion_desired;
         r.metadata.recursion_available = true;
@@ -108,14 +108,11 @@ impl TableUpstream {
             Some(Entry::NxDomain) | None => {
                 r.metadata.response_code = ResponseCode::NXDomain;
                 r.add_authority(Record::from_rdata(
-                    Name::from_ascii("example.")
-                        .map_err(|e| UpstreamError::BadQuery(e.to_string()))?,
+                    Name::from_ascii("example.").map_err(bad_query)?,
                     900,
                     RData::SOA(SOA::new(
-                        Name::from_ascii("ns.example.")
-                            .map_err(|e| UpstreamError::BadQuery(e.to_string()))?,
-                        Name::from_ascii("hostmaster.example.")
-                            .map_err(|e| UpstreamError::BadQuery(e.to_string()))?,
+                        Name::from_ascii("ns.example.").map_err(bad_query)?,
+                        Name::from_ascii("hostmaster.example.").map_err(bad_query)?,
                         1,
                         3600,
                         600,
@@ -125,9 +122,15 @@ impl TableUpstream {
                 ));
             }
         }
-        r.to_vec()
-            .map_err(|e| UpstreamError::BadResponse(e.to_string()))
+        r.to_vec().map_err(|e| {
+            UpstreamError::MalformedResponse(ctdns::wire::WireError::Reencode(e.to_string()))
+        })
     }
+}
+
+/// A query this test double cannot read, as the typed error a transport would give.
+fn bad_query(e: impl std::fmt::Display) -> UpstreamError {
+    UpstreamError::MalformedQuery(ctdns::wire::WireError::Reencode(e.to_string()))
 }
 
 impl Transport for TableUpstream {

@@ -8,36 +8,37 @@
 //!   never resolves names through plain DNS): the IP is dialed, the name is sent as SNI, and
 //!   the certificate must carry both the IP (IP SAN) and the name.
 //!
-//! The handshake is run with a verifier that records the presented chain and stapled OCSP
-//! response and runs [`CtVerifier::verify`] on them; a refused certificate aborts the
-//! handshake before any DNS byte is sent. The report has the format of `ctdns verify`.
+//! `check` is a client of the library: it builds its verifier from the same [`Trust`] and
+//! its transport with the same assembly as `ctdns serve` ([`runtime::dot_transport`],
+//! [`runtime::doh_transport`]), opens the connection through the same
+//! [`upstream::connect`](crate::upstream::connect) path, and sends its query through the
+//! transport, so it judges exactly what `serve` judges. A decision observer added to the
+//! verifier records the presented chain, the stapled OCSP response and the decision,
+//! accepted or refused; a refused certificate aborts the handshake before any DNS byte is
+//! sent. The report has the format of `ctdns verify`.
 //! Exit codes: 0 accepted, 1 refused, 2 bad input or connection failure (the message says
 //! which).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
-use http_body_util::{BodyExt, Full};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::Resumption;
-use rustls::pki_types::{CertificateDer, DnsName, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use rustls::pki_types::{DnsName, ServerName};
 
 use crate::cli::common::{self, CtArgs, EXIT_BAD_INPUT, EXIT_REFUSED};
 use crate::cli::describe;
 use crate::config::DohTarget;
-use crate::tls::config::ALPN_H2;
+use crate::runtime::{self, Trust};
 use crate::tls::pins::{CertFingerprint, SpkiPin};
-use crate::tls::verifier::{CtVerifier, Decision};
+use crate::tls::verifier::{CtVerifier, Decision, DecisionEvent, DecisionObserver};
+use crate::upstream::doh::{DohEndpoint, DohError, DohMethod, DohOptions};
+use crate::upstream::dot::DotOptions;
+use crate::upstream::{Transport, UpstreamError};
 
 /// Arguments of `ctdns check`.
 #[derive(Debug, Clone, clap::Args)]
@@ -231,14 +232,33 @@ impl Target {
         }
     }
 
+    /// The TLS server name: the dialed IP, or a DoH URL's host name.
+    #[cfg(test)]
     fn server_name(&self) -> ServerName<'static> {
         match self {
             Target::Dot { addr } => ServerName::IpAddress(addr.ip().into()),
+            Target::Doh { .. } => self
+                .endpoint()
+                .map(|e| e.server_name())
+                .unwrap_or_else(|| ServerName::IpAddress(self.addr().ip().into())),
+        }
+    }
+
+    /// The DoH endpoint, for a DoH target.
+    fn endpoint(&self) -> Option<DohEndpoint> {
+        match self {
+            Target::Dot { .. } => None,
             Target::Doh {
-                host_name: Some(name),
-                ..
-            } => ServerName::DnsName(name.clone()),
-            Target::Doh { addr, .. } => ServerName::IpAddress(addr.ip().into()),
+                addr,
+                host_name,
+                authority,
+                path,
+            } => Some(DohEndpoint {
+                addr: *addr,
+                host_name: host_name.clone(),
+                authority: authority.clone(),
+                path: path.clone(),
+            }),
         }
     }
 
@@ -258,8 +278,8 @@ impl Target {
     }
 }
 
-/// What the recording verifier saw.
-#[derive(Debug)]
+/// What the verifier saw and decided.
+#[derive(Debug, Clone)]
 pub struct Seen {
     /// The presented chain, leaf first.
     pub chain: Vec<Vec<u8>>,
@@ -269,92 +289,36 @@ pub struct Seen {
     pub decision: Decision,
 }
 
-/// A [`ServerCertVerifier`] that runs [`CtVerifier::verify`] for the dialed IP and keeps
-/// what it was shown and what it decided; handshake signatures are checked by the
-/// [`CtVerifier`].
-#[derive(Debug)]
-pub struct RecordingVerifier {
-    inner: CtVerifier,
-    dialed_ip: IpAddr,
+/// A decision observer keeping the last verification it was told about, accepted or
+/// refused: what `check` reports.
+#[derive(Debug, Default)]
+pub struct Recorder {
     seen: Mutex<Option<Seen>>,
 }
 
-impl RecordingVerifier {
-    /// Wrap `inner` for a connection to `dialed_ip`.
-    pub fn new(inner: CtVerifier, dialed_ip: IpAddr) -> Self {
-        Self {
-            inner,
-            dialed_ip,
-            seen: Mutex::new(None),
-        }
-    }
-
-    /// What the verifier saw, once the handshake got as far as the certificate.
+impl Recorder {
+    /// What the verifier saw, once a handshake got as far as the certificate.
     pub fn take(&self) -> Option<Seen> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
+
+    fn record(&self, event: &DecisionEvent<'_>) {
+        let seen = Seen {
+            chain: event.chain.iter().map(|c| c.as_ref().to_vec()).collect(),
+            ocsp: event.ocsp.to_vec(),
+            decision: event.decision.clone(),
+        };
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
+    }
 }
 
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let sni_name = match server_name {
-            ServerName::DnsName(_) => Some(server_name),
-            _ => None,
-        };
-        let decision = self.inner.verify(
-            end_entity,
-            intermediates,
-            Some(self.dialed_ip),
-            sni_name,
-            ocsp_response,
-            now,
-        );
-        let accepted = decision.accepted();
-        let chain = std::iter::once(end_entity)
-            .chain(intermediates)
-            .map(|c| c.as_ref().to_vec())
-            .collect();
-        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(Seen {
-            chain,
-            ocsp: ocsp_response.to_vec(),
-            decision,
-        });
-        if accepted {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
-        }
+impl DecisionObserver for Recorder {
+    fn refused(&self, event: &DecisionEvent<'_>) {
+        self.record(event);
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+    fn accepted(&self, event: &DecisionEvent<'_>) {
+        self.record(event);
     }
 }
 
@@ -487,23 +451,22 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
         .deny
         .iter()
         .map(|d| CertFingerprint::parse(d).map_err(|e| bad(format!("--deny `{d}`: {e}"))))
-        .collect::<Result<std::collections::HashSet<_>, _>>()?;
+        .collect::<Result<HashSet<_>, _>>()?;
     let deny_spki = args
         .deny_spki
         .iter()
         .map(|p| SpkiPin::parse(p).map_err(|e| bad(format!("--deny-spki `{p}`: {e}"))))
-        .collect::<Result<std::collections::HashSet<_>, _>>()?;
-    let mut verifier = CtVerifier::new(Arc::new(roots), checker)
-        .with_pins(pins)
-        .with_denylist(Arc::new(deny))
-        .with_spki_denylist(Arc::new(deny_spki))
-        .with_staleness(common::staleness(&args.ct))
-        .with_label(target.describe());
-    if let Some(n) = &args.name {
-        let name = ServerName::try_from(n.clone())
-            .map_err(|_| bad(format!("--name `{n}` is not a valid DNS name")))?;
-        verifier = verifier.with_dns_name(name);
-    }
+        .collect::<Result<HashSet<_>, _>>()?;
+    let name = match &args.name {
+        Some(n) => Some(
+            ServerName::try_from(n.clone())
+                .map_err(|_| bad(format!("--name `{n}` is not a valid DNS name")))?,
+        ),
+        None => None,
+    };
+    // The verifier `serve` would build for this upstream.
+    let trust = Trust::from_checker(roots, checker, common::staleness(&args.ct), deny, deny_spki);
+    let verifier = trust.verifier(&target.describe(), pins, name);
     let query = match &args.query {
         Some(q) => {
             let name = Name::from_ascii(q).map_err(|_| bad(format!("--query `{q}`: bad name")))?;
@@ -519,27 +482,9 @@ fn prepare(args: &CheckArgs) -> Result<Prepared, CheckError> {
     Ok((verifier, logs, target, query))
 }
 
-fn tls_config(
-    verifier: Arc<RecordingVerifier>,
-    alpn: &[&[u8]],
-) -> Result<ClientConfig, CheckError> {
-    let provider = verifier.inner.provider().clone();
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(format!("TLS configuration: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    // As in every ctdns connection: a resumed session would skip the verifier, and early
-    // data would send bytes before it ran.
-    config.resumption = Resumption::disabled();
-    config.enable_early_data = false;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
-}
-
-/// Connect to `target`, verify, and (when accepted and asked) send one query. TCP connect
-/// plus TLS handshake get `timeout` together; the query gets `timeout` again.
+/// Connect to `target` through the transport `serve` would use, verify, and (when
+/// accepted and asked) send one query over the verified connection. TCP connect plus TLS
+/// handshake get `timeout` together; the query gets `timeout` again.
 pub async fn check(
     target: &Target,
     verifier: CtVerifier,
@@ -552,89 +497,66 @@ pub async fn check(
         addr,
         reason,
     };
-    let recorder = Arc::new(RecordingVerifier::new(verifier, addr.ip()));
-    let alpn: &[&[u8]] = match target {
-        Target::Dot { .. } => &[],
-        Target::Doh { .. } => &[ALPN_H2],
-    };
-    let connector = TlsConnector::from(Arc::new(tls_config(recorder.clone(), alpn)?));
-    let deadline = tokio::time::Instant::now() + timeout;
-    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
-        .await
-        .map_err(|_| conn_err(Stage::Tcp, format!("no connection within {timeout:?}")))?
-        .map_err(|e| conn_err(Stage::Tcp, e.to_string()))?;
-    let _ = tcp.set_nodelay(true);
-    let handshake = tokio::time::timeout_at(deadline, connector.connect(target.server_name(), tcp))
-        .await
-        .map_err(|_| {
-            conn_err(
-                Stage::Tls,
-                format!("handshake not finished within {timeout:?}"),
+    let recorder = Arc::new(Recorder::default());
+    let verifier = verifier.with_observer(recorder.clone());
+    let transport: Arc<dyn Transport> = match target.endpoint() {
+        None => runtime::dot_transport(
+            addr,
+            verifier,
+            DotOptions {
+                connect_timeout: timeout,
+                query_timeout: timeout,
+                ..DotOptions::default()
+            },
+        )
+        .map_err(|e| bad(e.to_string()))?,
+        Some(endpoint) => {
+            endpoint.check().map_err(|e| bad(e.to_string()))?;
+            runtime::doh_transport(
+                endpoint,
+                verifier,
+                DohOptions {
+                    method: DohMethod::Post,
+                    connect_timeout: timeout,
+                    query_timeout: timeout,
+                    ..DohOptions::default()
+                },
             )
-        })?;
+            .map_err(|e| bad(e.to_string()))?
+        }
+    };
+    let connected = transport.connect().await;
     let seen = recorder.take();
-    let (stream, seen) = match (handshake, seen) {
-        (Ok(stream), Some(seen)) => (stream, seen),
-        (Err(_), Some(seen)) if !seen.decision.accepted() => {
+    let (session, seen) = match (connected, seen) {
+        (Ok(Some(session)), Some(seen)) if seen.decision.accepted() => (session, seen),
+        (Err(UpstreamError::Refused { .. }), Some(seen)) if !seen.decision.accepted() => {
             return Ok(CheckOutcome {
                 seen,
                 tls: None,
                 answer: None,
             })
         }
-        (Err(e), Some(_)) => {
-            return Err(conn_err(
-                Stage::Tls,
-                format!("failed after the certificate was accepted: {e}"),
-            ))
-        }
-        (Err(e), None) => {
-            return Err(conn_err(
-                Stage::Tls,
-                format!("failed before a certificate was presented: {e}"),
-            ))
-        }
-        (Ok(_), None) => {
+        (Ok(_), _) => {
             return Err(conn_err(
                 Stage::Tls,
                 "completed without certificate verification".into(),
             ))
         }
+        (Err(error), seen) => return Err(connect_failure(error, seen.as_ref(), timeout, addr)),
     };
-    let conn = stream.get_ref().1;
     let info = TlsInfo {
-        version: conn
-            .protocol_version()
-            .map(|v| format!("{v:?}"))
-            .unwrap_or_else(|| "-".into()),
-        cipher_suite: conn
-            .negotiated_cipher_suite()
-            .map(|s| format!("{:?}", s.suite()))
-            .unwrap_or_else(|| "-".into()),
-        alpn: conn
-            .alpn_protocol()
-            .map(|p| String::from_utf8_lossy(p).into_owned()),
+        version: session.version,
+        cipher_suite: session.cipher_suite,
+        alpn: session
+            .alpn
+            .map(|p| String::from_utf8_lossy(&p).into_owned()),
     };
-    if matches!(target, Target::Doh { .. }) && info.alpn.as_deref() != Some("h2") {
-        return Err(conn_err(
-            Stage::Alpn,
-            format!(
-                "the server did not select h2 (selected: {})",
-                info.alpn.as_deref().unwrap_or("none")
-            ),
-        ));
-    }
     let answer = match query {
         None => None,
         Some((name, rtype)) => {
             let exchange = async {
-                let wire = query_wire(name, *rtype, target)?;
-                let response = match target {
-                    Target::Dot { .. } => dot_exchange(stream, &wire).await?,
-                    Target::Doh {
-                        authority, path, ..
-                    } => doh_exchange(stream, authority, path, wire.clone()).await?,
-                };
+                let wire = query_wire(name, *rtype)?;
+                let response = transport.query(&wire).await.map_err(|e| e.to_string())?;
                 parse_answer(&response, &wire, name, *rtype)
             };
             let result = tokio::time::timeout(timeout, exchange)
@@ -651,92 +573,61 @@ pub async fn check(
     })
 }
 
-type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
-
-/// The query message: recursion desired; ID 0 for DoH (RFC 8484 §4.1, cache friendly),
-/// a random-enough ID for DoT.
-fn query_wire(name: &Name, rtype: RecordType, target: &Target) -> Result<Vec<u8>, String> {
-    let id = match target {
-        Target::Doh { .. } => 0,
-        Target::Dot { .. } => {
-            let mut b = [0u8; 2];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-                .map_err(|_| "no randomness for the message ID".to_string())?;
-            u16::from_be_bytes(b)
-        }
+/// A connection attempt that reached no verdict, as the step that failed.
+fn connect_failure(
+    error: UpstreamError,
+    seen: Option<&Seen>,
+    timeout: Duration,
+    addr: SocketAddr,
+) -> CheckError {
+    let (stage, reason) = match error {
+        UpstreamError::Connect { source, .. } => (Stage::Tcp, source.to_string()),
+        UpstreamError::ConnectTimeout {
+            tcp_connected: false,
+            ..
+        } => (Stage::Tcp, format!("no connection within {timeout:?}")),
+        UpstreamError::ConnectTimeout { .. } | UpstreamError::Timeout => (
+            Stage::Tls,
+            format!("handshake not finished within {timeout:?}"),
+        ),
+        UpstreamError::Doh(DohError::AlpnNotH2 { negotiated }) => (
+            Stage::Alpn,
+            format!(
+                "the server did not select h2 (selected: {})",
+                negotiated
+                    .map(|p| String::from_utf8_lossy(&p).into_owned())
+                    .unwrap_or_else(|| "none".into())
+            ),
+        ),
+        UpstreamError::Tls { source, .. } => match seen {
+            Some(_) => (
+                Stage::Tls,
+                format!("failed after the certificate was accepted: {source}"),
+            ),
+            None => (
+                Stage::Tls,
+                format!("failed before a certificate was presented: {source}"),
+            ),
+        },
+        other => (Stage::Tls, other.to_string()),
     };
-    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+    CheckError::Connection {
+        stage,
+        addr,
+        reason,
+    }
+}
+
+/// The query message: recursion desired, a random message ID (the transport sends it
+/// under its own ID and restores this one).
+fn query_wire(name: &Name, rtype: RecordType) -> Result<Vec<u8>, String> {
+    let mut b = [0u8; 2];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| "no randomness for the message ID".to_string())?;
+    let mut msg = Message::new(u16::from_be_bytes(b), MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = true;
     msg.add_query(Query::query(name.clone(), rtype));
     msg.to_vec().map_err(|e| format!("encoding the query: {e}"))
-}
-
-/// One length-prefixed exchange over the verified DoT stream (RFC 7858 §3.3).
-async fn dot_exchange(mut stream: TlsStream, wire: &[u8]) -> Result<Vec<u8>, String> {
-    let len = u16::try_from(wire.len()).map_err(|_| "query too long".to_string())?;
-    let mut framed = Vec::with_capacity(wire.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(wire);
-    stream
-        .write_all(&framed)
-        .await
-        .map_err(|e| format!("sending: {e}"))?;
-    stream.flush().await.map_err(|e| format!("sending: {e}"))?;
-    let mut len = [0u8; 2];
-    stream
-        .read_exact(&mut len)
-        .await
-        .map_err(|e| format!("reading the length: {e}"))?;
-    let mut response = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream
-        .read_exact(&mut response)
-        .await
-        .map_err(|e| format!("reading the response: {e}"))?;
-    Ok(response)
-}
-
-/// One POST over HTTP/2 on the verified stream (RFC 8484 §4.1).
-async fn doh_exchange(
-    stream: TlsStream,
-    authority: &str,
-    path: &str,
-    wire: Vec<u8>,
-) -> Result<Vec<u8>, String> {
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
-    let driver = tokio::spawn(connection);
-    let media = "application/dns-message";
-    let request = http::Request::builder()
-        .method(http::Method::POST)
-        .uri(format!("https://{authority}{path}"))
-        .header(http::header::CONTENT_TYPE, media)
-        .header(http::header::ACCEPT, media)
-        .body(Full::new(Bytes::from(wire)))
-        .map_err(|e| format!("building the request: {e}"))?;
-    let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("HTTP/2 request: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("HTTP/2 body: {e}"))?
-            .to_bytes();
-        if status != http::StatusCode::OK {
-            return Err(format!("HTTP status {status}"));
-        }
-        Ok(body.to_vec())
-    }
-    .await;
-    driver.abort();
-    result
 }
 
 fn parse_answer(
@@ -801,6 +692,7 @@ mod tests {
     use crate::ct::policy::CtPolicy;
     use crate::pki::{default_logs, IssuedLeaf, SctSpec, TestPki};
     use hickory_proto::rr::{rdata, RData, Record};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
 
@@ -1081,5 +973,181 @@ mod tests {
             Err(CheckError::Connection { stage, .. }) => assert_eq!(stage, Stage::Tcp),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A DoH server (HTTP/2 POST when `alpn` offers `h2`) answering one A query with
+    /// 192.0.2.1; returns its address and a task yielding how many DNS queries arrived.
+    async fn doh_server(
+        leaf: &IssuedLeaf,
+        alpn: &[&[u8]],
+    ) -> (SocketAddr, tokio::task::JoinHandle<usize>) {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), leaf.key_der())
+        .unwrap();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let listener = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(cfg));
+        let task = tokio::spawn(async move {
+            let queries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let Ok((tcp, _)) = listener.accept().await else {
+                return 0;
+            };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return 0;
+            };
+            if tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
+                return 0;
+            }
+            let counted = Arc::clone(&queries);
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let counted = Arc::clone(&counted);
+                    async move {
+                        use http_body_util::BodyExt;
+                        let body = req.into_body().collect().await?.to_bytes();
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let query = Message::from_vec(&body).unwrap();
+                        let mut resp =
+                            Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+                        for q in &query.queries {
+                            resp.add_query(q.clone());
+                            resp.add_answer(Record::from_rdata(
+                                q.name().clone(),
+                                300,
+                                RData::A(rdata::A::new(192, 0, 2, 1)),
+                            ));
+                        }
+                        Ok::<_, hyper::Error>(
+                            http::Response::builder()
+                                .header(http::header::CONTENT_TYPE, "application/dns-message")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(
+                                    resp.to_vec().unwrap(),
+                                )))
+                                .unwrap(),
+                        )
+                    }
+                });
+            let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            queries.load(std::sync::atomic::Ordering::SeqCst)
+        });
+        (addr, task)
+    }
+
+    fn doh_target(addr: SocketAddr) -> Target {
+        Target::parse(&format!("https://{addr}/dns-query"), None, None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn accepted_doh_resolver_answers_over_http2() {
+        let (pki, honest, _) = setup();
+        let (addr, server) = doh_server(&honest, &[b"h2"]).await;
+        let target = doh_target(addr);
+        let q = (
+            Name::from_ascii("www.example.test.").unwrap(),
+            RecordType::A,
+        );
+        let outcome = check(
+            &target,
+            verifier(&pki, vec![]),
+            Some(&q),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert!(
+            outcome.seen.decision.accepted(),
+            "{:?}",
+            outcome.seen.decision
+        );
+        let tls = outcome.tls.as_ref().unwrap();
+        assert_eq!(tls.alpn.as_deref(), Some("h2"));
+        let answer = outcome.answer.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(answer.rcode, "NOERROR");
+        assert!(answer.answers[0].contains("192.0.2.1"), "{answer:?}");
+        let text = human(&target, &outcome);
+        assert!(text.contains("ALPN h2"), "{text}");
+        assert!(text.contains("VERDICT: ACCEPTED"), "{text}");
+        drop(outcome);
+        // The transport (and its connection) is gone with `check`: the server ends.
+        assert_eq!(server.await.unwrap(), 1, "one query over HTTP/2");
+    }
+
+    #[tokio::test]
+    async fn doh_without_h2_is_an_alpn_failure_after_an_accepted_certificate() {
+        let (pki, honest, _) = setup();
+        // A server that selects no protocol at all (one that only offers others would
+        // refuse the handshake with a no_application_protocol alert instead).
+        let (addr, server) = doh_server(&honest, &[]).await;
+        match check(
+            &doh_target(addr),
+            verifier(&pki, vec![]),
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Err(CheckError::Connection { stage, reason, .. }) => {
+                assert_eq!(stage, Stage::Alpn);
+                assert!(reason.contains("did not select h2"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(server.await.unwrap(), 0, "no DNS byte without h2");
+    }
+
+    #[tokio::test]
+    async fn refused_doh_resolver_gets_no_query() {
+        let (pki, honest, _) = setup();
+        let (addr, server) = doh_server(&honest, &[b"h2"]).await;
+        let rogue_pin = SpkiPin::parse(&pki.rogue_root().spki_sha256_base64()).unwrap();
+        let q = (
+            Name::from_ascii("www.example.test.").unwrap(),
+            RecordType::A,
+        );
+        let outcome = check(
+            &doh_target(addr),
+            verifier(&pki, vec![rogue_pin]),
+            Some(&q),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            outcome.seen.decision.refusal.as_ref().map(|r| r.rule()),
+            Some("issuer-pin")
+        );
+        assert!(outcome.answer.is_none() && outcome.tls.is_none());
+        assert_eq!(server.await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_silent_tls_peer_is_a_handshake_timeout() {
+        let (pki, _, _) = setup();
+        // Accepts TCP (backlog) and never answers the ClientHello.
+        let listener = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        match check(
+            &Target::Dot { addr },
+            verifier(&pki, vec![]),
+            None,
+            Duration::from_millis(300),
+        )
+        .await
+        {
+            Err(CheckError::Connection { stage, reason, .. }) => {
+                assert_eq!(stage, Stage::Tls);
+                assert!(reason.contains("not finished within"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(listener);
     }
 }

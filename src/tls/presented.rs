@@ -115,7 +115,7 @@ impl fmt::Display for Presented {
 }
 
 /// A certificate refusal with what was presented: the error the verifier returns to rustls.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RefusedCertificate {
     /// The rule that failed.
     pub refusal: Refusal,
@@ -145,6 +145,10 @@ impl RefusedCertificate {
         let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(err);
         while let Some(e) = cur {
             if let Some(r) = e.downcast_ref::<RefusedCertificate>() {
+                return Some(r);
+            }
+            // As `UpstreamError::Refused` holds it.
+            if let Some(r) = e.downcast_ref::<std::sync::Arc<RefusedCertificate>>() {
                 return Some(r);
             }
             if let Some(io) = e.downcast_ref::<std::io::Error>() {

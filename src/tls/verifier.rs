@@ -48,7 +48,7 @@ use crate::tls::presented::{Presented, RefusedCertificate};
 use crate::tls::revocation::{self, RevocationReason, StapleCheck};
 
 /// Why a server certificate was refused. [`Refusal::rule`] names the rule that failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
     /// The chain does not verify to a trusted root (or is expired, or not for serverAuth).
@@ -194,7 +194,7 @@ impl Refusal {
 }
 
 /// The outcome of one verification: the refusal, if any, and what was learned on the way.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Decision {
     /// The CT report, when verification got as far as the CT step.
     pub ct: Option<CtReport>,
@@ -215,7 +215,8 @@ impl Decision {
     }
 }
 
-/// What a refusal observer is told: enough to keep evidence of the refused certificate.
+/// What a decision observer is told about one verification: enough to keep evidence of a
+/// refused certificate, or to report an accepted one (`ctdns check`).
 #[derive(Debug)]
 pub struct RefusalEvent<'a> {
     /// The label of the verifier (e.g. the upstream it guards).
@@ -228,14 +229,29 @@ pub struct RefusalEvent<'a> {
     pub ocsp: &'a [u8],
     /// When it happened.
     pub now: UnixTime,
-    /// The decision, with its refusal.
+    /// The decision: with its refusal when refused, without when accepted.
     pub decision: &'a Decision,
 }
 
-/// Told about every refusal (for evidence capture and logging).
+/// What a [`DecisionObserver`] is told: one verification, accepted or refused.
+pub type DecisionEvent<'a> = RefusalEvent<'a>;
+
+/// The decision observer under the name it had when it was told only about refusals.
+pub use self::RefusalObserver as DecisionObserver;
+
+/// Told about every verification the handshake runs: each refusal (evidence capture,
+/// logging, metrics) and each acceptance (`ctdns check` reports what it judged). Observers
+/// that only care about refusals implement [`RefusalObserver::refused`] and keep the empty
+/// default of [`RefusalObserver::accepted`].
 pub trait RefusalObserver: Send + Sync + fmt::Debug {
     /// Called once per refused certificate, before the handshake is aborted.
     fn refused(&self, event: &RefusalEvent<'_>);
+
+    /// Called once per accepted certificate, before the handshake goes on. The default
+    /// ignores it.
+    fn accepted(&self, event: &DecisionEvent<'_>) {
+        let _ = event;
+    }
 
     /// The file the evidence of `event` is saved as, for the `evidence_file` field of the
     /// `refusal` log event; `None` (the default) when this observer keeps no files.
@@ -257,7 +273,7 @@ pub struct CtVerifier {
     deny_spki: Arc<HashSet<SpkiPin>>,
     dns_name: Option<ServerName<'static>>,
     dialed_ip: Option<IpAddr>,
-    observer: Option<Arc<dyn RefusalObserver>>,
+    observers: Vec<Arc<dyn RefusalObserver>>,
     label: String,
     provider: Arc<CryptoProvider>,
 }
@@ -287,7 +303,7 @@ impl CtVerifier {
             deny_spki: Arc::new(HashSet::new()),
             dns_name: None,
             dialed_ip: None,
-            observer: None,
+            observers: Vec::new(),
             label: String::new(),
             provider: Arc::new(rustls::crypto::ring::default_provider()),
         }
@@ -332,9 +348,10 @@ impl CtVerifier {
         self
     }
 
-    /// Tell `observer` about every refusal.
+    /// Tell `observer` about every decision (refusals, and acceptances if it listens for
+    /// them), besides the observers already added.
     pub fn with_observer(mut self, observer: Arc<dyn RefusalObserver>) -> Self {
-        self.observer = Some(observer);
+        self.observers.push(observer);
         self
     }
 
@@ -642,6 +659,14 @@ impl ServerCertVerifier for CtVerifier {
             now,
         );
         if decision.accepted() {
+            self.accept(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+                &decision,
+            );
             return Ok(ServerCertVerified::assertion());
         }
         Err(self.refuse(
@@ -689,7 +714,44 @@ impl ServerCertVerifier for CtVerifier {
     }
 }
 
+/// The presented chain, leaf first, borrowed for an observer event.
+fn event_chain<'a>(
+    end_entity: &'a CertificateDer<'_>,
+    intermediates: &'a [CertificateDer<'_>],
+) -> Vec<CertificateDer<'a>> {
+    std::iter::once(end_entity)
+        .chain(intermediates)
+        .map(|c| CertificateDer::from(c.as_ref()))
+        .collect()
+}
+
 impl CtVerifier {
+    /// Tells the observers about an accepted certificate.
+    fn accept(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+        decision: &Decision,
+    ) {
+        if self.observers.is_empty() {
+            return;
+        }
+        let event = DecisionEvent {
+            label: &self.label,
+            server_name: server_name.to_str().into_owned(),
+            chain: event_chain(end_entity, intermediates),
+            ocsp,
+            now,
+            decision,
+        };
+        for observer in &self.observers {
+            observer.accepted(&event);
+        }
+    }
+
     fn refuse(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -700,23 +762,23 @@ impl CtVerifier {
         mut decision: Decision,
     ) -> rustls::Error {
         let mut evidence_file = None;
-        if let Some(observer) = &self.observer {
-            let chain = std::iter::once(end_entity)
-                .chain(intermediates)
-                .map(|c| CertificateDer::from(c.as_ref()))
-                .collect();
+        if !self.observers.is_empty() {
             let event = RefusalEvent {
                 label: &self.label,
                 server_name: server_name.to_str().into_owned(),
-                chain,
+                chain: event_chain(end_entity, intermediates),
                 ocsp,
                 now,
                 decision: &decision,
             };
-            observer.refused(&event);
-            evidence_file = observer
-                .evidence_file(&event)
-                .map(|p| p.display().to_string());
+            for observer in &self.observers {
+                observer.refused(&event);
+                if evidence_file.is_none() {
+                    evidence_file = observer
+                        .evidence_file(&event)
+                        .map(|p| p.display().to_string());
+                }
+            }
         }
         let refusal = decision
             .refusal
@@ -821,5 +883,72 @@ mod tests {
         // A dated, fresh list passes either way.
         let (v, leaf, now) = setup(|_| {}, refuse);
         assert_eq!(rule(&v, &leaf, now), None);
+    }
+
+    /// Counts the decisions it is told about, by outcome, and keeps the last rule.
+    #[derive(Debug, Default)]
+    struct Counting {
+        accepted: std::sync::atomic::AtomicUsize,
+        refused: std::sync::atomic::AtomicUsize,
+        chain_len: std::sync::atomic::AtomicUsize,
+    }
+
+    impl DecisionObserver for Counting {
+        fn refused(&self, event: &DecisionEvent<'_>) {
+            assert!(!event.decision.accepted());
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        fn accepted(&self, event: &DecisionEvent<'_>) {
+            assert!(event.decision.accepted());
+            self.chain_len
+                .store(event.chain.len(), std::sync::atomic::Ordering::SeqCst);
+            self.accepted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Refusal-only observers (the evidence store) ignore acceptances by default.
+    #[derive(Debug, Default)]
+    struct RefusalsOnly(std::sync::atomic::AtomicUsize);
+
+    impl RefusalObserver for RefusalsOnly {
+        fn refused(&self, _: &RefusalEvent<'_>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn every_observer_is_told_about_every_decision_accepted_or_refused() {
+        let (v, leaf, now) = setup(|_| {}, StalenessPolicy::default());
+        let both = Arc::new(Counting::default());
+        let refusals = Arc::new(RefusalsOnly::default());
+        let v = v
+            .with_observer(both.clone())
+            .with_observer(refusals.clone());
+        let ip = ServerName::IpAddress(IpAddr::from([127, 0, 0, 1]).into());
+        let seen_counts = |c: &Counting| {
+            (
+                c.accepted.load(std::sync::atomic::Ordering::SeqCst),
+                c.refused.load(std::sync::atomic::Ordering::SeqCst),
+            )
+        };
+        v.verify_server_cert(leaf.leaf(), leaf.intermediates(), &ip, &[], now)
+            .unwrap();
+        assert_eq!(seen_counts(&both), (1, 0));
+        assert_eq!(
+            both.chain_len.load(std::sync::atomic::Ordering::SeqCst),
+            1 + leaf.intermediates().len()
+        );
+        assert_eq!(refusals.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The same certificate on another address: refused, and both observers hear it.
+        let other = ServerName::IpAddress(IpAddr::from([127, 0, 0, 2]).into());
+        let err = v
+            .verify_server_cert(leaf.leaf(), leaf.intermediates(), &other, &[], now)
+            .unwrap_err();
+        assert_eq!(Refusal::find_in(&err).map(Refusal::rule), Some("ip-san"));
+        assert_eq!(seen_counts(&both), (1, 1));
+        assert_eq!(refusals.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -8,8 +8,8 @@
 //! writing its own evidence of the same refusal).
 //!
 //! [`LastFailure`] remembers the failed attempt. A query that started waiting before the
-//! attempt ended receives the same error (same variant, same address; a certificate refusal
-//! keeps its typed [`Refusal`](crate::tls::verifier::Refusal)) without dialing. A query that
+//! attempt ended receives a clone of the same error (a certificate refusal is the same
+//! shared [`RefusedCertificate`](crate::tls::presented::RefusedCertificate)) without dialing. A query that
 //! arrives after the failure dials again, so the memory never outlives the burst it serves:
 //! whether to try a failed upstream again later is the pool's backoff decision, not this one's.
 //!
@@ -97,7 +97,7 @@ impl LastFailure {
     /// connection at `waiting_since`: the outcome of an attempt that ended after that.
     fn shared_with(&self, waiting_since: Instant) -> Option<UpstreamError> {
         match &self.failed {
-            Some((ended, error)) if *ended >= waiting_since => replay(error),
+            Some((ended, error)) if *ended >= waiting_since => Some(error.clone()),
             _ => None,
         }
     }
@@ -105,53 +105,28 @@ impl LastFailure {
     /// Remembers `error`, the outcome of an attempt that just ended (or forgets the previous
     /// failure when `error` is not one to share).
     fn record(&mut self, error: &UpstreamError) {
-        self.failed = replay(error).map(|copy| (Instant::now(), copy));
+        self.failed = shared(error).then(|| (Instant::now(), error.clone()));
     }
 }
 
-/// A copy of a connection failure that describes the upstream, or `None` for any other
-/// error. `UpstreamError` cannot be `Clone` (it holds `std::io::Error`), so the copy is
-/// rebuilt: the same variant and address, and for I/O errors the same kind and OS error
-/// code, or the same `rustls::Error` (which carries a certificate refusal as an `Arc`).
-pub(crate) fn replay(error: &UpstreamError) -> Option<UpstreamError> {
-    Some(match error {
-        UpstreamError::Connect { addr, source } => UpstreamError::Connect {
-            addr: *addr,
-            source: copy_io(source),
-        },
-        UpstreamError::Tls { addr, source } => UpstreamError::Tls {
-            addr: *addr,
-            source: copy_io(source),
-        },
-        UpstreamError::ConnectTimeout { addr } => UpstreamError::ConnectTimeout { addr: *addr },
-        UpstreamError::Doh(DohError::AlpnNotH2 { negotiated }) => {
-            UpstreamError::Doh(DohError::AlpnNotH2 {
-                negotiated: negotiated.clone(),
-            })
-        }
-        _ => return None,
-    })
-}
-
-/// A copy of an I/O error: the wrapped `rustls::Error` when there is one (tokio-rustls wraps
-/// handshake failures that way), else the OS error code, else the kind and the text.
-fn copy_io(error: &std::io::Error) -> std::io::Error {
-    if let Some(tls) = error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        return std::io::Error::new(error.kind(), tls.clone());
-    }
-    match error.raw_os_error() {
-        Some(code) => std::io::Error::from_raw_os_error(code),
-        None => std::io::Error::new(error.kind(), error.to_string()),
-    }
+/// Whether `error` is a failed connection attempt that describes the upstream, so that the queries that waited for the
+/// attempt may receive it too: TCP connect, TLS handshake, certificate refusal, the connect
+/// timeout, a DoH server without ALPN `h2`. Failures of one query (its own timeout, a lost
+/// connection) are not shared.
+pub(crate) fn shared(error: &UpstreamError) -> bool {
+    matches!(
+        error,
+        UpstreamError::Connect { .. }
+            | UpstreamError::Tls { .. }
+            | UpstreamError::Refused { .. }
+            | UpstreamError::ConnectTimeout { .. }
+            | UpstreamError::Doh(DohError::AlpnNotH2 { .. })
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::pins::SpkiPin;
     use crate::tls::verifier::Refusal;
     use std::sync::Arc;
     use std::time::Duration;
@@ -161,61 +136,47 @@ mod tests {
     }
 
     fn refused() -> UpstreamError {
-        let refusal = Refusal::IssuerNotPinned {
-            chain: vec![SpkiPin([1; 32])],
-            pins: vec![SpkiPin([2; 32])],
-        };
-        let rustls_error = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-            rustls::OtherError(Arc::new(refusal)),
-        ));
-        UpstreamError::Tls {
-            addr: addr(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error),
-        }
+        crate::upstream::tests::pin_refusal()
     }
 
     #[test]
-    fn a_refusal_is_replayed_with_its_typed_rule() {
-        let copy = replay(&refused()).expect("TLS failures are shared");
-        let UpstreamError::Tls { addr: a, source } = &copy else {
-            panic!("expected Tls, got {copy:?}");
+    fn a_shared_refusal_is_the_same_typed_refusal() {
+        let mut last = LastFailure::default();
+        let before = Instant::now() - Duration::from_millis(1);
+        last.record(&refused());
+        let copy = last.shared_with(before).expect("refusals are shared");
+        let (UpstreamError::Refused { refusal: a, .. }, UpstreamError::Refused { refusal: b, .. }) =
+            (&copy, last.failed.as_ref().map(|(_, e)| e).unwrap())
+        else {
+            panic!("expected Refused, got {copy:?}");
         };
-        assert_eq!(*a, addr());
-        assert_eq!(source.kind(), std::io::ErrorKind::InvalidData);
-        let refusal = Refusal::find_in(source).expect("the refusal survives the copy");
-        assert_eq!(refusal.rule(), "issuer-pin");
+        assert!(Arc::ptr_eq(a, b), "one refusal, shared");
+        assert_eq!(copy.refusal().map(Refusal::rule), Some("issuer-pin"));
         assert_eq!(copy.to_string(), refused().to_string());
     }
 
     #[test]
-    fn connect_errors_keep_their_os_code_and_kind() {
+    fn connect_errors_keep_their_os_code_and_only_upstream_failures_are_shared() {
         let original = UpstreamError::Connect {
             addr: addr(),
-            source: std::io::Error::from_raw_os_error(111),
+            source: Arc::new(std::io::Error::from_raw_os_error(111)),
         };
-        let Some(UpstreamError::Connect { source, .. }) = replay(&original) else {
-            panic!("connect failures are shared");
+        assert!(shared(&original));
+        let UpstreamError::Connect { source, .. } = original.clone() else {
+            panic!("a clone keeps its variant");
         };
         assert_eq!(source.raw_os_error(), Some(111));
-        let timed_out = UpstreamError::Connect {
-            addr: addr(),
-            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"),
-        };
-        assert_eq!(
-            replay(&timed_out).map(|e| e.to_string()),
-            Some(timed_out.to_string())
-        );
-    }
-
-    #[test]
-    fn failures_of_the_query_itself_are_not_shared() {
         for error in [
             UpstreamError::Timeout,
             UpstreamError::ConnectionLost("gone".into()),
             UpstreamError::NoUpstreams,
         ] {
-            assert!(replay(&error).is_none(), "{error:?}");
+            assert!(!shared(&error), "{error:?}");
         }
+        assert!(shared(&UpstreamError::ConnectTimeout {
+            addr: addr(),
+            tcp_connected: true
+        }));
     }
 
     #[tokio::test]
@@ -227,7 +188,7 @@ mod tests {
         // Waiting since before the failure: shares it.
         assert!(matches!(
             last.shared_with(before),
-            Some(UpstreamError::Tls { .. })
+            Some(UpstreamError::Refused { .. })
         ));
         // Arrived after the failure: dials again.
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -245,7 +206,7 @@ mod tests {
                 Ok(())
             })
             .await;
-        assert!(matches!(shared, Err(UpstreamError::Tls { .. })));
+        assert!(matches!(shared, Err(UpstreamError::Refused { .. })));
         assert!(!dialed.load(std::sync::atomic::Ordering::SeqCst));
         assert_eq!(counters.snapshot(), DialStats::default());
         // ...one arriving later dials, and its success clears the memory.
@@ -272,12 +233,12 @@ mod tests {
                 Err::<(), _>(refused())
             })
             .await;
-        assert!(matches!(refused_dial, Err(UpstreamError::Tls { .. })));
+        assert!(matches!(refused_dial, Err(UpstreamError::Refused { .. })));
         let connect_failed = last
             .dial("t", &counters, Instant::now(), async {
                 Err::<(), _>(UpstreamError::Connect {
                     addr: addr(),
-                    source: std::io::Error::from_raw_os_error(111),
+                    source: Arc::new(std::io::Error::from_raw_os_error(111)),
                 })
             })
             .await;

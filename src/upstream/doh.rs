@@ -30,13 +30,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
-use rustls::client::Resumption;
 use rustls::pki_types::{DnsName, ServerName};
-use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 
 use self::classify::{classify, Failure};
-use self::connection::{after, Conn, Dialer, ALPN_H2};
+use self::connection::{Conn, Dialer, ALPN_H2};
 pub(crate) use self::error::ConnectionGone;
 pub use self::error::{DohError, EndpointError};
 #[doc(hidden)]
@@ -44,6 +41,8 @@ pub use self::message::PreparedQuery;
 #[doc(hidden)]
 pub use self::request::check_head;
 use self::request::RequestTarget;
+use super::connect::{self, SessionInfo};
+use super::deadline::Deadline;
 use super::dial::{DialCounters, LastFailure};
 use super::{BoxFuture, DialStats, Transport, UpstreamError};
 
@@ -184,14 +183,10 @@ impl DohTransport {
     /// by every query as [`DohError::Endpoint`]; use [`DohEndpoint::check`] to find it
     /// earlier.
     pub fn new(target: DohEndpoint, tls: Arc<rustls::ClientConfig>, opts: DohOptions) -> Self {
-        let mut config = (*tls).clone();
-        config.alpn_protocols = vec![ALPN_H2.to_vec()];
-        config.resumption = Resumption::disabled();
-        config.enable_early_data = false;
         let dialer = Dialer {
             addr: target.addr,
             server_name: target.server_name(),
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: connect::connector(&tls, Some(&[ALPN_H2])),
             idle_timeout: opts.idle_timeout.max(MIN_IDLE),
             keepalive: (opts.query_timeout / 4).clamp(MIN_KEEPALIVE, MAX_KEEPALIVE),
         };
@@ -218,8 +213,9 @@ impl DohTransport {
             .as_ref()
             .map_err(|e| DohError::Endpoint(e.clone()))?;
         let prepared = PreparedQuery::with_padding(query, self.opts.padding)?;
-        let deadline = after(Instant::now(), self.opts.query_timeout);
-        tokio::time::timeout_at(deadline, self.run_with_retry(target, &prepared, deadline))
+        let deadline = Deadline::after(self.opts.query_timeout);
+        deadline
+            .run(self.run_with_retry(target, &prepared, &deadline))
             .await
             .unwrap_or(Err(UpstreamError::Timeout))
     }
@@ -228,20 +224,20 @@ impl DohTransport {
         &self,
         target: &RequestTarget,
         prepared: &PreparedQuery,
-        deadline: Instant,
+        deadline: &Deadline,
     ) -> Result<Vec<u8>, UpstreamError> {
-        let conn = self.connection(None).await?;
+        let conn = self.connection(None, deadline).await?;
         let gone = match self.exchange(&conn, target, prepared).await {
             Ok(answer) => return Ok(answer),
             Err(Failure::Fatal(e)) => return Err(e.into()),
             Err(Failure::Gone(gone)) => gone,
         };
-        if Instant::now() >= deadline {
+        if deadline.is_expired() {
             return Err(UpstreamError::ConnectionLost(gone.to_string()));
         }
         tracing::debug!(upstream = %self.name, conn = conn.id, reason = %gone,
             "retrying DoH query on a fresh connection");
-        let fresh = self.connection(Some(conn.id)).await?;
+        let fresh = self.connection(Some(conn.id), deadline).await?;
         match self.exchange(&fresh, target, prepared).await {
             Ok(answer) => Ok(answer),
             Err(Failure::Fatal(e)) => Err(e.into()),
@@ -257,8 +253,12 @@ impl DohTransport {
     /// The shared connection, opened if there is none, it is closed, or it is `stale`.
     /// Concurrent callers wait for one connection attempt instead of each dialing, and
     /// share its error if it fails ([`super::dial`]).
-    async fn connection(&self, stale: Option<u64>) -> Result<Conn, UpstreamError> {
-        let waiting_since = Instant::now();
+    async fn connection(
+        &self,
+        stale: Option<u64>,
+        deadline: &Deadline,
+    ) -> Result<Conn, UpstreamError> {
+        let waiting_since = tokio::time::Instant::now();
         let mut slot = self.slot.lock().await;
         if let Some(conn) = slot.conn.as_ref() {
             if !conn.is_closed() && Some(conn.id) != stale {
@@ -270,7 +270,9 @@ impl DohTransport {
         slot.conn = None;
         let dial = async {
             let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
-            self.dialer.dial(id, self.opts.connect_timeout).await
+            self.dialer
+                .dial(id, self.opts.connect_timeout, deadline)
+                .await
         };
         let conn = slot
             .last_failure
@@ -319,7 +321,9 @@ fn body_failure(err: Box<dyn std::error::Error + Send + Sync>, limit: usize) -> 
     }
     match err.downcast::<hyper::Error>() {
         Ok(hyper_err) => classify(*hyper_err),
-        Err(other) => Failure::Fatal(DohError::Exchange { source: other }),
+        Err(other) => Failure::Fatal(DohError::Exchange {
+            source: other.into(),
+        }),
     }
 }
 
@@ -334,6 +338,17 @@ impl Transport for DohTransport {
 
     fn dial_stats(&self) -> DialStats {
         self.dials.snapshot()
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Option<SessionInfo>, UpstreamError>> {
+        Box::pin(async {
+            let deadline = Deadline::after(self.opts.query_timeout);
+            let conn = deadline
+                .run(self.connection(None, &deadline))
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout))?;
+            Ok(Some(conn.session.clone()))
+        })
     }
 }
 
@@ -421,6 +436,6 @@ mod tests {
             DohOptions::default(),
         );
         let err = t.query(&[0u8; 5]).await.unwrap_err();
-        assert!(matches!(err, UpstreamError::BadQuery(_)), "{err:?}");
+        assert!(matches!(err, UpstreamError::MalformedQuery(_)), "{err:?}");
     }
 }

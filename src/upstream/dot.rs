@@ -2,7 +2,7 @@
 //! per upstream, shared by all queries, pipelined, with responses matched out of order.
 //!
 //! # How a query travels
-//! 1. The query is checked (one question, well-formed) and padded ([`super::padding`]).
+//! 1. The query is checked (one question, well-formed) and padded ([`super::query`]).
 //! 2. It waits for one of `max_in_flight` slots.
 //! 3. It takes the live connection, or opens one: TCP connect, then the TLS handshake with
 //!    the given [`rustls::ClientConfig`]. The certificate verifier runs **inside** the
@@ -40,10 +40,11 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
+use super::connect::{self, SessionInfo};
 use super::deadline::Deadline;
 use super::dial::{DialCounters, LastFailure};
-use super::msgid::{self, IdAllocator};
-use super::padding::{self, PadOutcome};
+use super::msgid::IdAllocator;
+use super::query::Prepared;
 use super::{BoxFuture, DialStats, Transport, UpstreamError};
 use crate::wire::{self, Header, Question, WireError};
 
@@ -129,14 +130,11 @@ impl DotTransport {
     /// DNS bytes before the certificate is checked.
     pub fn new(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, opts: DotOptions) -> Self {
         let server_name = ServerName::IpAddress(addr.ip().into());
-        let mut config = (*tls).clone();
-        config.resumption = rustls::client::Resumption::disabled();
-        config.enable_early_data = false;
         let max_in_flight = opts.max_in_flight.clamp(1, usize::from(u16::MAX));
         DotTransport {
             addr,
             server_name,
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: connect::connector(&tls, None),
             name: format!("dot://{addr}"),
             ids: IdAllocator::new(),
             slots: Semaphore::new(max_in_flight),
@@ -157,26 +155,8 @@ impl DotTransport {
 
     async fn exchange(&self, query: &[u8]) -> Result<Vec<u8>, UpstreamError> {
         let deadline = Deadline::after(self.opts.query_timeout);
-        let question = wire::question(query).map_err(UpstreamError::MalformedQuery)?;
-        let original_id = msgid::message_id(query).ok_or(UpstreamError::MalformedQuery(
-            WireError::ShortHeader { len: query.len() },
-        ))?;
-        let (mut message, added_opt) = if self.opts.padding {
-            let padded = padding::pad_query(query).map_err(UpstreamError::MalformedQuery)?;
-            if !matches!(
-                padded.outcome,
-                PadOutcome::AddedOpt | PadOutcome::PaddedExistingOpt
-            ) {
-                debug!(upstream = %self.name, outcome = ?padded.outcome, "query sent unpadded");
-            }
-            (padded.bytes, padded.outcome == PadOutcome::AddedOpt)
-        } else {
-            wire::layout(query).map_err(UpstreamError::MalformedQuery)?;
-            (query.to_vec(), false)
-        };
-        let frame_len = u16::try_from(message.len()).map_err(|_| {
-            UpstreamError::MalformedQuery(WireError::TooLong { len: message.len() })
-        })?;
+        let prepared = Prepared::new(query, self.opts.padding)?;
+        let question = prepared.question().clone();
 
         let _slot = deadline
             .run(self.slots.acquire())
@@ -200,7 +180,11 @@ impl DotTransport {
             sent_at: Instant::now(),
             stall_timeout: self.opts.stall_timeout,
         };
-        msgid::set_message_id(&mut message, id);
+        let message = prepared.message(id);
+        // `Prepared` holds at most 65535 bytes.
+        let frame_len = u16::try_from(message.len()).map_err(|_| {
+            UpstreamError::MalformedQuery(WireError::TooLong { len: message.len() })
+        })?;
         let mut frame = Vec::with_capacity(message.len() + 2);
         frame.extend_from_slice(&frame_len.to_be_bytes());
         frame.extend_from_slice(&message);
@@ -215,15 +199,9 @@ impl DotTransport {
             Ok(Ok(answer)) => answer?,
         };
         drop(in_flight);
-
-        let mut response = answer;
-        msgid::set_message_id(&mut response, original_id);
-        if added_opt {
-            response = padding::strip_opt(&response).map_err(UpstreamError::MalformedResponse)?;
-        } else {
-            wire::layout(&response).map_err(UpstreamError::MalformedResponse)?;
-        }
-        Ok(response)
+        prepared
+            .finish(&answer)
+            .map_err(UpstreamError::MalformedResponse)
     }
 
     /// The live connection, or a new one; or the error of the attempt this query waited for.
@@ -239,12 +217,7 @@ impl DotTransport {
         current.conn = None;
         let conn = current
             .last_failure
-            .dial(
-                &self.name,
-                &self.dials,
-                waiting_since,
-                self.connect(deadline),
-            )
+            .dial(&self.name, &self.dials, waiting_since, self.open(deadline))
             .await?;
         current.conn = Some(Arc::clone(&conn));
         Ok(conn)
@@ -255,37 +228,24 @@ impl DotTransport {
         &self.server_name
     }
 
-    /// TCP connect and TLS handshake, then start the reader and writer tasks.
-    async fn connect(&self, deadline: &Deadline) -> Result<Arc<Connection>, UpstreamError> {
-        let addr = self.addr;
-        let limit = deadline.min_after(self.opts.connect_timeout);
-        let handshake = async {
-            let tcp = TcpStream::connect(addr)
-                .await
-                .map_err(|source| UpstreamError::Connect { addr, source })?;
-            if let Err(e) = tcp.set_nodelay(true) {
-                debug!(upstream = %self.name, error = %e, "could not set TCP_NODELAY");
-            }
-            let acks = QuickAck::new(&tcp);
-            // The certificate verifier runs inside this handshake. It has to complete before
-            // the stream is handed to the writer: no DNS byte is written before that.
-            self.connector
-                .connect(self.server_name.clone(), tcp)
-                .await
-                .map(|stream| (stream, acks))
-                .map_err(|source| UpstreamError::Tls { addr, source })
+    /// TCP connect and TLS handshake ([`super::connect`]), then start the reader and
+    /// writer tasks.
+    async fn open(&self, deadline: &Deadline) -> Result<Arc<Connection>, UpstreamError> {
+        let dial = connect::Dial {
+            connector: &self.connector,
+            addr: self.addr,
+            server_name: &self.server_name,
+            connect_timeout: self.opts.connect_timeout,
         };
-        let (stream, acks) = match limit.run(handshake).await {
-            Ok(result) => result?,
-            Err(_) if deadline.is_expired() => return Err(UpstreamError::Timeout),
-            Err(_) => return Err(UpstreamError::ConnectTimeout { addr }),
-        };
+        // The stream is handed to the writer only after the handshake (and the verifier in
+        // it) has finished: no DNS byte is written before that.
+        let (stream, acks) = connect::connect(dial, deadline, QuickAck::new).await?;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         debug!(upstream = %self.name, generation, "TLS session established");
         Ok(Connection::start(
             stream,
             acks,
-            addr,
+            self.addr,
             generation,
             self.opts.max_in_flight,
             self.opts.idle_timeout,
@@ -314,6 +274,14 @@ impl Transport for DotTransport {
 
     fn dial_stats(&self) -> DialStats {
         self.dials.snapshot()
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Option<SessionInfo>, UpstreamError>> {
+        Box::pin(async {
+            let deadline = Deadline::after(self.opts.query_timeout);
+            let conn = self.connection(&deadline).await?;
+            Ok(Some(conn.session.clone()))
+        })
     }
 }
 
@@ -353,6 +321,7 @@ struct ConnState {
 /// One TLS session and its reader and writer tasks.
 struct Connection {
     peer: SocketAddr,
+    session: SessionInfo,
     generation: u64,
     outgoing: mpsc::Sender<Vec<u8>>,
     state: Mutex<ConnState>,
@@ -374,6 +343,7 @@ impl Connection {
         let now = Instant::now();
         let conn = Arc::new(Connection {
             peer,
+            session: SessionInfo::of(&stream),
             generation,
             outgoing,
             state: Mutex::new(ConnState {

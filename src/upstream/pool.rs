@@ -454,8 +454,8 @@ impl Pool {
         h.consecutive_failures = h.consecutive_failures.saturating_add(1);
         h.last_error = Some(error.to_string());
         // A probe that timed out may never have got a connection: it counts as a failed dial.
-        let dial_failed = dial::replay(error).is_some()
-            || (ticket.probe && matches!(error, UpstreamError::Timeout));
+        let dial_failed =
+            dial::shared(error) || (ticket.probe && matches!(error, UpstreamError::Timeout));
         if !dial_failed {
             if ticket.probe {
                 // The probe got a connection: the dial backoff is over, reconnect at once.
@@ -569,7 +569,7 @@ impl Pool {
             member.counters.attempt(AttemptOutcome::of(&error), elapsed);
             self.record_failure(member, &error, ticket);
             match &error {
-                UpstreamError::Tls { .. } => {
+                UpstreamError::Tls { .. } | UpstreamError::Refused { .. } => {
                     warn!(upstream = %name, error = %error, "upstream refused: TLS handshake failed; trying the next upstream");
                 }
                 _ => {
@@ -627,7 +627,7 @@ impl Transport for Pool {
 fn blames_upstream(error: &UpstreamError) -> bool {
     !matches!(
         error,
-        UpstreamError::BadQuery(_) | UpstreamError::MalformedQuery(_) | UpstreamError::NoUpstreams
+        UpstreamError::MalformedQuery(_) | UpstreamError::NoUpstreams
     )
 }
 
@@ -739,7 +739,7 @@ mod tests {
             "a",
             vec![Err(UpstreamError::Connect {
                 addr: "127.0.0.1:1".parse().unwrap(),
-                source: std::io::ErrorKind::ConnectionRefused.into(),
+                source: Arc::new(std::io::ErrorKind::ConnectionRefused.into()),
             })],
         );
         let b = Scripted::new("b", vec![Ok(vec![1]), Ok(vec![2])]);
@@ -759,11 +759,19 @@ mod tests {
     #[tokio::test]
     async fn returns_last_error_when_all_fail() {
         let a = Scripted::new("a", vec![Err(UpstreamError::Timeout)]);
-        let b = Scripted::new("b", vec![Err(UpstreamError::Http("503".into()))]);
+        let b = Scripted::new(
+            "b",
+            vec![Err(UpstreamError::Doh(
+                crate::upstream::doh::DohError::Status { status: 503 },
+            ))],
+        );
         let p = pool(&[a, b], PoolOptions::default());
         let err = p.query(b"q").await.unwrap_err();
         assert!(
-            matches!(err, UpstreamError::Http(ref s) if s == "503"),
+            matches!(
+                err,
+                UpstreamError::Doh(crate::upstream::doh::DohError::Status { status: 503 })
+            ),
             "{err:?}"
         );
     }
@@ -863,19 +871,19 @@ mod tests {
                 pins: vec![SpkiPin([2; 32])],
             }
         };
-        let rustls_error = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-            rustls::OtherError(Arc::new(refusal)),
-        ));
-        UpstreamError::Tls {
-            addr: "127.0.0.1:853".parse().unwrap(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error),
+        UpstreamError::Refused {
+            upstream: "127.0.0.1:853".parse().unwrap(),
+            refusal: Arc::new(crate::tls::presented::RefusedCertificate {
+                refusal,
+                presented: crate::tls::presented::Presented::describe(b"x", &[], &[]),
+            }),
         }
     }
 
     fn connect_refused() -> UpstreamError {
         UpstreamError::Connect {
             addr: "127.0.0.1:1".parse().unwrap(),
-            source: std::io::ErrorKind::ConnectionRefused.into(),
+            source: Arc::new(std::io::ErrorKind::ConnectionRefused.into()),
         }
     }
 
@@ -896,7 +904,7 @@ mod tests {
         let p = pool(&[Arc::clone(&a)], quick());
         assert!(matches!(
             p.query(b"q").await,
-            Err(UpstreamError::Tls { .. })
+            Err(UpstreamError::Refused { .. })
         ));
         for _ in 0..100 {
             match p.query(b"q").await {
@@ -921,7 +929,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(90)).await;
         assert!(matches!(
             p.query(b"q").await,
-            Err(UpstreamError::Tls { .. })
+            Err(UpstreamError::Refused { .. })
         ));
         assert_eq!(a.calls(), 2);
         let h = &p.health()[0];
@@ -1001,7 +1009,10 @@ mod tests {
             tasks.spawn(async move { p.query(b"q").await });
         }
         while let Some(joined) = tasks.join_next().await {
-            assert!(matches!(joined.unwrap(), Err(UpstreamError::Tls { .. })));
+            assert!(matches!(
+                joined.unwrap(),
+                Err(UpstreamError::Refused { .. })
+            ));
         }
         assert_eq!(a.calls(), 5);
         let h = &p.health()[0];
@@ -1198,19 +1209,7 @@ mod stats_tests {
     }
 
     fn pin_refusal() -> UpstreamError {
-        use crate::tls::pins::SpkiPin;
-        use crate::tls::verifier::Refusal;
-        let refusal = Refusal::IssuerNotPinned {
-            chain: vec![SpkiPin([1; 32])],
-            pins: vec![SpkiPin([2; 32])],
-        };
-        let rustls_error = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-            rustls::OtherError(Arc::new(refusal)),
-        ));
-        UpstreamError::Tls {
-            addr: "127.0.0.1:853".parse().unwrap(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error),
-        }
+        crate::upstream::tests::pin_refusal()
     }
 
     #[derive(Clone, Default)]
@@ -1256,7 +1255,9 @@ mod stats_tests {
                 Ok(vec![1]),
                 Err(pin_refusal()),
                 Err(UpstreamError::Timeout),
-                Err(UpstreamError::BadQuery("too big".into())),
+                Err(UpstreamError::MalformedQuery(
+                    crate::wire::WireError::TooLong { len: 70_000 },
+                )),
                 Ok(vec![2]),
                 Ok(vec![3]),
             ])),

@@ -35,7 +35,7 @@ pub(crate) fn classify(err: hyper::Error) -> Failure {
         Some(Verdict::Gone(gone)) => Failure::Gone(gone),
         Some(Verdict::Reset { code }) => Failure::Fatal(DohError::StreamReset { code }),
         None => Failure::Fatal(DohError::Exchange {
-            source: Box::new(err),
+            source: std::sync::Arc::new(err),
         }),
     }
 }

@@ -12,15 +12,16 @@ use http_body_util::Full;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use super::DohError;
+use crate::upstream::connect::{self, SessionInfo};
+use crate::upstream::deadline::Deadline;
 use crate::upstream::UpstreamError;
 
 /// The ALPN protocol ID of HTTP/2 over TLS (RFC 9113 §3.2).
-pub(crate) const ALPN_H2: &[u8] = b"h2";
+pub(crate) use crate::tls::config::ALPN_H2;
 
 /// `now + d`, saturating far in the future instead of overflowing on absurd settings.
 pub(crate) fn after(now: Instant, d: Duration) -> Instant {
@@ -51,6 +52,8 @@ pub(crate) struct Conn {
     pub(crate) id: u64,
     sender: Sender,
     activity: Arc<Activity>,
+    /// The TLS parameters of the connection.
+    pub(crate) session: SessionInfo,
 }
 
 impl Conn {
@@ -123,43 +126,24 @@ impl Drop for InFlight {
 }
 
 impl Dialer {
-    /// Connects, verifies (inside the TLS handshake), checks ALPN and starts HTTP/2.
-    /// The whole sequence is bounded by `connect_timeout`.
+    /// Connects and verifies ([`crate::upstream::connect`]: the verifier runs inside the
+    /// TLS handshake), checks the dialed IP and ALPN, and starts HTTP/2. The whole sequence
+    /// is bounded by `connect_timeout` and the query's `deadline`.
     pub(crate) async fn dial(
         &self,
         id: u64,
         connect_timeout: Duration,
+        deadline: &Deadline,
     ) -> Result<Conn, UpstreamError> {
-        let deadline = after(Instant::now(), connect_timeout);
-        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout");
-
-        let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(self.addr))
-            .await
-            .map_err(|_| UpstreamError::Connect {
-                addr: self.addr,
-                source: timed_out(),
-            })?
-            .map_err(|source| UpstreamError::Connect {
-                addr: self.addr,
-                source,
-            })?;
-        // Latency matters more than segment count for small DNS messages.
-        let _ = tcp.set_nodelay(true);
-
-        // The certificate is verified here; nothing else is written before it completes.
-        let tls = tokio::time::timeout_at(
-            deadline,
-            self.connector.connect(self.server_name.clone(), tcp),
-        )
-        .await
-        .map_err(|_| UpstreamError::Tls {
+        let dial = connect::Dial {
+            connector: &self.connector,
             addr: self.addr,
-            source: timed_out(),
-        })?
-        .map_err(|source| UpstreamError::Tls {
-            addr: self.addr,
-            source,
-        })?;
+            server_name: &self.server_name,
+            connect_timeout,
+        };
+        let limit = deadline.min_after(connect_timeout);
+        let (tls, ()) = connect::connect(dial, deadline, |_| ()).await?;
+        let session = SessionInfo::of(&tls);
 
         if matches!(self.server_name, ServerName::DnsName(_)) {
             // The verifier checked the host name; the IP SAN must match the socket too.
@@ -186,11 +170,13 @@ impl Dialer {
             .keep_alive_interval(self.keepalive)
             .keep_alive_timeout(self.keepalive)
             .keep_alive_while_idle(false);
-        let (sender, connection) =
-            tokio::time::timeout_at(deadline, builder.handshake(TokioIo::new(tls)))
-                .await
-                .map_err(|_| UpstreamError::Timeout)?
-                .map_err(|source| DohError::H2Handshake { source })?;
+        let (sender, connection) = limit
+            .run(builder.handshake(TokioIo::new(tls)))
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(|source| DohError::H2Handshake {
+                source: Arc::new(source),
+            })?;
 
         let activity = Arc::new(Activity::new());
         let watched = Arc::clone(&activity);
@@ -220,6 +206,7 @@ impl Dialer {
             id,
             sender,
             activity,
+            session,
         })
     }
 }

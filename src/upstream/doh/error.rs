@@ -3,8 +3,9 @@
 use std::fmt;
 
 /// A DNS-over-HTTPS failure. Each variant names the rule or field that failed; the front
-/// end turns every one of them into SERVFAIL and logs it.
-#[derive(Debug, thiserror::Error)]
+/// end turns every one of them into SERVFAIL and logs it. Cheap to clone: non-`Clone`
+/// sources are behind `Arc`.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum DohError {
     /// The configured endpoint cannot form an `https` request URI.
@@ -29,7 +30,7 @@ pub enum DohError {
     #[error("HTTP/2 handshake: {source}")]
     H2Handshake {
         /// The hyper error.
-        source: hyper::Error,
+        source: std::sync::Arc<hyper::Error>,
     },
     /// The server reset the request's stream (RST_STREAM) with a code other than
     /// REFUSED_STREAM.
@@ -60,10 +61,10 @@ pub enum DohError {
     #[error("response is not a DNS message: {source}")]
     MalformedDns {
         /// The decoder's error.
-        source: hickory_proto::serialize::binary::DecodeError,
+        source: std::sync::Arc<hickory_proto::serialize::binary::DecodeError>,
     },
-    /// The OPT record ctdns added to the query for padding could not be removed from the
-    /// response.
+    /// The response breaks a wire rule every transport checks ([`crate::wire`]), or the
+    /// OPT record ctdns added to the query for padding could not be removed from it.
     #[error("response OPT record: {0}")]
     MalformedOpt(#[source] crate::wire::WireError),
     /// The response parses but is a query, not a response.
@@ -77,7 +78,7 @@ pub enum DohError {
     #[error("HTTP/2 exchange: {source}")]
     Exchange {
         /// The underlying error (normally a `hyper::Error`).
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
     },
 }
 

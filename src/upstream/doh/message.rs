@@ -1,81 +1,51 @@
-//! The DNS side of a DoH exchange: the query as sent (message ID 0, RFC 8484 §4.1; padded
-//! with EDNS(0) Padding to 128-byte blocks by the same code as DoT, RFC 8467 §4.1, see
-//! [`crate::upstream::padding`]) and the checks a response body must pass before its
+//! The DNS side of a DoH exchange: the query as sent (message ID 0, RFC 8484 §4.1; checked
+//! and padded with EDNS(0) Padding to 128-byte blocks by the same code as DoT, RFC 8467
+//! §4.1, see [`crate::upstream::query`]) and the checks a response body must pass before its
 //! original ID is restored (and the OPT record ctdns added for padding, if any, removed).
 
 use bytes::Bytes;
 use hickory_proto::op::{Message, MessageType, Query};
 
 use super::DohError;
-use crate::upstream::padding::{self, PadOutcome};
+use crate::upstream::query::Prepared;
 use crate::upstream::UpstreamError;
-
-/// Size of the fixed DNS header (RFC 1035 §4.1.1).
-const DNS_HEADER_LEN: usize = 12;
 
 /// A validated query ready to be sent over DoH. Public (hidden) only for the fuzz targets.
 #[derive(Debug, Clone)]
 #[doc(hidden)]
 pub struct PreparedQuery {
+    /// The checked, padded query.
+    prepared: Prepared,
     /// The query bytes with the message ID set to 0.
     wire: Bytes,
-    /// The client's message ID, restored on the response.
-    original_id: u16,
     /// The question section, which the response must repeat.
     questions: Vec<Query>,
-    /// Whether an OPT record was added to carry the padding (the client's query had none),
-    /// so that it is removed from the response again.
-    added_opt: bool,
 }
 
 impl PreparedQuery {
     /// Checks that `query` is a DNS query and prepares its wire form with ID 0, padded to a
-    /// multiple of 128 bytes ([`padding::pad_query`]).
+    /// multiple of 128 bytes ([`Prepared::new`]).
     pub fn new(query: &[u8]) -> Result<Self, UpstreamError> {
         Self::with_padding(query, true)
     }
 
     /// As [`PreparedQuery::new`], padding the query only when `pad` is true.
     pub fn with_padding(query: &[u8], pad: bool) -> Result<Self, UpstreamError> {
-        if query.len() < DNS_HEADER_LEN {
-            return Err(UpstreamError::BadQuery(format!(
-                "{} bytes is shorter than a DNS header",
-                query.len()
-            )));
-        }
-        if query.len() > usize::from(u16::MAX) {
-            return Err(UpstreamError::BadQuery(format!(
-                "{} bytes exceeds the 65535-byte DNS message limit",
-                query.len()
-            )));
-        }
-        let parsed = Message::from_vec(query)
-            .map_err(|e| UpstreamError::BadQuery(format!("not a DNS message: {e}")))?;
-        if parsed.metadata.message_type != MessageType::Query {
-            return Err(UpstreamError::BadQuery(
-                "message has QR=1 (a response, not a query)".to_owned(),
-            ));
-        }
-        let (mut wire, added_opt) = if pad {
-            let padded = padding::pad_query(query).map_err(UpstreamError::MalformedQuery)?;
-            if matches!(
-                padded.outcome,
-                PadOutcome::UnpaddedSigned | PadOutcome::UnpaddedOptNotLast
-            ) {
-                tracing::debug!(outcome = ?padded.outcome, "DoH query sent unpadded");
-            }
-            (padded.bytes, padded.outcome == PadOutcome::AddedOpt)
-        } else {
-            (query.to_vec(), false)
-        };
-        if let Some(id) = wire.get_mut(..2) {
-            id.copy_from_slice(&[0, 0]);
-        }
+        let prepared = Prepared::new(query, pad)?;
+        let wire = prepared.message(0);
+        // The question the response must repeat, as hickory reads it (the response is
+        // decoded by hickory too); `Prepared` has already checked the whole message.
+        let questions = Message::from_vec(&wire)
+            .map_err(|_| {
+                UpstreamError::MalformedQuery(crate::wire::WireError::Truncated {
+                    section: crate::wire::Section::Question,
+                })
+            })?
+            .queries;
         Ok(PreparedQuery {
+            prepared,
             wire: Bytes::from(wire),
-            original_id: parsed.metadata.id,
-            questions: parsed.queries,
-            added_opt,
+            questions,
         })
     }
 
@@ -87,34 +57,29 @@ impl PreparedQuery {
     /// The client's original message ID.
     #[cfg(test)]
     pub(crate) fn original_id(&self) -> u16 {
-        self.original_id
+        self.prepared.original_id()
     }
 
     /// Checks a response body against this query and returns it with the original
     /// message ID restored, and without the OPT record when ctdns added one for padding.
     pub fn accept_response(&self, body: &[u8]) -> Result<Vec<u8>, DohError> {
-        let parsed = Message::from_vec(body).map_err(|source| DohError::MalformedDns { source })?;
+        let parsed = Message::from_vec(body).map_err(|source| DohError::MalformedDns {
+            source: std::sync::Arc::new(source),
+        })?;
         if parsed.metadata.message_type != MessageType::Response {
             return Err(DohError::NotAResponse);
         }
         if parsed.queries != self.questions {
             return Err(DohError::QuestionMismatch);
         }
-        let mut out = if self.added_opt {
-            padding::strip_opt(body).map_err(DohError::MalformedOpt)?
-        } else {
-            body.to_vec()
-        };
-        if let Some(id) = out.get_mut(..2) {
-            id.copy_from_slice(&self.original_id.to_be_bytes());
-        }
-        Ok(out)
+        self.prepared.finish(body).map_err(DohError::MalformedOpt)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::padding;
     use hickory_proto::op::OpCode;
     use hickory_proto::rr::{Name, RData, Record, RecordType};
     use std::net::Ipv4Addr;
@@ -202,7 +167,7 @@ mod tests {
     fn short_query_refused() {
         assert!(matches!(
             PreparedQuery::new(&[0u8; 11]),
-            Err(UpstreamError::BadQuery(_))
+            Err(UpstreamError::MalformedQuery(_))
         ));
     }
 
@@ -212,7 +177,7 @@ mod tests {
         q.truncate(q.len() - 3);
         assert!(matches!(
             PreparedQuery::new(&q),
-            Err(UpstreamError::BadQuery(_))
+            Err(UpstreamError::MalformedQuery(_))
         ));
     }
 
@@ -222,7 +187,7 @@ mod tests {
         let resp = response_to(&q, Ipv4Addr::LOCALHOST).to_vec().unwrap();
         assert!(matches!(
             PreparedQuery::new(&resp),
-            Err(UpstreamError::BadQuery(_))
+            Err(UpstreamError::MalformedQuery(_))
         ));
     }
 
