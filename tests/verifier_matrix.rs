@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
@@ -24,6 +23,7 @@ use ctdns::pki::{
     LeafSpec, LogStateKind, OcspSigner, OcspSpec, PkiOptions, PrecertIssuance, SctSpec, TestLog,
     TestPki,
 };
+use ctdns::testkit::ping::{ping, ObservedVerifier, PingServer};
 use ctdns::tls::pins::{CertFingerprint, SpkiPin};
 use ctdns::tls::revocation::RevocationReason;
 use ctdns::tls::verifier::{Decision, RefusalEvent, RefusalObserver};
@@ -32,16 +32,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
 use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use time::{Duration, OffsetDateTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const OTHER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -2191,67 +2186,21 @@ fn certified(leaf: &IssuedLeaf, ocsp: &[u8]) -> Arc<CertifiedKey> {
     Arc::new(ck)
 }
 
-/// A loopback TLS server on 127.0.0.1:0 answering `pong` to `ping`, for `connections`
-/// connections; returns its address and the task (which ends after them).
+/// The test kit's ping server on 127.0.0.1:0 presenting what `resolver` holds, speaking only
+/// `versions`, for `connections` connections.
 async fn serve(
     resolver: Arc<Swappable>,
     connections: usize,
     versions: &[&'static rustls::SupportedProtocolVersion],
-) -> (
-    std::net::SocketAddr,
-    tokio::task::JoinHandle<Vec<std::io::Result<()>>>,
-) {
+) -> PingServer {
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
         .unwrap()
         .with_no_client_auth()
         .with_cert_resolver(resolver);
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut results = Vec::new();
-        for _ in 0..connections {
-            let one = async {
-                let (tcp, _) = listener.accept().await?;
-                let mut tls = acceptor.accept(tcp).await?;
-                let mut buf = [0u8; 4];
-                tls.read_exact(&mut buf).await?;
-                tls.write_all(b"pong").await?;
-                tls.shutdown().await?;
-                Ok(())
-            };
-            results.push(
-                tokio::time::timeout(StdDuration::from_secs(10), one)
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-            );
-        }
-        results
-    });
-    (addr, task)
-}
-
-async fn connect(
-    config: Arc<rustls::ClientConfig>,
-    addr: std::net::SocketAddr,
-    name: ServerName<'static>,
-) -> std::io::Result<()> {
-    let connector = TlsConnector::from(config);
-    let attempt = async {
-        let tcp = TcpStream::connect(addr).await?;
-        let mut tls = connector.connect(name, tcp).await?;
-        tls.write_all(b"ping").await?;
-        let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf).await?;
-        if &buf != b"pong" {
-            return Err(std::io::Error::other("bad pong"));
-        }
-        Ok(())
-    };
-    tokio::time::timeout(StdDuration::from_secs(10), attempt)
+    PingServer::start(LOCALHOST, Arc::new(config), connections)
         .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        .unwrap()
 }
 
 /// One refusal as the observer saw it: server name, rule, chain length, OCSP bytes.
@@ -2286,7 +2235,7 @@ async fn run_tls(case: &Case, name: ServerName<'static>) -> Vec<String> {
     };
     let mut presented = leaf.clone();
     presented.chain = case.chain.clone();
-    let (addr, server) = serve(
+    let server = serve(
         Swappable::new(&presented, &case.ocsp),
         1,
         rustls::DEFAULT_VERSIONS,
@@ -2299,8 +2248,8 @@ async fn run_tls(case: &Case, name: ServerName<'static>) -> Vec<String> {
         .with_observer(recorder.clone())
         .with_label(case.name.clone());
     let config = client_config(Arc::new(verifier), &[]).unwrap();
-    let result = connect(config, addr, name.clone()).await;
-    let served = server.await.unwrap();
+    let result = ping(config, server.addr(), name.clone()).await;
+    let served = server.finish().await;
     let refusal = match &result {
         Ok(()) => None,
         Err(e) => match Refusal::find_in(e) {
@@ -2372,57 +2321,13 @@ async fn matrix_through_rustls_handshakes() {
 // Session resumption never skips the verifier.
 // ---------------------------------------------------------------------------------------
 
-/// Wraps the real `CtVerifier` and counts how often rustls asks it to verify a chain.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<CtVerifier>,
-    calls: AtomicUsize,
-}
-
-impl ServerCertVerifier for Counting {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 /// Two connections with one client configuration to one server (speaking only
 /// `versions`) whose certificate is swapped to a rogue (CT-logged, pinned-out) one in
 /// between. Returns the results and how often the verifier ran.
 async fn two_connections(
     w: &World,
     mut config: rustls::ClientConfig,
-    counting: Arc<Counting>,
+    counting: Arc<ObservedVerifier>,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> (std::io::Result<()>, std::io::Result<()>, usize) {
     let honest = w.issue(&w.embedded(&[default_logs::ALPHA, default_logs::BETA]));
@@ -2435,13 +2340,13 @@ async fn two_connections(
         .set_certificate_verifier(counting.clone());
     let config = Arc::new(config);
     let resolver = Swappable::new(&honest, &[]);
-    let (addr, server) = serve(resolver.clone(), 2, versions).await;
+    let server = serve(resolver.clone(), 2, versions).await;
     let ip = ServerName::IpAddress(LOCALHOST.into());
-    let first = connect(config.clone(), addr, ip.clone()).await;
+    let first = ping(config.clone(), server.addr(), ip.clone()).await;
     resolver.set(&rogue, &[]);
-    let second = connect(config, addr, ip).await;
-    let _ = server.await.unwrap();
-    (first, second, counting.calls.load(Ordering::SeqCst))
+    let second = ping(config, server.addr(), ip).await;
+    let _ = server.finish().await;
+    (first, second, counting.calls())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2465,10 +2370,7 @@ async fn resumption_never_skips_verification() {
         &[&rustls::version::TLS12][..],
     ] {
         // ctdns's configuration: the second connection is verified and refused.
-        let counting = Arc::new(Counting {
-            inner: pinned.clone(),
-            calls: AtomicUsize::new(0),
-        });
+        let counting = Arc::new(ObservedVerifier::new(pinned.clone()));
         let (first, second, calls) =
             two_connections(w, (*config).clone(), counting, versions).await;
         first.unwrap_or_else(|e| panic!("{versions:?}: first connection: {e}"));
@@ -2485,10 +2387,7 @@ async fn resumption_never_skips_verification() {
         // seen), so the assertion above is meaningful.
         let mut resuming = (*config).clone();
         resuming.resumption = Resumption::default();
-        let counting = Arc::new(Counting {
-            inner: pinned.clone(),
-            calls: AtomicUsize::new(0),
-        });
+        let counting = Arc::new(ObservedVerifier::new(pinned.clone()));
         let (first, second, calls) = two_connections(w, resuming, counting, versions).await;
         first.unwrap();
         second.unwrap_or_else(|e| panic!("{versions:?}: resumed connection: {e}"));

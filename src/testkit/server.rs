@@ -1,0 +1,1059 @@
+//! One configurable in-process DNS-over-TLS / DNS-over-HTTPS server for tests, benchmarks and
+//! `ctdns demo`.
+//!
+//! **Not a production server.** It listens on a loopback address (port 0 by default), speaks
+//! DoT (RFC 7858 framing) or DoH (HTTP/2, RFC 8484 POST) over tokio-rustls, answers as its
+//! [`Answers`] say, and misbehaves as the current [`Fault`] says; the fault can be switched
+//! at any time with [`TestServer::set`]. Faults that act on a query are read when the query
+//! arrives, so switching back to [`Fault::Honest`] heals live connections too; faults that
+//! act on the handshake ([`Fault::FatalAlert`], [`Fault::StallHandshake`],
+//! [`Fault::RogueCert`]) apply to connections accepted while they are set;
+//! [`TestServer::drop_connections`] closes the established ones, so that the client has to
+//! reconnect into the fault (a certificate that changes between connections).
+//!
+//! It counts what a test of a refusal needs ([`Counters`]): TCP connections, completed and
+//! failed TLS handshakes, and every application (DNS) byte received after a handshake,
+//! separately for connections that were offered the rogue chain, so a test can show that a
+//! refused upstream never received a single DNS byte. Dropping a server stops it and every
+//! connection it holds; [`TestServer::shutdown`] also waits for that.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ctdns::testkit::{AnswerTable, Answers, Protocol, ServerCert, TestServer};
+//!
+//! let (_pki, leaf) = ctdns::pki::demo_pki("127.0.0.1".parse()?)?;
+//! let mut answers = AnswerTable::new();
+//! answers.insert("bank.example.", "192.0.2.80".parse()?)?;
+//! let server = TestServer::builder(Protocol::Dot, ServerCert::from_leaf(&leaf))
+//!     .answers(Answers::Table(answers))
+//!     .start()
+//!     .await?;
+//! // ... point a DoT client at server.addr() ...
+//! let stats = server.stats();
+//! server.shutdown().await;
+//! # let _ = stats; Ok(()) }
+//! ```
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use super::{Answers, ServerError};
+use crate::pki::IssuedLeaf;
+
+/// How long the DoH server keeps a connection after sending GOAWAY for [`Fault::GoAway`].
+const GOAWAY_LINGER: Duration = Duration::from_millis(100);
+
+/// How a faulty server misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answers every query correctly.
+    Honest,
+    /// Reads a query, then closes the TCP connection (FIN, no close_notify), unanswered.
+    Kill,
+    /// Reads a query, then resets the TCP connection (SO_LINGER 0), unanswered.
+    Reset,
+    /// Reads a query, then sends TLS close_notify and closes, unanswered.
+    CloseNotify,
+    /// Answers the ClientHello with a fatal `handshake_failure` alert: no TLS session.
+    FatalAlert,
+    /// Accepts the TCP connection but never answers the ClientHello.
+    StallHandshake,
+    /// Completes the handshake and reads queries, but never answers.
+    Stall,
+    /// Answers with a message ID the client did not use (DoT: the ID xor 0x5A5A; DoH:
+    /// 0x5A5A instead of 0).
+    WrongId,
+    /// DoT: a length prefix announcing the whole answer, half of it, then close. DoH: a
+    /// `content-length` for the whole answer, half the body, then close.
+    Truncated,
+    /// DoT: a 65535-byte frame of garbage (connection kept open). DoH: a 65535-byte
+    /// `application/dns-message` body of garbage.
+    Oversized,
+    /// DoH only: GOAWAY on a request, which stays unanswered; the connection is closed
+    /// shortly after. (DoT answers honestly.)
+    GoAway,
+    /// DoH only: RST_STREAM (INTERNAL_ERROR) on every request. (DoT answers honestly.)
+    RstStream,
+    /// New connections get the rogue chain ([`Builder::rogue`]; the honest one when none was
+    /// given), e.g. a valid chain from the test PKI's rogue CA that only an issuer pin refuses.
+    RogueCert,
+}
+
+impl Fault {
+    /// The faults that apply to DNS-over-TLS.
+    pub const DOT: &'static [Fault] = &[
+        Fault::Honest,
+        Fault::Kill,
+        Fault::Reset,
+        Fault::CloseNotify,
+        Fault::FatalAlert,
+        Fault::StallHandshake,
+        Fault::Stall,
+        Fault::WrongId,
+        Fault::Truncated,
+        Fault::Oversized,
+        Fault::RogueCert,
+    ];
+
+    /// The faults that apply to DNS-over-HTTPS.
+    pub const DOH: &'static [Fault] = &[
+        Fault::Honest,
+        Fault::Kill,
+        Fault::Reset,
+        Fault::CloseNotify,
+        Fault::FatalAlert,
+        Fault::StallHandshake,
+        Fault::Stall,
+        Fault::WrongId,
+        Fault::Truncated,
+        Fault::Oversized,
+        Fault::GoAway,
+        Fault::RstStream,
+        Fault::RogueCert,
+    ];
+
+    /// A short label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Fault::Honest => "honest",
+            Fault::Kill => "killed mid-stream",
+            Fault::Reset => "TCP reset",
+            Fault::CloseNotify => "TLS close_notify",
+            Fault::FatalAlert => "TLS fatal alert",
+            Fault::StallHandshake => "stalled handshake",
+            Fault::Stall => "stalled",
+            Fault::WrongId => "wrong ID",
+            Fault::Truncated => "truncated frame",
+            Fault::Oversized => "oversized garbage",
+            Fault::GoAway => "HTTP/2 GOAWAY",
+            Fault::RstStream => "HTTP/2 RST_STREAM",
+            Fault::RogueCert => "rogue certificate",
+        }
+    }
+}
+
+/// What a server counts.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// TCP connections accepted.
+    pub tcp_accepted: AtomicUsize,
+    /// TLS handshakes completed (either certificate).
+    pub handshakes: AtomicUsize,
+    /// TLS handshakes that failed (the client refused, or went away).
+    pub handshake_failures: AtomicUsize,
+    /// Application bytes received after a completed handshake (either certificate).
+    pub app_bytes: AtomicU64,
+    /// Connections on which the rogue certificate was offered.
+    pub rogue_offered: AtomicUsize,
+    /// TLS handshakes completed with the rogue certificate.
+    pub rogue_handshakes: AtomicUsize,
+    /// Application bytes received on connections that were offered the rogue certificate.
+    pub rogue_app_bytes: AtomicU64,
+    /// Fatal alerts sent instead of a ServerHello.
+    pub alerts_sent: AtomicUsize,
+    /// Connections whose ClientHello was left unanswered.
+    pub handshakes_stalled: AtomicUsize,
+    /// DNS queries read.
+    pub queries: AtomicUsize,
+    /// Correct answers sent.
+    pub answered: AtomicUsize,
+}
+
+impl Counters {
+    /// A snapshot of the main counters.
+    pub fn snapshot(&self) -> ServerStats {
+        ServerStats {
+            tcp_accepted: Self::get(&self.tcp_accepted),
+            handshakes: Self::get(&self.handshakes),
+            handshake_failures: Self::get(&self.handshake_failures),
+            app_bytes: Self::bytes(&self.app_bytes),
+            rogue_app_bytes: Self::bytes(&self.rogue_app_bytes),
+            queries: Self::get(&self.queries),
+            answered: Self::get(&self.answered),
+        }
+    }
+
+    /// Reads a counter.
+    pub fn get(c: &AtomicUsize) -> usize {
+        c.load(Ordering::SeqCst)
+    }
+
+    /// Reads a byte counter.
+    pub fn bytes(c: &AtomicU64) -> u64 {
+        c.load(Ordering::SeqCst)
+    }
+}
+
+/// The current fault, shared by a server and its connections.
+#[derive(Debug)]
+struct Control {
+    fault: Mutex<Fault>,
+    /// Bumped to close every established connection.
+    kick: watch::Sender<u64>,
+}
+
+impl Control {
+    fn get(&self) -> Fault {
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    /// Completes when [`TestServer::drop_connections`] is called.
+    async fn kicked(mut kick: watch::Receiver<u64>) {
+        let _ = kick.changed().await;
+    }
+}
+
+/// Which protocol the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// DNS over TLS.
+    Dot,
+    /// DNS over HTTPS (HTTP/2).
+    Doh,
+}
+
+impl Protocol {
+    /// Short label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Dot => "DoT",
+            Protocol::Doh => "DoH",
+        }
+    }
+
+    /// The faults that apply to this protocol.
+    pub fn faults(self) -> &'static [Fault] {
+        match self {
+            Protocol::Dot => Fault::DOT,
+            Protocol::Doh => Fault::DOH,
+        }
+    }
+}
+
+/// A certificate chain (leaf first), its private key, and an optional DER OCSP response to
+/// staple to every handshake.
+#[derive(Debug)]
+pub struct ServerCert {
+    /// The chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's private key.
+    pub key: PrivateKeyDer<'static>,
+    /// A DER OCSP response stapled to every handshake (none when empty).
+    pub ocsp: Vec<u8>,
+}
+
+impl Clone for ServerCert {
+    fn clone(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            ocsp: self.ocsp.clone(),
+        }
+    }
+}
+
+impl ServerCert {
+    /// `chain` and `key`, no staple.
+    pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Self {
+        Self {
+            chain,
+            key,
+            ocsp: Vec::new(),
+        }
+    }
+
+    /// A leaf of the test PKI: its chain, key and stapled OCSP response, if any.
+    pub fn from_leaf(leaf: &IssuedLeaf) -> Self {
+        Self {
+            chain: leaf.chain.clone(),
+            key: leaf.key_der(),
+            ocsp: leaf.ocsp_response.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The same chain and key with `ocsp` stapled (none when empty).
+    pub fn with_ocsp(mut self, ocsp: Vec<u8>) -> Self {
+        self.ocsp = ocsp;
+        self
+    }
+
+    /// A rustls server configuration (ring provider, safe default versions) serving this
+    /// chain with `alpn` protocols.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Result<rustls::ServerConfig, ServerError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert_with_ocsp(
+                self.chain.clone(),
+                self.key.clone_key(),
+                self.ocsp.clone(),
+            )?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(config)
+    }
+
+    fn acceptor(&self, alpn: &[&[u8]]) -> Result<TlsAcceptor, ServerError> {
+        Ok(TlsAcceptor::from(Arc::new(self.server_config(alpn)?)))
+    }
+}
+
+/// A snapshot of a server's [`Counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// TCP connections accepted.
+    pub tcp_accepted: usize,
+    /// TLS handshakes completed (either chain).
+    pub handshakes: usize,
+    /// TLS handshakes that failed (e.g. the client refused the certificate and aborted).
+    pub handshake_failures: usize,
+    /// Application bytes (DNS messages, with DoT length prefixes or HTTP/2 framing)
+    /// received after completed handshakes.
+    pub app_bytes: u64,
+    /// Application bytes received on connections that were offered the rogue chain.
+    pub rogue_app_bytes: u64,
+    /// Queries read.
+    pub queries: usize,
+    /// Responses sent for [`Fault::Honest`] (answers, NXDOMAIN and error responses alike).
+    pub answered: usize,
+}
+
+/// Starts a [`TestServer`]: protocol and certificate first, the rest optional.
+#[derive(Debug)]
+pub struct Builder {
+    protocol: Protocol,
+    bind: SocketAddr,
+    honest: ServerCert,
+    rogue: Option<ServerCert>,
+    fault: Fault,
+    answers: Answers,
+}
+
+impl Builder {
+    /// Listen on `addr` instead of 127.0.0.1:0 (port 0 picks a free port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// The chain offered while [`Fault::RogueCert`] is set.
+    pub fn rogue(mut self, cert: ServerCert) -> Self {
+        self.rogue = Some(cert);
+        self
+    }
+
+    /// The behaviour at start ([`Fault::Honest`] unless set).
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.fault = fault;
+        self
+    }
+
+    /// What the server answers ([`Answers::Synthetic`] unless set).
+    pub fn answers(mut self, answers: Answers) -> Self {
+        self.answers = answers;
+        self
+    }
+
+    /// Bind and start serving. Must be called inside a Tokio runtime.
+    pub async fn start(self) -> Result<TestServer, ServerError> {
+        let alpn: &[&[u8]] = match self.protocol {
+            Protocol::Dot => &[],
+            Protocol::Doh => &[b"h2"],
+        };
+        let honest = self.honest.acceptor(alpn)?;
+        let rogue = match &self.rogue {
+            Some(cert) => cert.acceptor(alpn)?,
+            None => honest.clone(),
+        };
+        let acceptors = Acceptors { honest, rogue };
+        let addr = self.bind;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let counters = Arc::new(Counters::default());
+        let control = Arc::new(Control {
+            fault: Mutex::new(self.fault),
+            kick: watch::Sender::new(0),
+        });
+        let task = tokio::spawn(accept_loop(
+            listener,
+            self.protocol,
+            acceptors,
+            Arc::new(self.answers),
+            Arc::clone(&control),
+            Arc::clone(&counters),
+        ));
+        Ok(TestServer {
+            protocol: self.protocol,
+            addr: bound,
+            counters,
+            control,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running test server (DoT or DoH). Stopped on drop.
+#[derive(Debug)]
+pub struct TestServer {
+    protocol: Protocol,
+    addr: SocketAddr,
+    counters: Arc<Counters>,
+    control: Arc<Control>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl TestServer {
+    /// A server speaking `protocol` with `cert`, on 127.0.0.1:0, honest, with
+    /// [`Answers::Synthetic`] until the builder says otherwise.
+    pub fn builder(protocol: Protocol, cert: ServerCert) -> Builder {
+        Builder {
+            protocol,
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            honest: cert,
+            rogue: None,
+            fault: Fault::Honest,
+            answers: Answers::Synthetic,
+        }
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The live counters (shared: clone the `Arc` to read them after the server is gone).
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> ServerStats {
+        self.counters.snapshot()
+    }
+
+    /// Switches the behaviour.
+    pub fn set(&self, fault: Fault) {
+        self.control.set(fault);
+    }
+
+    /// The current behaviour.
+    pub fn fault(&self) -> Fault {
+        self.control.get()
+    }
+
+    /// Closes every established connection (TCP FIN, no close_notify, no GOAWAY): the
+    /// client has to reconnect, and meets whatever handshake fault is set by then.
+    pub fn drop_connections(&self) {
+        self.control.kick.send_modify(|generation| *generation += 1);
+    }
+
+    /// Stop accepting, close every connection, and return when all tasks have ended.
+    pub async fn shutdown(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    protocol: Protocol,
+    acceptors: Acceptors,
+    answers: Arc<Answers>,
+    control: Arc<Control>,
+    counters: Arc<Counters>,
+) {
+    // Dropped (aborting every connection) when this task is aborted.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else {
+                    // Out of descriptors or similar: do not spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                counters.tcp_accepted.fetch_add(1, Ordering::SeqCst);
+                let ctx = ConnCtx {
+                    acceptors: acceptors.clone(),
+                    answers: Arc::clone(&answers),
+                    control: Arc::clone(&control),
+                    counters: Arc::clone(&counters),
+                };
+                let kicked = Control::kicked(control.kick.subscribe());
+                connections.spawn(async move {
+                    // A kick drops the connection future, and with it the socket.
+                    tokio::select! {
+                        _ = kicked => {}
+                        _ = async {
+                            match protocol {
+                                Protocol::Dot => dot_connection(tcp, ctx).await,
+                                Protocol::Doh => doh_connection(tcp, ctx).await,
+                            }
+                        } => {}
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Acceptors {
+    honest: TlsAcceptor,
+    rogue: TlsAcceptor,
+}
+
+struct ConnCtx {
+    acceptors: Acceptors,
+    answers: Arc<Answers>,
+    control: Arc<Control>,
+    counters: Arc<Counters>,
+}
+
+/// Answers a ClientHello with a plaintext fatal `handshake_failure` alert and closes.
+async fn fatal_alert(mut tcp: TcpStream, counters: &Counters) {
+    let mut hello = [0u8; 512];
+    let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut hello)).await;
+    // TLSPlaintext { type: alert(21), version: 3,3, length: 2, level: fatal(2),
+    // description: handshake_failure(40) }.
+    let _ = tcp.write_all(&[21, 3, 3, 0, 2, 2, 40]).await;
+    let _ = tcp.flush().await;
+    counters.alerts_sent.fetch_add(1, Ordering::SeqCst);
+    let _ = tcp.shutdown().await;
+}
+
+/// TCP accept → (fatal alert | TLS handshake with the honest or rogue certificate).
+async fn handshake(tcp: TcpStream, ctx: &ConnCtx) -> Option<SharedIo> {
+    let fault = ctx.control.get();
+    if fault == Fault::FatalAlert {
+        fatal_alert(tcp, &ctx.counters).await;
+        return None;
+    }
+    if fault == Fault::StallHandshake {
+        ctx.counters
+            .handshakes_stalled
+            .fetch_add(1, Ordering::SeqCst);
+        // Hold the socket without reading (bounded, so no task outlives a test).
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tcp);
+        return None;
+    }
+    let rogue = fault == Fault::RogueCert;
+    if rogue {
+        ctx.counters.rogue_offered.fetch_add(1, Ordering::SeqCst);
+    }
+    let acceptor = if rogue {
+        &ctx.acceptors.rogue
+    } else {
+        &ctx.acceptors.honest
+    };
+    match acceptor.accept(tcp).await {
+        Ok(tls) => {
+            ctx.counters.handshakes.fetch_add(1, Ordering::SeqCst);
+            if rogue {
+                ctx.counters.rogue_handshakes.fetch_add(1, Ordering::SeqCst);
+            }
+            Some(SharedIo {
+                inner: Arc::new(Mutex::new(tls)),
+                counters: Arc::clone(&ctx.counters),
+                rogue,
+            })
+        }
+        Err(_) => {
+            ctx.counters
+                .handshake_failures
+                .fetch_add(1, Ordering::SeqCst);
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// DoT
+// ---------------------------------------------------------------------------------------
+
+async fn read_frame(io: &mut SharedIo) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    io.read_exact(&mut len).await.ok()?;
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    io.read_exact(&mut msg).await.ok()?;
+    Some(msg)
+}
+
+async fn write_frame(io: &mut SharedIo, prefix: u16, body: &[u8]) -> std::io::Result<()> {
+    let mut frame = prefix.to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    io.write_all(&frame).await?;
+    io.flush().await
+}
+
+async fn dot_connection(tcp: TcpStream, ctx: ConnCtx) {
+    let Some(mut io) = handshake(tcp, &ctx).await else {
+        return;
+    };
+    loop {
+        let Some(query) = read_frame(&mut io).await else {
+            return;
+        };
+        ctx.counters.queries.fetch_add(1, Ordering::SeqCst);
+        let Some(mut response) = ctx.answers.respond(&query) else {
+            continue;
+        };
+        let len = u16::try_from(response.len()).unwrap_or(u16::MAX);
+        match ctx.control.get() {
+            // Dropping the stream closes TCP without close_notify.
+            Fault::Kill => return,
+            Fault::Reset => {
+                io.reset();
+                return;
+            }
+            Fault::CloseNotify => {
+                let _ = io.shutdown().await;
+                return;
+            }
+            Fault::Stall => {}
+            Fault::WrongId => {
+                if let Some(id) = response.get_mut(..2) {
+                    id[0] ^= 0x5A;
+                    id[1] ^= 0x5A;
+                }
+                if write_frame(&mut io, len, &response).await.is_err() {
+                    return;
+                }
+            }
+            Fault::Truncated => {
+                let half = response.get(..response.len() / 2).unwrap_or_default();
+                let _ = write_frame(&mut io, len, half).await;
+                return;
+            }
+            Fault::Oversized => {
+                if write_frame(&mut io, u16::MAX, &[0xFF; 65_535])
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Fault::Honest
+            | Fault::FatalAlert
+            | Fault::StallHandshake
+            | Fault::RogueCert
+            | Fault::GoAway
+            | Fault::RstStream => {
+                // Counted before the write: the client may read the answer before this
+                // task runs again, and tests compare the count right after an answer.
+                ctx.counters.answered.fetch_add(1, Ordering::SeqCst);
+                if write_frame(&mut io, len, &response).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// DoH
+// ---------------------------------------------------------------------------------------
+
+type ServerBody = BoxBody<Bytes, Infallible>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a request handler asks its connection to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnCommand {
+    Kill,
+    Reset,
+    CloseNotify,
+    GoAway,
+}
+
+struct RequestCtx {
+    answers: Arc<Answers>,
+    control: Arc<Control>,
+    counters: Arc<Counters>,
+    commands: mpsc::UnboundedSender<ConnCommand>,
+    /// Changes (errors) when the connection task ends.
+    closed: watch::Receiver<()>,
+}
+
+impl RequestCtx {
+    /// Waits until the connection is gone (bounded, so no handler outlives a test).
+    async fn until_closed(&self) {
+        let mut closed = self.closed.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(30), closed.changed()).await;
+    }
+}
+
+async fn doh_connection(tcp: TcpStream, ctx: ConnCtx) {
+    let Some(io) = handshake(tcp, &ctx).await else {
+        return;
+    };
+    let shared = io.clone_handle();
+    let (commands, mut command_rx) = mpsc::unbounded_channel();
+    let (_closed_tx, closed) = watch::channel(());
+    let request_ctx = Arc::new(RequestCtx {
+        answers: Arc::clone(&ctx.answers),
+        control: Arc::clone(&ctx.control),
+        counters: Arc::clone(&ctx.counters),
+        commands,
+        closed,
+    });
+    let service = service_fn(move |req| doh_request(req, Arc::clone(&request_ctx)));
+    let mut connection = Box::pin(
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), service),
+    );
+    let mut goaway_close: Option<tokio::time::Instant> = None;
+    let end = loop {
+        tokio::select! {
+            _ = connection.as_mut() => break None,
+            Some(command) = command_rx.recv() => match command {
+                ConnCommand::GoAway => {
+                    if goaway_close.is_none() {
+                        connection.as_mut().graceful_shutdown();
+                        goaway_close = Some(tokio::time::Instant::now() + GOAWAY_LINGER);
+                    }
+                }
+                other => break Some(other),
+            },
+            _ = async {
+                match goaway_close {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => break Some(ConnCommand::Kill),
+        }
+    };
+    // Drop hyper's connection; `shared` is then the only handle on the TLS stream.
+    drop(connection);
+    match end {
+        Some(ConnCommand::Reset) => shared.reset(),
+        Some(ConnCommand::CloseNotify) => {
+            let mut io = shared;
+            let _ = io.shutdown().await;
+        }
+        _ => {}
+    }
+}
+
+async fn doh_request(
+    req: Request<Incoming>,
+    ctx: Arc<RequestCtx>,
+) -> Result<Response<ServerBody>, BoxError> {
+    let body = Limited::new(req.into_body(), 65_535)
+        .collect()
+        .await
+        .map_err(|e| -> BoxError { format!("request body: {e}").into() })?
+        .to_bytes();
+    ctx.counters.queries.fetch_add(1, Ordering::SeqCst);
+    let Some(mut response) = ctx.answers.respond(&body) else {
+        return Ok(status(StatusCode::BAD_REQUEST));
+    };
+    let command = |c: ConnCommand| {
+        let _ = ctx.commands.send(c);
+    };
+    match ctx.control.get() {
+        Fault::Kill => command(ConnCommand::Kill),
+        Fault::Reset => command(ConnCommand::Reset),
+        Fault::CloseNotify => command(ConnCommand::CloseNotify),
+        Fault::GoAway => command(ConnCommand::GoAway),
+        Fault::Stall => {}
+        Fault::RstStream => {
+            return Err(Box::new(h2::Error::from(h2::Reason::INTERNAL_ERROR)));
+        }
+        Fault::WrongId => {
+            if let Some(id) = response.get_mut(..2) {
+                id.copy_from_slice(&[0x5A, 0x5A]);
+            }
+            return Ok(dns_response(BoxBody::new(Full::new(Bytes::from(response)))));
+        }
+        Fault::Truncated => {
+            let full = response.len();
+            let half = Bytes::from(response).slice(..full / 2);
+            let body = TruncatedBody {
+                first: Some(half),
+                commands: ctx.commands.clone(),
+            };
+            let mut r = dns_response(BoxBody::new(body));
+            r.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, full.into());
+            return Ok(r);
+        }
+        Fault::Oversized => {
+            let garbage = Bytes::from(vec![0xFF; 65_535]);
+            return Ok(dns_response(BoxBody::new(Full::new(garbage))));
+        }
+        Fault::Honest | Fault::FatalAlert | Fault::StallHandshake | Fault::RogueCert => {
+            ctx.counters.answered.fetch_add(1, Ordering::SeqCst);
+            return Ok(dns_response(BoxBody::new(Full::new(Bytes::from(response)))));
+        }
+    }
+    // Kill, Reset, CloseNotify, GoAway, Stall: never answer.
+    ctx.until_closed().await;
+    Err("connection closed by the fault".into())
+}
+
+fn dns_response(body: ServerBody) -> Response<ServerBody> {
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/dns-message"),
+    );
+    r
+}
+
+fn status(code: StatusCode) -> Response<ServerBody> {
+    let mut r = Response::new(BoxBody::new(Full::new(Bytes::new())));
+    *r.status_mut() = code;
+    r
+}
+
+/// Half a body, then the connection is killed (the rest never comes).
+struct TruncatedBody {
+    first: Option<Bytes>,
+    commands: mpsc::UnboundedSender<ConnCommand>,
+}
+
+impl Body for TruncatedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        // The half is handed to hyper; kill the connection once it had a moment to send it.
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = commands.send(ConnCommand::Kill);
+        });
+        // Never woken: the connection (and this body) is dropped.
+        Poll::Pending
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared, counting TLS stream
+// ---------------------------------------------------------------------------------------
+
+/// A TLS stream shared between hyper (or the DoT loop) and the fault logic, counting the
+/// plaintext bytes read.
+struct SharedIo {
+    inner: Arc<Mutex<TlsStream<TcpStream>>>,
+    counters: Arc<Counters>,
+    rogue: bool,
+}
+
+impl SharedIo {
+    fn lock(&self) -> MutexGuard<'_, TlsStream<TcpStream>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn clone_handle(&self) -> SharedIo {
+        SharedIo {
+            inner: Arc::clone(&self.inner),
+            counters: Arc::clone(&self.counters),
+            rogue: self.rogue,
+        }
+    }
+
+    /// Makes the close a TCP reset (SO_LINGER 0); the caller then drops the stream.
+    fn reset(&self) {
+        let _ = self.lock().get_ref().0.set_zero_linger();
+    }
+}
+
+impl AsyncRead for SharedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = {
+            let mut tls = self.lock();
+            Pin::new(&mut *tls).poll_read(cx, buf)
+        };
+        if let Poll::Ready(Ok(())) = result {
+            let n = (buf.filled().len() - before) as u64;
+            self.counters.app_bytes.fetch_add(n, Ordering::SeqCst);
+            if self.rogue {
+                self.counters.rogue_app_bytes.fetch_add(n, Ordering::SeqCst);
+            }
+        }
+        result
+    }
+}
+
+impl AsyncWrite for SharedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut tls = self.lock();
+        Pin::new(&mut *tls).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut tls = self.lock();
+        Pin::new(&mut *tls).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut tls = self.lock();
+        Pin::new(&mut *tls).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::AnswerTable;
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    use rustls::pki_types::ServerName;
+    use tokio_rustls::TlsConnector;
+
+    fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        m.to_vec().unwrap()
+    }
+
+    fn table() -> Answers {
+        let mut t = AnswerTable::new();
+        t.insert("bank.example.", "192.0.2.80".parse().unwrap())
+            .unwrap();
+        Answers::Table(t)
+    }
+
+    #[tokio::test]
+    async fn serves_dot_and_counts_bytes_then_shuts_down() {
+        let (pki, leaf) = crate::pki::demo_pki("127.0.0.1".parse().unwrap()).unwrap();
+        let server = TestServer::builder(Protocol::Dot, ServerCert::from_leaf(&leaf))
+            .answers(table())
+            .start()
+            .await
+            .unwrap();
+        let addr = server.addr();
+        assert_ne!(addr.port(), 0);
+        assert_eq!(server.protocol(), Protocol::Dot);
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(pki.root_store(false).unwrap())
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut tls = TlsConnector::from(Arc::new(client))
+            .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+            .await
+            .unwrap();
+        let q = query("bank.example.", RecordType::A, 42);
+        let mut frame = (q.len() as u16).to_be_bytes().to_vec();
+        frame.extend_from_slice(&q);
+        // A frame split across two writes is reassembled.
+        let (first, second) = frame.split_at(3);
+        tls.write_all(first).await.unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tls.write_all(second).await.unwrap();
+        let mut len = [0u8; 2];
+        tls.read_exact(&mut len).await.unwrap();
+        let mut resp = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tls.read_exact(&mut resp).await.unwrap();
+        let r = Message::from_vec(&resp).unwrap();
+        assert_eq!(r.metadata.id, 42);
+        assert_eq!(r.answers.len(), 1);
+
+        let stats = server.stats();
+        assert_eq!(stats.tcp_accepted, 1);
+        assert_eq!(stats.handshakes, 1);
+        assert_eq!(stats.handshake_failures, 0);
+        assert_eq!(stats.app_bytes, frame.len() as u64);
+        assert_eq!(stats.rogue_app_bytes, 0);
+        assert_eq!(stats.queries, 1);
+        assert_eq!(stats.answered, 1);
+
+        server.shutdown().await;
+        // The connection was closed by the server: the next read sees EOF or an error.
+        let mut buf = [0u8; 1];
+        let closed = matches!(tls.read(&mut buf).await, Ok(0) | Err(_));
+        assert!(closed);
+        assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_key_that_does_not_match_the_leaf_is_refused() {
+        let (pki, leaf) = crate::pki::demo_pki("127.0.0.1".parse().unwrap()).unwrap();
+        let other = pki
+            .issue_leaf(&pki.leaf_spec("127.0.0.1".parse().unwrap()))
+            .unwrap();
+        let err = TestServer::builder(
+            Protocol::Dot,
+            ServerCert::new(leaf.chain.clone(), other.key_der()),
+        )
+        .start()
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ServerError::Tls(_)));
+        // The rogue chain is checked too.
+        let err = TestServer::builder(Protocol::Doh, ServerCert::from_leaf(&leaf))
+            .rogue(ServerCert::new(other.chain.clone(), leaf.key_der()))
+            .start()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ServerError::Tls(_)));
+    }
+}
