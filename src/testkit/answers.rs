@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
@@ -21,6 +21,9 @@ pub const BIG_ANSWER_RECORDS: usize = 300;
 /// How many A records a `mid*` name gets from [`Answers::Synthetic`]: an answer above the
 /// 1,232-byte UDP cap for remote clients and below the stub's 4,096-byte UDP maximum.
 pub const MID_ANSWER_RECORDS: usize = 100;
+
+/// The address in every decoy response ([`decoys`]): a client that accepted one would show it.
+pub const DECOY_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 66);
 
 /// How the server answers a well-formed query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,10 +214,41 @@ pub fn synthetic(query: &[u8]) -> Option<Vec<u8>> {
     r.to_vec().ok()
 }
 
+/// Three wrong responses to `query`: unknown ID (the ID xor 0x5A5A), another name
+/// (`decoy.test.`), another type (AAAA). Each carries an A record with [`DECOY_IP`]. Empty
+/// when `query` is not a DNS message with a question.
+pub fn decoys(query: &[u8]) -> Vec<Vec<u8>> {
+    let Ok(q) = Message::from_vec(query) else {
+        return Vec::new();
+    };
+    let Some(question) = q.queries.first() else {
+        return Vec::new();
+    };
+    let id = q.metadata.id;
+    let other_name = Name::from_ascii("decoy.test.").ok();
+    let variants = [
+        (id ^ 0x5A5A, question.name().clone(), question.query_type()),
+        (
+            id,
+            other_name.unwrap_or_else(Name::root),
+            question.query_type(),
+        ),
+        (id, question.name().clone(), RecordType::AAAA),
+    ];
+    variants
+        .into_iter()
+        .filter_map(|(id, name, qtype)| {
+            let mut r = Message::response(id, OpCode::Query);
+            r.add_query(Query::query(name.clone(), qtype));
+            r.add_answer(Record::from_rdata(name, ANSWER_TTL, RData::A(A(DECOY_IP))));
+            r.to_vec().ok()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::Query;
 
     fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
         let mut m = Message::new(id, MessageType::Query, OpCode::Query);

@@ -63,6 +63,27 @@ use crate::pki::IssuedLeaf;
 /// How long the DoH server keeps a connection after sending GOAWAY for [`Fault::GoAway`].
 const GOAWAY_LINGER: Duration = Duration::from_millis(100);
 
+/// DNS-over-TLS answer knobs, fixed at start (the [`Fault`] can change at any time; these
+/// apply while it is [`Fault::Honest`] or another fault that answers normally). The default
+/// is a plain server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DotKnobs {
+    /// Delay every answer by this much (answers are sent concurrently, so a later query can
+    /// be answered first).
+    pub delay: Duration,
+    /// Hold answers until this many queries arrived on the connection, then send them in
+    /// reverse order (0 or 1: no batching).
+    pub reverse_batch: usize,
+    /// Connections with an index (0-based, in accept order) below this close as soon as a
+    /// query arrives, unanswered.
+    pub close_first_connections: usize,
+    /// Close a connection on which no query arrived for this long.
+    pub idle_close: Option<Duration>,
+    /// Before each answer, send three wrong responses ([`super::answers::decoys`]): an
+    /// unknown ID, another name, another type.
+    pub decoys: bool,
+}
+
 /// How a faulty server misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -177,6 +198,12 @@ pub struct Counters {
     pub queries: AtomicUsize,
     /// Correct answers sent.
     pub answered: AtomicUsize,
+    /// Connections that ended (either side, handshake failures included).
+    pub closed: AtomicUsize,
+    /// Decoy responses sent ([`DotKnobs::decoys`]).
+    pub decoys_sent: AtomicUsize,
+    /// Every DoT query message received, as sent on the wire (without the length prefix).
+    query_log: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Counters {
@@ -191,6 +218,22 @@ impl Counters {
             queries: Self::get(&self.queries),
             answered: Self::get(&self.answered),
         }
+    }
+
+    /// Every DoT query message received so far, in arrival order.
+    pub fn query_log(&self) -> Vec<Vec<u8>> {
+        self.query_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn record_query(&self, query: &[u8]) {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        self.query_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(query.to_vec());
     }
 
     /// Reads a counter.
@@ -351,9 +394,16 @@ pub struct Builder {
     rogue: Option<ServerCert>,
     fault: Fault,
     answers: Answers,
+    knobs: DotKnobs,
 }
 
 impl Builder {
+    /// DoT answer knobs (delay, reverse order, early closes, idle close, decoys).
+    pub fn dot_knobs(mut self, knobs: DotKnobs) -> Self {
+        self.knobs = knobs;
+        self
+    }
+
     /// Listen on `addr` instead of 127.0.0.1:0 (port 0 picks a free port).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = addr;
@@ -407,6 +457,7 @@ impl Builder {
             self.protocol,
             acceptors,
             Arc::new(self.answers),
+            Arc::new(self.knobs),
             Arc::clone(&control),
             Arc::clone(&counters),
         ));
@@ -449,6 +500,7 @@ impl TestServer {
             rogue: None,
             fault: Fault::Honest,
             answers: Answers::Synthetic,
+            knobs: DotKnobs::default(),
         }
     }
 
@@ -502,6 +554,7 @@ async fn accept_loop(
     protocol: Protocol,
     acceptors: Acceptors,
     answers: Arc<Answers>,
+    knobs: Arc<DotKnobs>,
     control: Arc<Control>,
     counters: Arc<Counters>,
 ) {
@@ -515,14 +568,17 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
-                counters.tcp_accepted.fetch_add(1, Ordering::SeqCst);
+                let index = counters.tcp_accepted.fetch_add(1, Ordering::SeqCst);
                 let ctx = ConnCtx {
+                    index,
                     acceptors: acceptors.clone(),
                     answers: Arc::clone(&answers),
+                    knobs: Arc::clone(&knobs),
                     control: Arc::clone(&control),
                     counters: Arc::clone(&counters),
                 };
                 let kicked = Control::kicked(control.kick.subscribe());
+                let counters = Arc::clone(&counters);
                 connections.spawn(async move {
                     // A kick drops the connection future, and with it the socket.
                     tokio::select! {
@@ -534,6 +590,7 @@ async fn accept_loop(
                             }
                         } => {}
                     }
+                    counters.closed.fetch_add(1, Ordering::SeqCst);
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -548,8 +605,11 @@ struct Acceptors {
 }
 
 struct ConnCtx {
+    /// 0-based, in accept order.
+    index: usize,
     acceptors: Acceptors,
     answers: Arc<Answers>,
+    knobs: Arc<DotKnobs>,
     control: Arc<Control>,
     counters: Arc<Counters>,
 }
@@ -624,22 +684,49 @@ async fn read_frame(io: &mut SharedIo) -> Option<Vec<u8>> {
     Some(msg)
 }
 
-async fn write_frame(io: &mut SharedIo, prefix: u16, body: &[u8]) -> std::io::Result<()> {
+/// Answers are written by the connection loop and by delayed-answer tasks: one frame at a
+/// time.
+type Writer = Arc<tokio::sync::Mutex<SharedIo>>;
+
+async fn write_frame(writer: &Writer, prefix: u16, body: &[u8]) -> std::io::Result<()> {
     let mut frame = prefix.to_be_bytes().to_vec();
     frame.extend_from_slice(body);
+    let mut io = writer.lock().await;
     io.write_all(&frame).await?;
     io.flush().await
 }
 
+async fn write_answer(writer: &Writer, response: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(response.len()).unwrap_or(u16::MAX);
+    write_frame(writer, len, response).await
+}
+
 async fn dot_connection(tcp: TcpStream, ctx: ConnCtx) {
-    let Some(mut io) = handshake(tcp, &ctx).await else {
+    let Some(io) = handshake(tcp, &ctx).await else {
         return;
     };
+    let mut reader = io.clone_handle();
+    let writer: Writer = Arc::new(tokio::sync::Mutex::new(io));
+    let knobs = &ctx.knobs;
+    // Dropped (aborting delayed answers) when the connection ends.
+    let mut delayed = JoinSet::new();
+    let mut held: Vec<Vec<u8>> = Vec::new();
     loop {
-        let Some(query) = read_frame(&mut io).await else {
+        let read = read_frame(&mut reader);
+        let query = match knobs.idle_close {
+            Some(idle) => match tokio::time::timeout(idle, read).await {
+                Ok(query) => query,
+                Err(_) => return,
+            },
+            None => read.await,
+        };
+        let Some(query) = query else {
             return;
         };
-        ctx.counters.queries.fetch_add(1, Ordering::SeqCst);
+        ctx.counters.record_query(&query);
+        if ctx.index < knobs.close_first_connections {
+            return;
+        }
         let Some(mut response) = ctx.answers.respond(&query) else {
             continue;
         };
@@ -648,11 +735,11 @@ async fn dot_connection(tcp: TcpStream, ctx: ConnCtx) {
             // Dropping the stream closes TCP without close_notify.
             Fault::Kill => return,
             Fault::Reset => {
-                io.reset();
+                reader.reset();
                 return;
             }
             Fault::CloseNotify => {
-                let _ = io.shutdown().await;
+                let _ = writer.lock().await.shutdown().await;
                 return;
             }
             Fault::Stall => {}
@@ -661,17 +748,17 @@ async fn dot_connection(tcp: TcpStream, ctx: ConnCtx) {
                     id[0] ^= 0x5A;
                     id[1] ^= 0x5A;
                 }
-                if write_frame(&mut io, len, &response).await.is_err() {
+                if write_frame(&writer, len, &response).await.is_err() {
                     return;
                 }
             }
             Fault::Truncated => {
                 let half = response.get(..response.len() / 2).unwrap_or_default();
-                let _ = write_frame(&mut io, len, half).await;
+                let _ = write_frame(&writer, len, half).await;
                 return;
             }
             Fault::Oversized => {
-                if write_frame(&mut io, u16::MAX, &[0xFF; 65_535])
+                if write_frame(&writer, u16::MAX, &[0xFF; 65_535])
                     .await
                     .is_err()
                 {
@@ -684,14 +771,39 @@ async fn dot_connection(tcp: TcpStream, ctx: ConnCtx) {
             | Fault::RogueCert
             | Fault::GoAway
             | Fault::RstStream => {
+                if knobs.decoys {
+                    for decoy in super::answers::decoys(&query) {
+                        if write_answer(&writer, &decoy).await.is_err() {
+                            return;
+                        }
+                        ctx.counters.decoys_sent.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
                 // Counted before the write: the client may read the answer before this
                 // task runs again, and tests compare the count right after an answer.
                 ctx.counters.answered.fetch_add(1, Ordering::SeqCst);
-                if write_frame(&mut io, len, &response).await.is_err() {
+                if knobs.reverse_batch > 1 {
+                    held.push(response);
+                    if held.len() == knobs.reverse_batch {
+                        for r in held.drain(..).rev() {
+                            if write_answer(&writer, &r).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                } else if !knobs.delay.is_zero() {
+                    let writer = Arc::clone(&writer);
+                    let delay = knobs.delay;
+                    delayed.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = write_answer(&writer, &response).await;
+                    });
+                } else if write_answer(&writer, &response).await.is_err() {
                     return;
                 }
             }
         }
+        while delayed.try_join_next().is_some() {}
     }
 }
 
