@@ -42,8 +42,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming};
@@ -52,7 +56,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -202,7 +206,21 @@ pub struct Counters {
     pub closed: AtomicUsize,
     /// Decoy responses sent ([`DotKnobs::decoys`]).
     pub decoys_sent: AtomicUsize,
-    /// Every DoT query message received, as sent on the wire (without the length prefix).
+    /// DoH: HTTP requests that reached the handler.
+    pub requests: AtomicUsize,
+    /// DoH: HTTP requests that reached the handler on the first connection.
+    pub requests_on_first: AtomicUsize,
+    /// DoH: POST requests.
+    pub posts: AtomicUsize,
+    /// DoH: GET requests.
+    pub gets: AtomicUsize,
+    /// DoH: queries with a message ID other than 0 (RFC 8484 §4.1 violations), answered 400.
+    pub nonzero_ids: AtomicUsize,
+    /// DoH: requests that carried no readable DNS query (path, method, media type, base64 or
+    /// DNS), answered 400.
+    pub malformed: AtomicUsize,
+    /// Every query message received (DoT without the length prefix; DoH the POST body or the
+    /// decoded GET parameter), in arrival order.
     query_log: Mutex<Vec<Vec<u8>>>,
 }
 
@@ -220,7 +238,7 @@ impl Counters {
         }
     }
 
-    /// Every DoT query message received so far, in arrival order.
+    /// Every query message received so far, in arrival order.
     pub fn query_log(&self) -> Vec<Vec<u8>> {
         self.query_log
             .lock()
@@ -365,6 +383,49 @@ impl ServerCert {
     }
 }
 
+/// DNS-over-HTTPS knobs, fixed at start. "The first connection" is the one accepted first.
+/// The default is a plain server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DohKnobs {
+    /// Offer no ALPN at all (the handshake completes without `h2`; the server then only
+    /// counts what the client sends).
+    pub no_alpn: bool,
+    /// Gracefully shut down (GOAWAY) the first connection after it has received this many
+    /// requests.
+    pub goaway_after: Option<usize>,
+    /// Reset the first N requests (server-wide) with REFUSED_STREAM.
+    pub refuse_first: usize,
+    /// Drop the first connection (no GOAWAY, no response) when it receives its first request.
+    pub kill_first_connection: bool,
+    /// Stop reading and writing the first connection (socket left open) when it receives
+    /// its first request.
+    pub freeze_first_connection: bool,
+    /// Delay before answering every query.
+    pub answer_delay: Option<Duration>,
+    /// Hold every answer until this many requests are being handled at once.
+    pub barrier: Option<usize>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised on the first connection.
+    pub first_max_streams: Option<u32>,
+    /// Hold answers on the first connection until it has sent GOAWAY.
+    pub hold_first_until_goaway: bool,
+    /// Query names that trigger a behaviour (before the [`Fault`] is consulted):
+    ///
+    /// | name               | answer                                                  |
+    /// |--------------------|---------------------------------------------------------|
+    /// | `hold.test.`       | waits for [`TestServer::release`], then the answer      |
+    /// | `reset.test.`      | RST_STREAM (INTERNAL_ERROR)                             |
+    /// | `e500.test.`       | HTTP 500                                                |
+    /// | `ctype.test.`      | the answer labelled `text/plain`                        |
+    /// | `big.test.`        | a [`BIG_BODY`]-byte body with content-length            |
+    /// | `bigstream.test.`  | a [`BIG_BODY`]-byte body streamed without content-length|
+    /// | `wrongq.test.`     | the answer for `other.test.` instead                    |
+    pub trigger_names: bool,
+}
+
+/// Size of the oversized bodies of [`DohKnobs::trigger_names`] (larger than a client's
+/// 65,535-byte cap).
+pub const BIG_BODY: usize = 70_000;
+
 /// A snapshot of a server's [`Counters`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServerStats {
@@ -395,9 +456,17 @@ pub struct Builder {
     fault: Fault,
     answers: Answers,
     knobs: DotKnobs,
+    doh_knobs: DohKnobs,
 }
 
 impl Builder {
+    /// DoH knobs (GOAWAY, REFUSED_STREAM, kill or freeze the first connection, delays,
+    /// trigger names, ...).
+    pub fn doh_knobs(mut self, knobs: DohKnobs) -> Self {
+        self.doh_knobs = knobs;
+        self
+    }
+
     /// DoT answer knobs (delay, reverse order, early closes, idle close, decoys).
     pub fn dot_knobs(mut self, knobs: DotKnobs) -> Self {
         self.knobs = knobs;
@@ -431,9 +500,16 @@ impl Builder {
     /// Bind and start serving. Must be called inside a Tokio runtime.
     pub async fn start(self) -> Result<TestServer, ServerError> {
         let alpn: &[&[u8]] = match self.protocol {
-            Protocol::Dot => &[],
-            Protocol::Doh => &[b"h2"],
+            Protocol::Doh if !self.doh_knobs.no_alpn => &[b"h2"],
+            Protocol::Dot | Protocol::Doh => &[],
         };
+        let doh = Arc::new(DohShared {
+            barrier: self.doh_knobs.barrier.map(tokio::sync::Barrier::new),
+            knobs: self.doh_knobs,
+            release: Notify::new(),
+            hold_arrived: Notify::new(),
+            refused: AtomicUsize::new(0),
+        });
         let honest = self.honest.acceptor(alpn)?;
         let rogue = match &self.rogue {
             Some(cert) => cert.acceptor(alpn)?,
@@ -452,20 +528,22 @@ impl Builder {
             fault: Mutex::new(self.fault),
             kick: watch::Sender::new(0),
         });
-        let task = tokio::spawn(accept_loop(
-            listener,
-            self.protocol,
+        let template = ConnCtx {
+            index: 0,
             acceptors,
-            Arc::new(self.answers),
-            Arc::new(self.knobs),
-            Arc::clone(&control),
-            Arc::clone(&counters),
-        ));
+            answers: Arc::new(self.answers),
+            knobs: Arc::new(self.knobs),
+            doh: Arc::clone(&doh),
+            control: Arc::clone(&control),
+            counters: Arc::clone(&counters),
+        };
+        let task = tokio::spawn(accept_loop(listener, self.protocol, template));
         Ok(TestServer {
             protocol: self.protocol,
             addr: bound,
             counters,
             control,
+            doh,
             task: Some(task),
         })
     }
@@ -478,6 +556,7 @@ pub struct TestServer {
     addr: SocketAddr,
     counters: Arc<Counters>,
     control: Arc<Control>,
+    doh: Arc<DohShared>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -501,6 +580,7 @@ impl TestServer {
             fault: Fault::Honest,
             answers: Answers::Synthetic,
             knobs: DotKnobs::default(),
+            doh_knobs: DohKnobs::default(),
         }
     }
 
@@ -540,6 +620,17 @@ impl TestServer {
         self.control.kick.send_modify(|generation| *generation += 1);
     }
 
+    /// DoH with [`DohKnobs::trigger_names`]: lets one held (`hold.test.`) answer go.
+    pub fn release(&self) {
+        self.doh.release.notify_one();
+    }
+
+    /// DoH with [`DohKnobs::trigger_names`]: waits until a `hold.test.` request has reached
+    /// the handler.
+    pub async fn hold_arrived(&self) {
+        self.doh.hold_arrived.notified().await;
+    }
+
     /// Stop accepting, close every connection, and return when all tasks have ended.
     pub async fn shutdown(mut self) {
         if let Some(task) = self.task.take() {
@@ -549,15 +640,10 @@ impl TestServer {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    protocol: Protocol,
-    acceptors: Acceptors,
-    answers: Arc<Answers>,
-    knobs: Arc<DotKnobs>,
-    control: Arc<Control>,
-    counters: Arc<Counters>,
-) {
+/// Accepts connections and serves each with a copy of `template` (its index set).
+async fn accept_loop(listener: TcpListener, protocol: Protocol, template: ConnCtx) {
+    let counters = Arc::clone(&template.counters);
+    let control = Arc::clone(&template.control);
     // Dropped (aborting every connection) when this task is aborted.
     let mut connections = JoinSet::new();
     loop {
@@ -571,11 +657,7 @@ async fn accept_loop(
                 let index = counters.tcp_accepted.fetch_add(1, Ordering::SeqCst);
                 let ctx = ConnCtx {
                     index,
-                    acceptors: acceptors.clone(),
-                    answers: Arc::clone(&answers),
-                    knobs: Arc::clone(&knobs),
-                    control: Arc::clone(&control),
-                    counters: Arc::clone(&counters),
+                    ..template.clone()
                 };
                 let kicked = Control::kicked(control.kick.subscribe());
                 let counters = Arc::clone(&counters);
@@ -604,12 +686,14 @@ struct Acceptors {
     rogue: TlsAcceptor,
 }
 
+#[derive(Clone)]
 struct ConnCtx {
     /// 0-based, in accept order.
     index: usize,
     acceptors: Acceptors,
     answers: Arc<Answers>,
     knobs: Arc<DotKnobs>,
+    doh: Arc<DohShared>,
     control: Arc<Control>,
     counters: Arc<Counters>,
 }
@@ -814,22 +898,49 @@ async fn dot_connection(tcp: TcpStream, ctx: ConnCtx) {
 type ServerBody = BoxBody<Bytes, Infallible>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+const DNS_MESSAGE: &str = "application/dns-message";
+
+/// Server-wide DoH state.
+#[derive(Debug)]
+struct DohShared {
+    knobs: DohKnobs,
+    release: Notify,
+    hold_arrived: Notify,
+    barrier: Option<tokio::sync::Barrier>,
+    /// Requests seen by the REFUSED_STREAM knob.
+    refused: AtomicUsize,
+}
+
 /// What a request handler asks its connection to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnCommand {
+    /// Drop the connection (TCP FIN, no close_notify, no GOAWAY).
     Kill,
+    /// Drop the connection with a TCP reset.
     Reset,
+    /// Send close_notify, then drop the connection.
     CloseNotify,
+    /// GOAWAY, then drop the connection shortly after ([`Fault::GoAway`]).
     GoAway,
+    /// GOAWAY, and let the open streams finish ([`DohKnobs::goaway_after`]).
+    Graceful,
+    /// Stop polling the connection, socket left open.
+    Freeze,
 }
 
 struct RequestCtx {
+    index: usize,
+    /// Requests on this connection.
+    requests: AtomicUsize,
     answers: Arc<Answers>,
+    doh: Arc<DohShared>,
     control: Arc<Control>,
     counters: Arc<Counters>,
     commands: mpsc::UnboundedSender<ConnCommand>,
     /// Changes (errors) when the connection task ends.
     closed: watch::Receiver<()>,
+    /// Set once this connection sent GOAWAY.
+    goaway_sent: watch::Sender<bool>,
 }
 
 impl RequestCtx {
@@ -838,38 +949,62 @@ impl RequestCtx {
         let mut closed = self.closed.clone();
         let _ = tokio::time::timeout(Duration::from_secs(30), closed.changed()).await;
     }
+
+    fn command(&self, command: ConnCommand) {
+        let _ = self.commands.send(command);
+    }
 }
 
 async fn doh_connection(tcp: TcpStream, ctx: ConnCtx) {
-    let Some(io) = handshake(tcp, &ctx).await else {
+    let Some(mut io) = handshake(tcp, &ctx).await else {
         return;
     };
+    let is_h2 = io.lock().get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    if !is_h2 {
+        // Not HTTP/2: just count whatever the client sends until it goes away.
+        let mut sink = Vec::new();
+        let _ = io.read_to_end(&mut sink).await;
+        return;
+    }
     let shared = io.clone_handle();
     let (commands, mut command_rx) = mpsc::unbounded_channel();
     let (_closed_tx, closed) = watch::channel(());
     let request_ctx = Arc::new(RequestCtx {
+        index: ctx.index,
+        requests: AtomicUsize::new(0),
         answers: Arc::clone(&ctx.answers),
+        doh: Arc::clone(&ctx.doh),
         control: Arc::clone(&ctx.control),
         counters: Arc::clone(&ctx.counters),
         commands,
         closed,
+        goaway_sent: watch::Sender::new(false),
     });
+    let goaway_sent = request_ctx.goaway_sent.clone();
     let service = service_fn(move |req| doh_request(req, Arc::clone(&request_ctx)));
-    let mut connection = Box::pin(
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(io), service),
-    );
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    if ctx.index == 0 {
+        if let Some(max) = ctx.doh.knobs.first_max_streams {
+            builder.max_concurrent_streams(max);
+        }
+    }
+    let mut connection = Box::pin(builder.serve_connection(TokioIo::new(io), service));
     let mut goaway_close: Option<tokio::time::Instant> = None;
     let end = loop {
         tokio::select! {
             _ = connection.as_mut() => break None,
             Some(command) = command_rx.recv() => match command {
-                ConnCommand::GoAway => {
-                    if goaway_close.is_none() {
+                ConnCommand::GoAway | ConnCommand::Graceful => {
+                    if !*goaway_sent.borrow() {
                         connection.as_mut().graceful_shutdown();
+                        goaway_sent.send_replace(true);
+                    }
+                    if command == ConnCommand::GoAway && goaway_close.is_none() {
                         goaway_close = Some(tokio::time::Instant::now() + GOAWAY_LINGER);
                     }
                 }
+                // Keep the socket open but never poll the connection again.
+                ConnCommand::Freeze => std::future::pending::<()>().await,
                 other => break Some(other),
             },
             _ = async {
@@ -892,27 +1027,137 @@ async fn doh_connection(tcp: TcpStream, ctx: ConnCtx) {
     }
 }
 
+/// The DNS query of a POST body or a GET `dns` parameter on `/dns-query`.
+async fn read_query(req: Request<Incoming>, counters: &Counters) -> Option<Vec<u8>> {
+    if req.uri().path() != "/dns-query" {
+        return None;
+    }
+    match *req.method() {
+        Method::POST => {
+            counters.posts.fetch_add(1, Ordering::SeqCst);
+            let ctype = req.headers().get(http::header::CONTENT_TYPE)?;
+            if ctype.as_bytes() != DNS_MESSAGE.as_bytes() {
+                return None;
+            }
+            let body = Limited::new(req.into_body(), 65_535).collect().await.ok()?;
+            Some(body.to_bytes().to_vec())
+        }
+        Method::GET => {
+            counters.gets.fetch_add(1, Ordering::SeqCst);
+            let query = req.uri().query()?;
+            let b64 = query.split('&').find_map(|kv| kv.strip_prefix("dns="))?;
+            URL_SAFE_NO_PAD.decode(b64).ok()
+        }
+        _ => None,
+    }
+}
+
+/// What [`DohKnobs::trigger_names`] does for `name`, or `None` to answer normally.
+async fn triggered(
+    name: &str,
+    query: &Message,
+    wire: &[u8],
+    ctx: &RequestCtx,
+) -> Option<Result<Response<ServerBody>, BoxError>> {
+    let full = |body: Bytes| BoxBody::new(Full::new(body));
+    let answer = |wire: &[u8], ctype: &'static str| match ctx.answers.respond(wire) {
+        Some(r) => Ok(typed_response(full(Bytes::from(r)), ctype)),
+        None => Ok(status(StatusCode::BAD_REQUEST)),
+    };
+    Some(match name {
+        "reset.test." => Err("reset requested".into()),
+        "e500.test." => Ok(status(StatusCode::INTERNAL_SERVER_ERROR)),
+        "ctype.test." => answer(wire, "text/plain"),
+        "big.test." => Ok(dns_response(full(Bytes::from(vec![0u8; BIG_BODY])))),
+        "bigstream.test." => Ok(dns_response(BoxBody::new(Chunked {
+            remaining: BIG_BODY,
+        }))),
+        "wrongq.test." => {
+            let mut other = query.clone();
+            let other_name = Name::from_ascii("other.test.").unwrap_or_else(|_| Name::root());
+            other.queries = vec![Query::query(other_name, RecordType::A)];
+            match other.to_vec() {
+                Ok(other) => answer(&other, DNS_MESSAGE),
+                Err(_) => Ok(status(StatusCode::BAD_REQUEST)),
+            }
+        }
+        "hold.test." => {
+            ctx.doh.hold_arrived.notify_one();
+            ctx.doh.release.notified().await;
+            answer(wire, DNS_MESSAGE)
+        }
+        _ => return None,
+    })
+}
+
 async fn doh_request(
     req: Request<Incoming>,
     ctx: Arc<RequestCtx>,
 ) -> Result<Response<ServerBody>, BoxError> {
-    let body = Limited::new(req.into_body(), 65_535)
-        .collect()
-        .await
-        .map_err(|e| -> BoxError { format!("request body: {e}").into() })?
-        .to_bytes();
-    ctx.counters.queries.fetch_add(1, Ordering::SeqCst);
-    let Some(mut response) = ctx.answers.respond(&body) else {
+    let counters = &ctx.counters;
+    let knobs = &ctx.doh.knobs;
+    counters.requests.fetch_add(1, Ordering::SeqCst);
+    let on_conn = ctx.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    if ctx.index == 0 {
+        counters.requests_on_first.fetch_add(1, Ordering::SeqCst);
+        if knobs.goaway_after == Some(on_conn) {
+            ctx.command(ConnCommand::Graceful);
+        }
+        if knobs.freeze_first_connection || knobs.kill_first_connection {
+            ctx.command(if knobs.freeze_first_connection {
+                ConnCommand::Freeze
+            } else {
+                ConnCommand::Kill
+            });
+            // Never answer: the connection is going down (or frozen).
+            ctx.until_closed().await;
+            return Err("connection closed by a knob".into());
+        }
+    }
+    if ctx.doh.refused.fetch_add(1, Ordering::SeqCst) < knobs.refuse_first {
+        return Err(Box::new(h2::Error::from(h2::Reason::REFUSED_STREAM)));
+    }
+    let Some(wire) = read_query(req, counters).await else {
+        counters.malformed.fetch_add(1, Ordering::SeqCst);
         return Ok(status(StatusCode::BAD_REQUEST));
     };
-    let command = |c: ConnCommand| {
-        let _ = ctx.commands.send(c);
+    counters.record_query(&wire);
+    let Ok(query) = Message::from_vec(&wire) else {
+        counters.malformed.fetch_add(1, Ordering::SeqCst);
+        return Ok(status(StatusCode::BAD_REQUEST));
+    };
+    if query.metadata.id != 0 {
+        counters.nonzero_ids.fetch_add(1, Ordering::SeqCst);
+        return Ok(status(StatusCode::BAD_REQUEST));
+    }
+    if ctx.index == 0 && knobs.hold_first_until_goaway {
+        let mut sent = ctx.goaway_sent.subscribe();
+        let _ = sent.wait_for(|sent| *sent).await;
+    }
+    if let Some(barrier) = &ctx.doh.barrier {
+        barrier.wait().await;
+    }
+    if let Some(delay) = knobs.answer_delay {
+        tokio::time::sleep(delay).await;
+    }
+    if knobs.trigger_names {
+        let name = query
+            .queries
+            .first()
+            .map(|q| q.name().to_ascii().to_ascii_lowercase())
+            .unwrap_or_default();
+        if let Some(result) = triggered(&name, &query, &wire, &ctx).await {
+            return result;
+        }
+    }
+    let Some(mut response) = ctx.answers.respond(&wire) else {
+        return Ok(status(StatusCode::BAD_REQUEST));
     };
     match ctx.control.get() {
-        Fault::Kill => command(ConnCommand::Kill),
-        Fault::Reset => command(ConnCommand::Reset),
-        Fault::CloseNotify => command(ConnCommand::CloseNotify),
-        Fault::GoAway => command(ConnCommand::GoAway),
+        Fault::Kill => ctx.command(ConnCommand::Kill),
+        Fault::Reset => ctx.command(ConnCommand::Reset),
+        Fault::CloseNotify => ctx.command(ConnCommand::CloseNotify),
+        Fault::GoAway => ctx.command(ConnCommand::GoAway),
         Fault::Stall => {}
         Fault::RstStream => {
             return Err(Box::new(h2::Error::from(h2::Reason::INTERNAL_ERROR)));
@@ -940,7 +1185,7 @@ async fn doh_request(
             return Ok(dns_response(BoxBody::new(Full::new(garbage))));
         }
         Fault::Honest | Fault::FatalAlert | Fault::StallHandshake | Fault::RogueCert => {
-            ctx.counters.answered.fetch_add(1, Ordering::SeqCst);
+            counters.answered.fetch_add(1, Ordering::SeqCst);
             return Ok(dns_response(BoxBody::new(Full::new(Bytes::from(response)))));
         }
     }
@@ -949,13 +1194,39 @@ async fn doh_request(
     Err("connection closed by the fault".into())
 }
 
-fn dns_response(body: ServerBody) -> Response<ServerBody> {
+fn typed_response(body: ServerBody, content_type: &'static str) -> Response<ServerBody> {
     let mut r = Response::new(body);
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/dns-message"),
+        http::HeaderValue::from_static(content_type),
     );
     r
+}
+
+/// A body of zeros of unknown length, sent in 4 KiB frames.
+struct Chunked {
+    remaining: usize,
+}
+
+impl Body for Chunked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.remaining.min(4096);
+        self.remaining -= n;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![0u8; n])))))
+    }
+}
+
+fn dns_response(body: ServerBody) -> Response<ServerBody> {
+    typed_response(body, DNS_MESSAGE)
 }
 
 fn status(code: StatusCode) -> Response<ServerBody> {
