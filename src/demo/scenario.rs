@@ -18,7 +18,7 @@
 //! one-operator one by rule `ct-policy`, and neither receives a single DNS byte.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -37,9 +37,9 @@ use crate::stub::{MetricsSnapshot, StubError, StubOptions};
 use crate::testkit::{
     AnswerTable, Answers, Protocol, ServerCert, ServerError, ServerStats, TestServer,
 };
+pub use crate::testkit::{ObservedRefusal, RefusalLog};
 use crate::tls::pins::SpkiPin;
 use crate::tls::roots::RootsError;
-use crate::tls::verifier::{RefusalEvent, RefusalObserver};
 use crate::upstream::dot::{DotOptions, DotTransport};
 use crate::upstream::pool::{Pool, PoolOptions};
 use crate::upstream::Transport;
@@ -189,45 +189,6 @@ impl std::fmt::Display for DnsOutcome {
                 write!(f, "{} {}", rcode_mnemonic(*rcode), list.join(", "))
             }
             DnsOutcome::NoResponse => f.write_str("no response"),
-        }
-    }
-}
-
-/// A refusal the verifier reported.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObservedRefusal {
-    /// The rule that failed, e.g. `issuer-pin`.
-    pub rule: &'static str,
-    /// The full refusal message.
-    pub message: String,
-}
-
-/// Collects the refusals of one verifier.
-#[derive(Debug, Default)]
-pub struct RefusalLog {
-    seen: Mutex<Vec<ObservedRefusal>>,
-}
-
-impl RefusalLog {
-    /// Every refusal so far, oldest first.
-    pub fn refusals(&self) -> Vec<ObservedRefusal> {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl RefusalObserver for RefusalLog {
-    fn refused(&self, event: &RefusalEvent<'_>) {
-        if let Some(r) = &event.decision.refusal {
-            self.seen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(ObservedRefusal {
-                    rule: r.rule(),
-                    message: r.to_string(),
-                });
         }
     }
 }

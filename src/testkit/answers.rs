@@ -247,10 +247,11 @@ pub fn decoys(query: &[u8]) -> Vec<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
+    /// A recursive query for `name`/`qtype` with message ID `id`.
+    pub(crate) fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
         let mut m = Message::new(id, MessageType::Query, OpCode::Query);
         m.metadata.recursion_desired = true;
         m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));

@@ -2,7 +2,8 @@
 //! in-process DNS-over-TLS / DNS-over-HTTPS server ([`TestServer`]) with knobs for
 //! misbehaviour ([`Fault`]: rogue chain, stalled handshake, stall, reset, close_notify,
 //! fatal alert, GOAWAY, RST_STREAM, wrong ID, truncated and oversized responses), plus a
-//! minimal TLS ping server ([`ping`]) for handshake-only tests.
+//! minimal TLS ping server ([`ping`]) for handshake-only tests, and a recorder of the
+//! verifier's refusals ([`RefusalLog`]).
 //!
 //! Used by `ctdns pki`, `ctdns demo`, the benchmarks and the integration tests. Nothing here
 //! is meant for production: it exists to be the far end of a real TLS connection whose
@@ -10,10 +11,12 @@
 
 pub mod answers;
 pub mod ping;
+pub mod refusals;
 pub mod server;
 
 pub use crate::pki;
 pub use answers::{big_ip, expected_ip, AnswerTable, Answers};
+pub use refusals::{ObservedRefusal, RefusalLog};
 pub use server::{Builder, Counters, Fault, Protocol, ServerCert, ServerStats, TestServer};
 
 use std::net::SocketAddr;
@@ -39,4 +42,15 @@ pub enum ServerError {
         /// The name as given.
         name: String,
     },
+}
+
+/// Bind a listener on `addr`; the listener and the address it got.
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((listener, bound))
 }

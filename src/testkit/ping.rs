@@ -13,7 +13,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -46,12 +46,7 @@ impl PingServer {
         connections: usize,
     ) -> Result<Self, ServerError> {
         let addr = SocketAddr::new(ip, 0);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let (listener, bound) = super::bind(addr).await?;
         let acceptor = TlsAcceptor::from(config);
         let task = tokio::spawn(async move {
             let mut results = Vec::with_capacity(connections);
@@ -189,5 +184,70 @@ impl ServerCertVerifier for ObservedVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::ServerCert;
+    use rustls::client::WebPkiServerVerifier;
+
+    fn client(roots: rustls::RootCertStore) -> (Arc<rustls::ClientConfig>, Arc<ObservedVerifier>) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
+        let observed = Arc::new(ObservedVerifier::new(webpki));
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(observed.clone())
+            .with_no_client_auth();
+        config.resumption = rustls::client::Resumption::disabled();
+        (Arc::new(config), observed)
+    }
+
+    #[tokio::test]
+    async fn ping_pong_is_verified_once_per_connection_and_sees_the_staple() {
+        let (pki, leaf) = crate::pki::demo_pki("127.0.0.1".parse().unwrap()).unwrap();
+        let staple = vec![0x30, 0x03, 0x0a, 0x01, 0x00];
+        let config = ServerCert::from_leaf(&leaf)
+            .with_ocsp(staple.clone())
+            .server_config(&[])
+            .unwrap();
+        let server = PingServer::start("127.0.0.1".parse().unwrap(), Arc::new(config), 2)
+            .await
+            .unwrap();
+        let (client, observed) = client(pki.root_store(false).unwrap());
+        assert_eq!(observed.calls(), 0);
+        assert_eq!(observed.last_ocsp(), None);
+        let name = ServerName::IpAddress(server.addr().ip().into());
+        ping(client.clone(), server.addr(), name.clone())
+            .await
+            .unwrap();
+        ping(client, server.addr(), name).await.unwrap();
+        assert_eq!(observed.calls(), 2);
+        assert_eq!(observed.last_ocsp(), Some(staple));
+        let served = server.finish().await;
+        assert_eq!(served.len(), 2);
+        assert!(served.iter().all(Result::is_ok), "{served:?}");
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_chain_fails_on_both_sides() {
+        let (_, leaf) = crate::pki::demo_pki("127.0.0.1".parse().unwrap()).unwrap();
+        let (other, _) = crate::pki::demo_pki("127.0.0.1".parse().unwrap()).unwrap();
+        let config = ServerCert::from_leaf(&leaf).server_config(&[]).unwrap();
+        let server = PingServer::start("127.0.0.1".parse().unwrap(), Arc::new(config), 1)
+            .await
+            .unwrap();
+        let (client, observed) = client(other.root_store(false).unwrap());
+        let name = ServerName::IpAddress(server.addr().ip().into());
+        assert!(ping(client, server.addr(), name).await.is_err());
+        assert_eq!(observed.calls(), 1);
+        let served = server.finish().await;
+        assert!(matches!(served.as_slice(), [Err(_)]), "{served:?}");
     }
 }

@@ -517,12 +517,7 @@ impl Builder {
         };
         let acceptors = Acceptors { honest, rogue };
         let addr = self.bind;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let (listener, bound) = super::bind(addr).await?;
         let counters = Arc::new(Counters::default());
         let control = Arc::new(Control {
             fault: Mutex::new(self.fault),
@@ -1340,18 +1335,12 @@ impl AsyncWrite for SharedIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::answers::tests::query;
     use crate::testkit::AnswerTable;
-    use hickory_proto::op::{Message, MessageType, OpCode, Query};
-    use hickory_proto::rr::{Name, RecordType};
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::RecordType;
     use rustls::pki_types::ServerName;
     use tokio_rustls::TlsConnector;
-
-    fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
-        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-        m.metadata.recursion_desired = true;
-        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
-        m.to_vec().unwrap()
-    }
 
     fn table() -> Answers {
         let mut t = AnswerTable::new();

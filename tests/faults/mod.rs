@@ -18,7 +18,7 @@
 pub mod client;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ctdns::ct::checker::CtChecker;
@@ -27,7 +27,6 @@ use ctdns::ct::policy::CtPolicy;
 use ctdns::pki::{default_logs, IssuedLeaf, LeafIssuer, PkiOptions, SctSpec, TestPki};
 use ctdns::testkit::ServerCert;
 use ctdns::tls::pins::SpkiPin;
-use ctdns::tls::verifier::{RefusalEvent, RefusalObserver};
 use ctdns::tls::{client_config, CtVerifier};
 use ctdns::upstream::doh::{DohEndpoint, DohOptions, DohTransport};
 use ctdns::upstream::dot::{DotOptions, DotTransport};
@@ -37,7 +36,7 @@ use ctdns::upstream::Transport;
 #[allow(unused_imports)]
 pub use ctdns::testkit::answers::{BIG_ANSWER_RECORDS, MID_ANSWER_RECORDS};
 #[allow(unused_imports)]
-pub use ctdns::testkit::{big_ip, expected_ip, Counters, Fault, Protocol as Kind};
+pub use ctdns::testkit::{big_ip, expected_ip, Counters, Fault, Protocol as Kind, RefusalLog};
 
 /// The test kit's server, as the fault tests call it.
 pub type FaultyServer = ctdns::testkit::TestServer;
@@ -48,33 +47,6 @@ pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// The correct (synthetic) response to `query`, or `None` if it is not a DNS query.
 pub fn answer(query: &[u8]) -> Option<Vec<u8>> {
     ctdns::testkit::answers::synthetic(query)
-}
-
-/// Records every refusal the verifier reports: (verifier label, rule, message).
-#[derive(Debug, Default)]
-pub struct RefusalLog {
-    entries: Mutex<Vec<(String, &'static str, String)>>,
-}
-
-impl RefusalLog {
-    /// Everything recorded so far.
-    pub fn entries(&self) -> Vec<(String, &'static str, String)> {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl RefusalObserver for RefusalLog {
-    fn refused(&self, event: &RefusalEvent<'_>) {
-        if let Some(refusal) = &event.decision.refusal {
-            self.entries
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((event.label.to_owned(), refusal.rule(), refusal.to_string()));
-        }
-    }
 }
 
 /// The test PKI from both sides.
