@@ -1,5 +1,5 @@
 //! Local abuse of the stub front end on loopback, through the whole path (stub → pool → DoT
-//! with the real CT verifier → in-process DoT server from `tests/faults`):
+//! with the real CT verifier → the test kit's in-process DoT server, set up by `tests/faults`):
 //!
 //! - slowloris: 1,000 idle TCP clients (half send nothing, half one byte) against a
 //!   connection cap of 200 while honest clients are served;

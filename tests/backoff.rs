@@ -1,7 +1,7 @@
 //! Dial backoff under sustained load (issue 16), through the whole path.
 //!
 //! Real stub front end (UDP on 127.0.0.1:0) → [`Pool`] → DoT / DoH transports with the real
-//! CT verifier → in-process servers from `tests/faults` presenting the rogue certificate (a
+//! CT verifier → the test kit's in-process servers (set up by `tests/faults`) presenting the rogue certificate (a
 //! valid chain, CT-logged by two operators, that only the issuer pin refuses). A UDP client
 //! sends 500 queries per second for 10 s; every query must be answered SERVFAIL within the
 //! stub's deadline, while each refused upstream sees only a handful of TCP connections

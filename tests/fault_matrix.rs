@@ -2,7 +2,7 @@
 //!
 //! Real stub front end (UDP and TCP on 127.0.0.1:0) → [`Pool`] → DoT or DoH transport with
 //! the real CT verifier (test PKI roots, its CT log list, the honest intermediate pinned) →
-//! in-process faulty servers (`tests/faults`). For each fault and transport, with two
+//! the test kit's in-process servers (set up by `tests/faults`). For each fault and transport, with two
 //! upstreams (faulty first, honest second) and with the faulty one alone, the faulty server
 //! first answers honestly (one query opens a verified connection to it), then the fault is
 //! switched on: faults on a query strike that live connection; faults on the handshake
