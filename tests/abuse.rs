@@ -1,5 +1,5 @@
 //! Local abuse of the stub front end on loopback, through the whole path (stub → pool → DoT
-//! with the real CT verifier → in-process DoT server from `tests/faults`):
+//! with the real CT verifier → the test kit's in-process DoT server, set up by `tests/faults`):
 //!
 //! - slowloris: 1,000 idle TCP clients (half send nothing, half one byte) against a
 //!   connection cap of 200 while honest clients are served;
@@ -46,8 +46,8 @@ use faults::client::{
     udp_exchange_from, Outcome,
 };
 use faults::{
-    big_ip, eventually, ClientTimeouts, Counters, Fault, FaultPki, FaultyServer, Kind, RefusalLog,
-    BIG_ANSWER_RECORDS, MID_ANSWER_RECORDS,
+    big_ip, eventually, ClientTimeouts, Counters, Fault, FaultPki, FaultyServer, FaultyTransport,
+    Kind, RefusalLog, BIG_ANSWER_RECORDS, MID_ANSWER_RECORDS,
 };
 use hickory_proto::op::{Message, ResponseCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -136,7 +136,7 @@ struct Setup {
 
 async fn setup(opts: StubOptions) -> Setup {
     let pki = FaultPki::generate();
-    let server = FaultyServer::start(Kind::Dot, &pki, Fault::Honest).await;
+    let server = faults::start(Kind::Dot, &pki, Fault::Honest).await;
     let refusals = Arc::new(RefusalLog::default());
     let transport = server.transport(
         &pki,
@@ -608,7 +608,7 @@ fn clients_outside_allow_get_refused_no_larger_than_their_query() {
         let cached = "big.amp.test.";
         let (r, _) = faults::client::tcp_exchange(s.tcp, &query(1, cached, Some(4096)), WAIT).await;
         assert!(r.expect("allowed client is answered").len() > 4000);
-        let upstream_before = Counters::get(&s.server.counters.queries);
+        let upstream_before = Counters::get(&s.server.counters().queries);
         let before = s.stub.metrics();
 
         let mut worst: f64 = 0.0;
@@ -653,7 +653,7 @@ fn clients_outside_allow_get_refused_no_larger_than_their_query() {
 
         let after = s.stub.metrics();
         assert_eq!(
-            Counters::get(&s.server.counters.queries),
+            Counters::get(&s.server.counters().queries),
             upstream_before,
             "nothing forwarded for refused clients"
         );

@@ -1,7 +1,7 @@
 //! Dial backoff under sustained load (issue 16), through the whole path.
 //!
 //! Real stub front end (UDP on 127.0.0.1:0) → [`Pool`] → DoT / DoH transports with the real
-//! CT verifier → in-process servers from `tests/faults` presenting the rogue certificate (a
+//! CT verifier → the test kit's in-process servers (set up by `tests/faults`) presenting the rogue certificate (a
 //! valid chain, CT-logged by two operators, that only the issuer pin refuses). A UDP client
 //! sends 500 queries per second for 10 s; every query must be answered SERVFAIL within the
 //! stub's deadline, while each refused upstream sees only a handful of TCP connections
@@ -21,7 +21,9 @@ use ctdns::stub::{self, CacheOptions, StubHandle, StubOptions};
 use ctdns::upstream::pool::{Pool, PoolOptions, UpstreamHealth};
 use ctdns::upstream::{Transport, UpstreamError};
 use faults::client::{ask, classify, query, Outcome};
-use faults::{ClientTimeouts, Counters, Fault, FaultPki, FaultyServer, Kind, RefusalLog};
+use faults::{
+    ClientTimeouts, Counters, Fault, FaultPki, FaultyServer, FaultyTransport, Kind, RefusalLog,
+};
 use tokio::net::UdpSocket;
 
 /// The stub's query timeout: every client query is answered within it (plus slack).
@@ -186,7 +188,7 @@ fn assert_all_servfail_in_time(report: &LoadReport) {
 /// Checks one refused upstream after the load: few connections, all refused, none carried
 /// DNS, and the pool's counters agree with the server's.
 fn assert_few_dials(server: &FaultyServer, health: &UpstreamHealth, report: &LoadReport) {
-    let accepted = Counters::get(&server.counters.tcp_accepted);
+    let accepted = Counters::get(&server.counters().tcp_accepted);
     eprintln!(
         "{}: {accepted} TCP connections for {} queries; pool: {} dials, {} refusals, {} skipped",
         health.name, report.sent, health.dials, health.refusals, health.skipped_by_backoff
@@ -205,14 +207,14 @@ fn assert_few_dials(server: &FaultyServer, health: &UpstreamHealth, report: &Loa
     assert_eq!(health.refusals, health.dials, "{}", health.name);
     assert_eq!(health.refusal_rule, Some("issuer-pin"), "{}", health.name);
     assert!(health.dial_failures >= 1, "{health:?}");
-    assert_eq!(Counters::bytes(&server.counters.rogue_app_bytes), 0);
-    assert_eq!(Counters::get(&server.counters.rogue_handshakes), 0);
+    assert_eq!(Counters::bytes(&server.counters().rogue_app_bytes), 0);
+    assert_eq!(Counters::get(&server.counters().rogue_handshakes), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_refused_upstream_is_dialed_a_handful_of_times_under_load() {
     let pki = FaultPki::generate();
-    let rogue = FaultyServer::start(Kind::Dot, &pki, Fault::RogueCert).await;
+    let rogue = faults::start(Kind::Dot, &pki, Fault::RogueCert).await;
     let refusals = Arc::new(RefusalLog::default());
     let pool = Arc::new(Pool::new(
         vec![rogue.transport(&pki, Arc::clone(&refusals), timeouts())],
@@ -245,7 +247,7 @@ async fn every_upstream_refused_each_is_dialed_a_handful_of_times_under_load() {
     let refusals = Arc::new(RefusalLog::default());
     let mut servers = Vec::new();
     for kind in [Kind::Dot, Kind::Dot, Kind::Doh, Kind::Doh] {
-        servers.push(FaultyServer::start(kind, &pki, Fault::RogueCert).await);
+        servers.push(faults::start(kind, &pki, Fault::RogueCert).await);
     }
     let pool = Arc::new(Pool::new(
         servers
@@ -277,7 +279,7 @@ async fn every_upstream_refused_each_is_dialed_a_handful_of_times_under_load() {
 async fn an_upstream_that_turns_honest_is_used_again_within_the_backoff_cap() {
     const CAP: Duration = Duration::from_millis(600);
     let pki = FaultPki::generate();
-    let server = FaultyServer::start(Kind::Dot, &pki, Fault::RogueCert).await;
+    let server = faults::start(Kind::Dot, &pki, Fault::RogueCert).await;
     let refusals = Arc::new(RefusalLog::default());
     let pool = Arc::new(Pool::new(
         vec![server.transport(&pki, Arc::clone(&refusals), timeouts())],
@@ -294,7 +296,7 @@ async fn an_upstream_that_turns_honest_is_used_again_within_the_backoff_cap() {
     // 2 s of refusals at 100 QPS: backoff 200 ms, 400 ms, then 600 ms (the cap).
     let report = load(udp, 100, Duration::from_secs(2), "turn").await;
     assert_all_servfail_in_time(&report);
-    let refused_dials = Counters::get(&server.counters.tcp_accepted);
+    let refused_dials = Counters::get(&server.counters().tcp_accepted);
     assert!(
         (2..=6).contains(&refused_dials),
         "{refused_dials} dials in 2 s with a 200 ms..600 ms backoff"
@@ -332,7 +334,7 @@ async fn an_upstream_that_turns_honest_is_used_again_within_the_backoff_cap() {
     );
     assert_eq!(health[0].dial_failures, 0, "{health:?}");
     assert_eq!(health[0].backoff_for, None);
-    assert!(Counters::get(&server.counters.answered) >= 1);
+    assert!(Counters::get(&server.counters().answered) >= 1);
 }
 
 /// Captured log output (a `tracing` writer).
@@ -378,8 +380,8 @@ async fn interception_is_warned_once_when_every_chain_is_refused() {
     let served = FaultPki::generate();
     let trusted = FaultPki::generate();
     let servers = [
-        FaultyServer::start(Kind::Dot, &served, Fault::Honest).await,
-        FaultyServer::start(Kind::Doh, &served, Fault::Honest).await,
+        faults::start(Kind::Dot, &served, Fault::Honest).await,
+        faults::start(Kind::Doh, &served, Fault::Honest).await,
     ];
     let refusals = Arc::new(RefusalLog::default());
     let pool = Pool::new(

@@ -1,7 +1,5 @@
 //! DNS-over-HTTPS transport against an in-process HTTP/2 DoH server on loopback.
 
-mod doh_server;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -12,7 +10,108 @@ use ctdns::upstream::{Transport, UpstreamError};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use doh_server::{expected_q, Counters, DohServer, Knobs, TestPki, BIG_BODY};
+use ctdns::pki::PkiOptions;
+use ctdns::testkit::server::{DohKnobs as Knobs, BIG_BODY};
+use ctdns::testkit::{AnswerTable, Answers, Counters, Protocol, ServerCert, TestServer};
+
+/// The test PKI (`ctdns::pki`) as these tests use it: leaves from its intermediate, and a
+/// client trusting its root (ring provider, resumption disabled, ALPN `h2`).
+struct TestPki(ctdns::pki::TestPki);
+
+impl TestPki {
+    /// A fresh PKI (`_cn` names it in the test only: every PKI has its own root).
+    fn new(_cn: &str) -> Self {
+        TestPki(ctdns::pki::TestPki::generate(&PkiOptions::default()).unwrap())
+    }
+
+    /// A leaf for `sans` (IP addresses or DNS names; none: IP 127.0.0.1).
+    fn cert(&self, sans: &[&str]) -> ServerCert {
+        let mut spec = self.0.leaf_spec(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        if !sans.is_empty() {
+            spec.ip_sans = sans.iter().filter_map(|s| s.parse().ok()).collect();
+            spec.dns_sans = sans
+                .iter()
+                .filter(|s| s.parse::<IpAddr>().is_err())
+                .map(|s| s.to_string())
+                .collect();
+        }
+        let leaf = self.0.issue_leaf(&spec).unwrap();
+        ServerCert::new(leaf.chain.clone(), leaf.key_der())
+    }
+
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(self.0.root_store(false).unwrap())
+        .with_no_client_auth();
+        config.resumption = rustls::client::Resumption::disabled();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Arc::new(config)
+    }
+}
+
+/// The answer table: `a.test.` 192.0.2.1, `b.test.` 192.0.2.2, `qN.test.` 198.51.100.N, and
+/// for the trigger names `hold.test.` 192.0.2.99, `ctype.test.` 192.0.2.3, `wrongq.test.` and
+/// `other.test.` 192.0.2.4; anything else NXDOMAIN.
+fn table() -> AnswerTable {
+    let mut t = AnswerTable::new();
+    let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    for (name, ip) in [
+        ("a.test.", v4(192, 0, 2, 1)),
+        ("b.test.", v4(192, 0, 2, 2)),
+        ("hold.test.", v4(192, 0, 2, 99)),
+        ("ctype.test.", v4(192, 0, 2, 3)),
+        ("wrongq.test.", v4(192, 0, 2, 4)),
+        ("other.test.", v4(192, 0, 2, 4)),
+    ] {
+        t.insert(name, ip).unwrap();
+    }
+    for n in 0..=u8::MAX {
+        t.insert(&format!("q{n}.test."), expected_q(n)).unwrap();
+    }
+    t
+}
+
+/// The address the table gives for `qN.test.`.
+fn expected_q(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(198, 51, 100, n))
+}
+
+/// The test kit's DoH server on 127.0.0.1:0 with a leaf for `sans` (none: 127.0.0.1),
+/// answering from [`table`], trigger names on.
+async fn start_for(pki: &TestPki, sans: &[&str], knobs: Knobs) -> TestServer {
+    TestServer::builder(Protocol::Doh, pki.cert(sans))
+        .answers(Answers::Table(table()))
+        .doh_knobs(Knobs {
+            trigger_names: true,
+            ..knobs
+        })
+        .start()
+        .await
+        .unwrap()
+}
+
+/// As [`start_for`] with a leaf for 127.0.0.1.
+async fn start(pki: &TestPki, knobs: Knobs) -> TestServer {
+    start_for(pki, &[], knobs).await
+}
+
+/// Waits (bounded) until `closed` connections have finished.
+async fn wait_closed(server: &TestServer, closed: usize) {
+    for _ in 0..500 {
+        if Counters::get(&server.counters().closed) >= closed {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "server saw {} closed connections, expected {closed}",
+        Counters::get(&server.counters().closed)
+    );
+}
 
 fn query(id: u16, name: &str) -> Vec<u8> {
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
@@ -43,9 +142,9 @@ fn options() -> DohOptions {
     }
 }
 
-fn transport(server: &DohServer, pki: &TestPki, opts: DohOptions) -> DohTransport {
+fn transport(server: &TestServer, pki: &TestPki, opts: DohOptions) -> DohTransport {
     DohTransport::new(
-        DohEndpoint::ip(server.addr, "/dns-query"),
+        DohEndpoint::ip(server.addr(), "/dns-query"),
         pki.client_config(),
         opts,
     )
@@ -65,7 +164,7 @@ fn doh_err(err: UpstreamError) -> DohError {
 #[tokio::test]
 async fn answers_with_original_ids_restored_and_zero_on_the_wire() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(&server, &pki, options());
 
     let cases = [
@@ -90,7 +189,7 @@ async fn answers_with_original_ids_restored_and_zero_on_the_wire() {
             }
         }
     }
-    let c = &server.counters;
+    let c = server.counters();
     assert_eq!(
         count(&c.nonzero_ids),
         0,
@@ -100,13 +199,13 @@ async fn answers_with_original_ids_restored_and_zero_on_the_wire() {
     assert_eq!(count(&c.requests), cases.len());
     assert_eq!(count(&c.posts), cases.len());
     assert_eq!(count(&c.gets), 0);
-    assert_eq!(count(&c.tls_accepted), 1);
+    assert_eq!(count(&c.handshakes), 1);
 }
 
 #[tokio::test]
 async fn get_method_works() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(
         &server,
         &pki,
@@ -122,7 +221,7 @@ async fn get_method_works() {
         assert_eq!(got_id, id);
         assert_eq!(addrs, vec![expected_q(n)]);
     }
-    let c = &server.counters;
+    let c = server.counters();
     assert_eq!(count(&c.gets), 5);
     assert_eq!(count(&c.posts), 0);
     assert_eq!(count(&c.nonzero_ids), 0);
@@ -146,31 +245,17 @@ async fn named_endpoint_still_checks_the_dialed_ip() {
         authority: "doh.test".into(),
         ..DohEndpoint::ip(addr, "/dns-query")
     };
-    let wrong = DohServer::start(
-        &pki,
-        Knobs {
-            leaf_sans: vec!["doh.test".into(), "127.0.0.2".into()],
-            ..Knobs::default()
-        },
-    )
-    .await;
-    let t = DohTransport::new(named(wrong.addr), pki.client_config(), options());
+    let wrong = start_for(&pki, &["doh.test", "127.0.0.2"], Knobs::default()).await;
+    let t = DohTransport::new(named(wrong.addr()), pki.client_config(), options());
     let err = t.query(&query(1, "a.test.")).await.unwrap_err();
     match doh_err(err) {
-        DohError::CertNotForDialedIp { ip } => assert_eq!(ip, wrong.addr.ip()),
+        DohError::CertNotForDialedIp { ip } => assert_eq!(ip, wrong.addr().ip()),
         other => panic!("expected CertNotForDialedIp, got {other:?}"),
     }
-    assert_eq!(count(&wrong.counters.requests), 0, "no HTTP request sent");
+    assert_eq!(count(&wrong.counters().requests), 0, "no HTTP request sent");
 
-    let right = DohServer::start(
-        &pki,
-        Knobs {
-            leaf_sans: vec!["doh.test".into(), "127.0.0.1".into()],
-            ..Knobs::default()
-        },
-    )
-    .await;
-    let t = DohTransport::new(named(right.addr), pki.client_config(), options());
+    let right = start_for(&pki, &["doh.test", "127.0.0.1"], Knobs::default()).await;
+    let t = DohTransport::new(named(right.addr()), pki.client_config(), options());
     let (_, _, addrs) = parse_answer(&t.query(&query(2, "a.test.")).await.unwrap());
     assert_eq!(addrs, vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
 }
@@ -193,7 +278,7 @@ fn padding_option_len(wire: &[u8]) -> Option<usize> {
 #[tokio::test]
 async fn queries_are_padded_to_128_byte_blocks() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     // The third name (116 bytes on the wire) makes a query longer than one block.
     let long = format!("{}.{}.test.", "x".repeat(60), "y".repeat(48));
     let names = ["a.test.", "q7.test.", long.as_str()];
@@ -218,7 +303,7 @@ async fn queries_are_padded_to_128_byte_blocks() {
             t.query(&with_opt.to_vec().unwrap()).await.unwrap();
         }
     }
-    let received = server.counters.received.lock().unwrap().clone();
+    let received = server.counters().query_log();
     assert_eq!(received.len(), 2 * 2 * names.len());
     for wire in &received {
         assert_eq!(wire.len() % 128, 0, "a {}-byte query was sent", wire.len());
@@ -234,14 +319,14 @@ async fn queries_are_padded_to_128_byte_blocks() {
         received.iter().any(|w| w.len() == 256),
         "the long name crosses a block"
     );
-    assert_eq!(count(&server.counters.malformed), 0);
+    assert_eq!(count(&server.counters().malformed), 0);
 }
 
 /// With `padding: false` the query goes out as the client wrote it (ID aside).
 #[tokio::test]
 async fn padding_can_be_turned_off() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(
         &server,
         &pki,
@@ -252,7 +337,7 @@ async fn padding_can_be_turned_off() {
     );
     let q = query(5, "a.test.");
     t.query(&q).await.unwrap();
-    let received = server.counters.received.lock().unwrap().clone();
+    let received = server.counters().query_log();
     assert_eq!(received.len(), 1);
     assert_eq!(&received[0][2..], &q[2..]);
 }
@@ -289,11 +374,11 @@ async fn hundred_concurrent_queries_share_one_tls_connection() {
         barrier: Some(100),
         ..Knobs::default()
     };
-    let server = DohServer::start(&pki, knobs).await;
+    let server = start(&pki, knobs).await;
     let t = Arc::new(transport(&server, &pki, options()));
     run_concurrent(Arc::clone(&t), 100).await;
-    let c = &server.counters;
-    assert_eq!(count(&c.tls_accepted), 1, "queries were not multiplexed");
+    let c = server.counters();
+    assert_eq!(count(&c.handshakes), 1, "queries were not multiplexed");
     assert_eq!(count(&c.requests), 100);
     assert_eq!(count(&c.nonzero_ids), 0);
 }
@@ -301,7 +386,7 @@ async fn hundred_concurrent_queries_share_one_tls_connection() {
 #[tokio::test]
 async fn responses_complete_out_of_order_on_one_connection() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = Arc::new(transport(&server, &pki, options()));
 
     let slow = {
@@ -321,7 +406,7 @@ async fn responses_complete_out_of_order_on_one_connection() {
     let (id, _, addrs) = parse_answer(&slow);
     assert_eq!(id, 11);
     assert_eq!(addrs, vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99))]);
-    assert_eq!(count(&server.counters.tls_accepted), 1);
+    assert_eq!(count(&server.counters().handshakes), 1);
 }
 
 #[tokio::test]
@@ -337,10 +422,10 @@ async fn goaway_mid_load_loses_no_query() {
         hold_first_until_goaway: true,
         ..Knobs::default()
     };
-    let server = DohServer::start(&pki, knobs).await;
+    let server = start(&pki, knobs).await;
     let t = Arc::new(transport(&server, &pki, options()));
     run_concurrent(Arc::clone(&t), 100).await;
-    let c = &server.counters;
+    let c = server.counters();
     let on_first = count(&c.requests_on_first);
     assert!(
         (10..100).contains(&on_first),
@@ -348,15 +433,11 @@ async fn goaway_mid_load_loses_no_query() {
     );
     // Every request that reached a handler was answered exactly once.
     assert_eq!(count(&c.requests), 100);
-    assert_eq!(
-        count(&c.tls_accepted),
-        2,
-        "expected exactly one reconnection"
-    );
+    assert_eq!(count(&c.handshakes), 2, "expected exactly one reconnection");
     // The transport keeps working on the new connection.
     let resp = t.query(&query(5, "a.test.")).await.unwrap();
     assert_eq!(parse_answer(&resp).0, 5);
-    assert_eq!(count(&c.tls_accepted), 2);
+    assert_eq!(count(&c.handshakes), 2);
 }
 
 #[tokio::test]
@@ -366,12 +447,12 @@ async fn refused_stream_is_retried_once_on_a_fresh_connection() {
         refuse_first: 1,
         ..Knobs::default()
     };
-    let server = DohServer::start(&pki, knobs).await;
+    let server = start(&pki, knobs).await;
     let t = transport(&server, &pki, options());
     let resp = t.query(&query(77, "a.test.")).await.unwrap();
     assert_eq!(parse_answer(&resp).0, 77);
-    assert_eq!(count(&server.counters.requests), 2);
-    assert_eq!(count(&server.counters.tls_accepted), 2);
+    assert_eq!(count(&server.counters().requests), 2);
+    assert_eq!(count(&server.counters().handshakes), 2);
 }
 
 #[tokio::test]
@@ -381,7 +462,7 @@ async fn refused_twice_is_connection_lost() {
         refuse_first: 2,
         ..Knobs::default()
     };
-    let server = DohServer::start(&pki, knobs).await;
+    let server = start(&pki, knobs).await;
     let t = transport(&server, &pki, options());
     let err = t.query(&query(1, "a.test.")).await.unwrap_err();
     assert!(
@@ -389,7 +470,7 @@ async fn refused_twice_is_connection_lost() {
         "{err:?}"
     );
     // Exactly one retry.
-    assert_eq!(count(&server.counters.requests), 2);
+    assert_eq!(count(&server.counters().requests), 2);
     // The next query opens a new connection and succeeds.
     let resp = t.query(&query(2, "a.test.")).await.unwrap();
     assert_eq!(parse_answer(&resp).0, 2);
@@ -402,13 +483,13 @@ async fn lost_connection_is_retried_once() {
         kill_first_connection: true,
         ..Knobs::default()
     };
-    let server = DohServer::start(&pki, knobs).await;
+    let server = start(&pki, knobs).await;
     let t = transport(&server, &pki, options());
     let resp = t.query(&query(9, "b.test.")).await.unwrap();
     let (id, _, addrs) = parse_answer(&resp);
     assert_eq!(id, 9);
     assert_eq!(addrs, vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))]);
-    assert_eq!(count(&server.counters.tls_accepted), 2);
+    assert_eq!(count(&server.counters().handshakes), 2);
 }
 
 #[tokio::test]
@@ -418,7 +499,7 @@ async fn silent_connection_is_detected_by_keepalive_and_query_retried() {
         freeze_first_connection: true,
         ..Knobs::default()
     };
-    let server = DohServer::start(&pki, knobs).await;
+    let server = start(&pki, knobs).await;
     // PINGs every 0.75 s while the query waits, unanswered after 0.75 s more: the
     // frozen connection is dropped well inside the 3 s deadline and the query retried.
     let t = transport(
@@ -431,40 +512,40 @@ async fn silent_connection_is_detected_by_keepalive_and_query_retried() {
     );
     let resp = t.query(&query(4, "a.test.")).await.unwrap();
     assert_eq!(parse_answer(&resp).0, 4);
-    assert_eq!(count(&server.counters.tls_accepted), 2);
-    assert_eq!(count(&server.counters.requests), 2);
+    assert_eq!(count(&server.counters().handshakes), 2);
+    assert_eq!(count(&server.counters().requests), 2);
 }
 
 #[tokio::test]
 async fn stream_reset_is_a_typed_error_and_not_retried() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(&server, &pki, options());
     let err = doh_err(t.query(&query(1, "reset.test.")).await.unwrap_err());
     assert!(
         matches!(err, DohError::StreamReset { code: 0x2 }),
         "{err:?}"
     );
-    assert_eq!(count(&server.counters.requests), 1);
+    assert_eq!(count(&server.counters().requests), 1);
     // A reset stream leaves the connection usable.
     t.query(&query(2, "a.test.")).await.unwrap();
-    assert_eq!(count(&server.counters.tls_accepted), 1);
+    assert_eq!(count(&server.counters().handshakes), 1);
 }
 
 #[tokio::test]
 async fn http_500_is_a_typed_error() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(&server, &pki, options());
     let err = doh_err(t.query(&query(1, "e500.test.")).await.unwrap_err());
     assert!(matches!(err, DohError::Status { status: 500 }), "{err:?}");
-    assert_eq!(count(&server.counters.requests), 1);
+    assert_eq!(count(&server.counters().requests), 1);
 }
 
 #[tokio::test]
 async fn wrong_content_type_is_a_typed_error() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(&server, &pki, options());
     let err = doh_err(t.query(&query(1, "ctype.test.")).await.unwrap_err());
     assert!(
@@ -476,7 +557,7 @@ async fn wrong_content_type_is_a_typed_error() {
 #[tokio::test]
 async fn oversized_responses_are_refused() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(&server, &pki, options());
     assert!(BIG_BODY > options().max_response_size);
     for name in ["big.test.", "bigstream.test."] {
@@ -488,13 +569,13 @@ async fn oversized_responses_are_refused() {
     }
     // Refusing a body resets only that stream.
     t.query(&query(2, "a.test.")).await.unwrap();
-    assert_eq!(count(&server.counters.tls_accepted), 1);
+    assert_eq!(count(&server.counters().handshakes), 1);
 }
 
 #[tokio::test]
 async fn answer_to_another_question_is_refused() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(&server, &pki, options());
     let err = doh_err(t.query(&query(1, "wrongq.test.")).await.unwrap_err());
     assert!(matches!(err, DohError::QuestionMismatch), "{err:?}");
@@ -505,20 +586,16 @@ async fn refused_certificate_means_no_http_at_all() {
     let trusted = TestPki::new("trusted root");
     let other = TestPki::new("untrusted root");
     // The server's certificate chains to a root the client does not trust.
-    let server = DohServer::start(&other, Knobs::default()).await;
+    let server = start(&other, Knobs::default()).await;
     let t = transport(&server, &trusted, options());
     let err = t.query(&query(1, "a.test.")).await.unwrap_err();
     assert!(matches!(err, UpstreamError::Tls { .. }), "{err:?}");
-    server.wait_closed(1).await;
-    let c = &server.counters;
-    assert_eq!(count(&c.tls_failed), 1);
-    assert_eq!(count(&c.tls_accepted), 0);
+    wait_closed(&server, 1).await;
+    let c = server.counters();
+    assert_eq!(count(&c.handshake_failures), 1);
+    assert_eq!(count(&c.handshakes), 0);
     assert_eq!(count(&c.requests), 0);
-    assert_eq!(
-        c.bytes_after_handshake
-            .load(std::sync::atomic::Ordering::SeqCst),
-        0
-    );
+    assert_eq!(c.app_bytes.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 /// Queries waiting while the handshake is refused share that refusal: one handshake for
@@ -527,7 +604,7 @@ async fn refused_certificate_means_no_http_at_all() {
 async fn a_burst_waiting_on_a_refused_handshake_shares_it() {
     let trusted = TestPki::new("trusted root");
     let other = TestPki::new("untrusted root");
-    let server = DohServer::start(&other, Knobs::default()).await;
+    let server = start(&other, Knobs::default()).await;
     let t = Arc::new(transport(&server, &trusted, options()));
     let mut set = tokio::task::JoinSet::new();
     for i in 0..20u16 {
@@ -541,19 +618,19 @@ async fn a_burst_waiting_on_a_refused_handshake_shares_it() {
         refused += 1;
     }
     assert_eq!(refused, 20);
-    server.wait_closed(1).await;
+    wait_closed(&server, 1).await;
     assert_eq!(
-        count(&server.counters.tls_failed),
+        count(&server.counters().handshake_failures),
         1,
         "one handshake for the burst"
     );
 
     let err = t.query(&query(21, "a.test.")).await.unwrap_err();
     assert!(matches!(err, UpstreamError::Tls { .. }), "{err:?}");
-    server.wait_closed(2).await;
-    let c = &server.counters;
-    assert_eq!(count(&c.tls_failed), 2);
-    assert_eq!(count(&c.tls_accepted), 0);
+    wait_closed(&server, 2).await;
+    let c = server.counters();
+    assert_eq!(count(&c.handshake_failures), 2);
+    assert_eq!(count(&c.handshakes), 0);
     assert_eq!(count(&c.requests), 0);
 }
 
@@ -564,20 +641,19 @@ async fn server_without_h2_alpn_gets_nothing() {
         no_alpn: true,
         ..Knobs::default()
     };
-    let server = DohServer::start(&pki, knobs).await;
+    let server = start(&pki, knobs).await;
     let t = transport(&server, &pki, options());
     let err = doh_err(t.query(&query(1, "a.test.")).await.unwrap_err());
     assert!(
         matches!(err, DohError::AlpnNotH2 { negotiated: None }),
         "{err:?}"
     );
-    server.wait_closed(1).await;
-    let c = &server.counters;
-    assert_eq!(count(&c.tls_accepted), 1, "the handshake itself completes");
+    wait_closed(&server, 1).await;
+    let c = server.counters();
+    assert_eq!(count(&c.handshakes), 1, "the handshake itself completes");
     assert_eq!(count(&c.requests), 0);
     assert_eq!(
-        c.bytes_after_handshake
-            .load(std::sync::atomic::Ordering::SeqCst),
+        c.app_bytes.load(std::sync::atomic::Ordering::SeqCst),
         0,
         "bytes were sent on a connection without h2"
     );
@@ -586,11 +662,11 @@ async fn server_without_h2_alpn_gets_nothing() {
 #[tokio::test]
 async fn alpn_is_forced_to_h2_whatever_the_config_says() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let mut config = (*pki.client_config()).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let t = DohTransport::new(
-        DohEndpoint::ip(server.addr, "/dns-query"),
+        DohEndpoint::ip(server.addr(), "/dns-query"),
         Arc::new(config),
         options(),
     );
@@ -601,7 +677,7 @@ async fn alpn_is_forced_to_h2_whatever_the_config_says() {
 #[tokio::test]
 async fn query_past_its_deadline_times_out() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(
         &server,
         &pki,
@@ -617,7 +693,7 @@ async fn query_past_its_deadline_times_out() {
 #[tokio::test]
 async fn idle_connection_is_closed_and_replaced() {
     let pki = TestPki::new("root");
-    let server = DohServer::start(&pki, Knobs::default()).await;
+    let server = start(&pki, Knobs::default()).await;
     let t = transport(
         &server,
         &pki,
@@ -627,9 +703,9 @@ async fn idle_connection_is_closed_and_replaced() {
         },
     );
     t.query(&query(1, "a.test.")).await.unwrap();
-    server.wait_closed(1).await;
+    wait_closed(&server, 1).await;
     t.query(&query(2, "a.test.")).await.unwrap();
-    assert_eq!(count(&server.counters.tls_accepted), 2);
+    assert_eq!(count(&server.counters().handshakes), 2);
 }
 
 #[tokio::test]

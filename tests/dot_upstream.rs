@@ -6,28 +6,27 @@
 //! close mid-flight, close idle connections, and send decoy responses.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ctdns::testkit::answers::DECOY_IP;
+use ctdns::testkit::server::DotKnobs;
+use ctdns::testkit::{AnswerTable, Answers, Counters, Fault, Protocol, ServerCert, TestServer};
 use ctdns::upstream::dot::{DotOptions, DotTransport};
 use ctdns::upstream::pool::{Pool, PoolOptions};
 use ctdns::upstream::{Transport, UpstreamError};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsCode;
 use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -96,261 +95,47 @@ fn client_config(
 }
 
 // ---------------------------------------------------------------------------------------
-// Test DoT server
+// Test DoT server: the test kit's, answering from the table below
 // ---------------------------------------------------------------------------------------
 
-/// How the test server misbehaves.
-#[derive(Clone, Default)]
-struct Behavior {
-    /// Delay every response by this much (responses are sent concurrently).
-    delay: Duration,
-    /// Hold responses until this many queries arrived on the connection, then send them in
-    /// reverse order.
-    reverse_batch: usize,
-    /// Connections with an index below this close as soon as a query arrives, unanswered.
-    close_first_connections: usize,
-    /// Read queries but never answer.
-    stall: bool,
-    /// Close a connection on which no query arrived for this long.
-    idle_close: Option<Duration>,
-    /// Before each real answer, send a response with an unknown ID, one for another name
-    /// and one for another type.
-    decoys: bool,
-}
-
-#[derive(Default)]
-struct Stats {
-    /// TCP connections accepted.
-    tcp_accepted: AtomicUsize,
-    /// TLS handshakes completed.
-    handshakes: AtomicUsize,
-    /// TLS handshakes that failed.
-    handshake_failures: AtomicUsize,
-    /// Application bytes received after a completed handshake.
-    app_bytes: AtomicUsize,
-    /// Connections that ended (either side).
-    closed: AtomicUsize,
-    /// Decoy responses sent.
-    decoys_sent: AtomicUsize,
-    /// Every query message received, as sent on the wire (without the length prefix).
-    queries: Mutex<Vec<Vec<u8>>>,
-}
-
-impl Stats {
-    fn get(counter: &AtomicUsize) -> usize {
-        counter.load(Ordering::SeqCst)
+/// The answer table: `q<i>.test.` → 192.0.2.<i> (other names get NXDOMAIN).
+fn table() -> Result<AnswerTable, Box<dyn std::error::Error>> {
+    let mut t = AnswerTable::new();
+    for i in 0..=u8::MAX {
+        t.insert(
+            &format!("q{i}.test."),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)),
+        )?;
     }
-
-    fn queries(&self) -> Vec<Vec<u8>> {
-        self.queries.lock().map(|q| q.clone()).unwrap_or_default()
-    }
+    Ok(t)
 }
 
-/// A DoT server on 127.0.0.1, port 0. Dropping it stops it and all its connections.
-struct TestServer {
-    addr: SocketAddr,
-    stats: Arc<Stats>,
-    task: JoinHandle<()>,
+async fn start_with(
+    pki: &Pki,
+    knobs: DotKnobs,
+    fault: Fault,
+) -> Result<TestServer, Box<dyn std::error::Error>> {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_pkcs8.clone()));
+    let server = TestServer::builder(Protocol::Dot, ServerCert::new(pki.chain.clone(), key))
+        .answers(Answers::Table(table()?))
+        .dot_knobs(knobs)
+        .fault(fault)
+        .start()
+        .await?;
+    Ok(server)
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The answer table: `q<i>.test.` → 192.0.2.<i>.
-fn table_lookup(name: &Name) -> Option<Ipv4Addr> {
-    let text = name.to_ascii().to_ascii_lowercase();
-    let label = text.strip_suffix(".test.")?.strip_prefix('q')?;
-    let i: u8 = label.parse().ok()?;
-    Some(Ipv4Addr::new(192, 0, 2, i))
-}
-
-fn decoy_ip() -> Ipv4Addr {
-    Ipv4Addr::new(198, 51, 100, 66)
-}
-
+/// A DoT server on 127.0.0.1, port 0, answering as `knobs` say.
 async fn start_server(
     pki: &Pki,
-    behavior: Behavior,
+    knobs: DotKnobs,
 ) -> Result<TestServer, Box<dyn std::error::Error>> {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(
-            pki.chain.clone(),
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_pkcs8.clone())),
-        )?;
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind((LOCALHOST, 0)).await?;
-    let addr = listener.local_addr()?;
-    let stats = Arc::new(Stats::default());
-    let task_stats = Arc::clone(&stats);
-    let task = tokio::spawn(async move {
-        // Dropped (aborting every connection task) when the accept task is aborted.
-        let mut connections = JoinSet::new();
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let index = task_stats.tcp_accepted.fetch_add(1, Ordering::SeqCst);
-            let acceptor = acceptor.clone();
-            let stats = Arc::clone(&task_stats);
-            let behavior = behavior.clone();
-            connections.spawn(async move {
-                match acceptor.accept(tcp).await {
-                    Ok(tls) => {
-                        stats.handshakes.fetch_add(1, Ordering::SeqCst);
-                        serve_connection(tls, index, &behavior, &stats).await;
-                    }
-                    Err(_) => {
-                        stats.handshake_failures.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-                stats.closed.fetch_add(1, Ordering::SeqCst);
-            });
-            // Reap finished connection tasks.
-            while connections.try_join_next().is_some() {}
-        }
-    });
-    Ok(TestServer { addr, stats, task })
+    start_with(pki, knobs, Fault::Honest).await
 }
 
-type Writer = Arc<tokio::sync::Mutex<WriteHalf<TlsStream<TcpStream>>>>;
-
-async fn write_frame(writer: &Writer, msg: &[u8]) {
-    let Ok(len) = u16::try_from(msg.len()) else {
-        return;
-    };
-    let mut w = writer.lock().await;
-    let mut frame = len.to_be_bytes().to_vec();
-    frame.extend_from_slice(msg);
-    let _ = w.write_all(&frame).await;
-    let _ = w.flush().await;
-}
-
-async fn serve_connection(
-    tls: TlsStream<TcpStream>,
-    index: usize,
-    behavior: &Behavior,
-    stats: &Stats,
-) {
-    let (mut reader, writer) = tokio::io::split(tls);
-    let writer: Writer = Arc::new(tokio::sync::Mutex::new(writer));
-    let mut delayed = JoinSet::new();
-    let mut held: Vec<Vec<u8>> = Vec::new();
-    loop {
-        let read = async {
-            let mut len = [0u8; 2];
-            reader.read_exact(&mut len).await?;
-            stats.app_bytes.fetch_add(2, Ordering::SeqCst);
-            let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            reader.read_exact(&mut msg).await?;
-            stats.app_bytes.fetch_add(msg.len(), Ordering::SeqCst);
-            Ok::<_, std::io::Error>(msg)
-        };
-        let query = match behavior.idle_close {
-            Some(idle) => match tokio::time::timeout(idle, read).await {
-                Ok(r) => r,
-                Err(_) => return,
-            },
-            None => read.await,
-        };
-        let Ok(query) = query else { return };
-        if let Ok(mut q) = stats.queries.lock() {
-            q.push(query.clone());
-        }
-        if index < behavior.close_first_connections || behavior.stall {
-            if behavior.stall {
-                continue;
-            }
-            return;
-        }
-        let Some(response) = answer(&query) else {
-            continue;
-        };
-        if behavior.decoys {
-            for decoy in decoys(&query) {
-                write_frame(&writer, &decoy).await;
-                stats.decoys_sent.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        if behavior.reverse_batch > 1 {
-            held.push(response);
-            if held.len() == behavior.reverse_batch {
-                for r in held.drain(..).rev() {
-                    write_frame(&writer, &r).await;
-                }
-            }
-        } else if !behavior.delay.is_zero() {
-            let writer = Arc::clone(&writer);
-            let delay = behavior.delay;
-            delayed.spawn(async move {
-                tokio::time::sleep(delay).await;
-                write_frame(&writer, &response).await;
-            });
-        } else {
-            write_frame(&writer, &response).await;
-        }
-    }
-}
-
-/// The server's answer: A records from the table, NXDOMAIN otherwise; an OPT record when
-/// the query had one (hickory-proto keeps the query's padding out of the response).
-fn answer(query: &[u8]) -> Option<Vec<u8>> {
-    let q = Message::from_vec(query).ok()?;
-    let question = q.queries.first()?.clone();
-    let mut r = Message::response(q.metadata.id, OpCode::Query);
-    r.metadata.recursion_desired = q.metadata.recursion_desired;
-    r.metadata.recursion_available = true;
-    r.add_query(question.clone());
-    match (question.query_type(), table_lookup(question.name())) {
-        (RecordType::A, Some(ip)) => {
-            r.add_answer(Record::from_rdata(
-                question.name().clone(),
-                300,
-                RData::A(A(ip)),
-            ));
-        }
-        (_, Some(_)) => {}
-        (_, None) => r.metadata.response_code = ResponseCode::NXDomain,
-    }
-    if q.edns.is_some() {
-        r.set_edns(Edns::new());
-    }
-    r.to_vec().ok()
-}
-
-/// Three wrong responses to `query`: unknown ID, other name, other type. Each carries an A
-/// record with [`decoy_ip`], so a client that accepted one would show it.
-fn decoys(query: &[u8]) -> Vec<Vec<u8>> {
-    let Ok(q) = Message::from_vec(query) else {
-        return Vec::new();
-    };
-    let Some(question) = q.queries.first() else {
-        return Vec::new();
-    };
-    let id = q.metadata.id;
-    let other_name = Name::from_ascii("decoy.test.").ok();
-    let variants = [
-        (id ^ 0x5A5A, question.name().clone(), question.query_type()),
-        (
-            id,
-            other_name.unwrap_or_else(Name::root),
-            question.query_type(),
-        ),
-        (id, question.name().clone(), RecordType::AAAA),
-    ];
-    variants
-        .into_iter()
-        .filter_map(|(id, name, qtype)| {
-            let mut r = Message::response(id, OpCode::Query);
-            r.add_query(Query::query(name.clone(), qtype));
-            r.add_answer(Record::from_rdata(name, 300, RData::A(A(decoy_ip()))));
-            r.to_vec().ok()
-        })
-        .collect()
+/// A DoT server that reads queries but never answers.
+async fn start_stalled(pki: &Pki) -> Result<TestServer, Box<dyn std::error::Error>> {
+    start_with(pki, DotKnobs::default(), Fault::Stall).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -383,7 +168,7 @@ fn dot(
     config: &Arc<rustls::ClientConfig>,
     opts: DotOptions,
 ) -> Arc<DotTransport> {
-    Arc::new(DotTransport::new(server.addr, Arc::clone(config), opts))
+    Arc::new(DotTransport::new(server.addr(), Arc::clone(config), opts))
 }
 
 fn quick_opts() -> DotOptions {
@@ -420,7 +205,7 @@ fn init_tracing() {
 async fn answers_a_queries_with_original_ids() -> TestResult {
     init_tracing();
     let pki = make_pki("ctdns test CA")?;
-    let server = start_server(&pki, Behavior::default()).await?;
+    let server = start_server(&pki, DotKnobs::default()).await?;
     let t = dot(&server, &client_config(&pki.root)?, quick_opts());
 
     let response = t.query(&query_msg("q7.test.", 0xBEEF, false)?).await?;
@@ -443,8 +228,8 @@ async fn answers_a_queries_with_original_ids() -> TestResult {
     assert!(m.edns.is_some());
     assert_eq!(a_answers(&response)?, vec![Ipv4Addr::new(192, 0, 2, 9)]);
 
-    assert_eq!(Stats::get(&server.stats.tcp_accepted), 1);
-    assert_eq!(server.stats.queries().len(), 3);
+    assert_eq!(Counters::get(&server.counters().tcp_accepted), 1);
+    assert_eq!(server.counters().query_log().len(), 3);
     Ok(())
 }
 
@@ -454,16 +239,16 @@ async fn answers_a_queries_with_original_ids() -> TestResult {
 async fn connect_ahead_of_the_first_query_is_reused_by_it() -> TestResult {
     init_tracing();
     let pki = make_pki("ctdns test CA")?;
-    let server = start_server(&pki, Behavior::default()).await?;
+    let server = start_server(&pki, DotKnobs::default()).await?;
     let t = dot(&server, &client_config(&pki.root)?, quick_opts());
     let session = t.connect().await?.ok_or("a DoT transport has a session")?;
     assert!(session.version.starts_with("TLSv1_"), "{session:?}");
     assert_ne!(session.cipher_suite, "-");
-    assert!(wait_until(|| Stats::get(&server.stats.handshakes) == 1).await);
-    assert!(server.stats.queries().is_empty(), "no DNS byte yet");
+    assert!(wait_until(|| Counters::get(&server.counters().handshakes) == 1).await);
+    assert!(server.counters().query_log().is_empty(), "no DNS byte yet");
     let response = t.query(&query_msg("q7.test.", 7, false)?).await?;
     assert_eq!(a_answers(&response)?, vec![Ipv4Addr::new(192, 0, 2, 7)]);
-    assert_eq!(Stats::get(&server.stats.tcp_accepted), 1);
+    assert_eq!(Counters::get(&server.counters().tcp_accepted), 1);
     assert_eq!(t.dial_stats().dials, 1);
     Ok(())
 }
@@ -474,9 +259,9 @@ async fn fifty_concurrent_queries_share_one_connection_and_get_their_own_answers
     let pki = make_pki("ctdns test CA")?;
     let server = start_server(
         &pki,
-        Behavior {
+        DotKnobs {
             reverse_batch: 50,
-            ..Behavior::default()
+            ..DotKnobs::default()
         },
     )
     .await?;
@@ -513,10 +298,14 @@ async fn fifty_concurrent_queries_share_one_connection_and_get_their_own_answers
         assert!(seen.insert(i));
     }
     assert_eq!(seen.len(), 50);
-    assert_eq!(Stats::get(&server.stats.tcp_accepted), 1, "one connection");
+    assert_eq!(
+        Counters::get(&server.counters().tcp_accepted),
+        1,
+        "one connection"
+    );
     let wire_ids: HashSet<u16> = server
-        .stats
-        .queries()
+        .counters()
+        .query_log()
         .iter()
         .filter_map(|q| Message::from_vec(q).ok().map(|m| m.metadata.id))
         .collect();
@@ -532,7 +321,7 @@ async fn fifty_concurrent_queries_share_one_connection_and_get_their_own_answers
 async fn queries_are_padded_to_128_byte_blocks() -> TestResult {
     init_tracing();
     let pki = make_pki("ctdns test CA")?;
-    let server = start_server(&pki, Behavior::default()).await?;
+    let server = start_server(&pki, DotKnobs::default()).await?;
     let t = dot(&server, &client_config(&pki.root)?, quick_opts());
     let long = format!("{}q1.test.", "a-long-label-for-padding.".repeat(6));
     let names = ["q1.test.", "q200.test.", long.as_str()];
@@ -541,7 +330,7 @@ async fn queries_are_padded_to_128_byte_blocks() -> TestResult {
             t.query(&query_msg(name, u16::try_from(n)?, edns)?).await?;
         }
     }
-    let queries = server.stats.queries();
+    let queries = server.counters().query_log();
     assert_eq!(queries.len(), 6);
     let mut lengths = HashSet::new();
     for q in &queries {
@@ -566,7 +355,7 @@ async fn queries_are_padded_to_128_byte_blocks() -> TestResult {
     let query = query_msg("q3.test.", 77, false)?;
     let response = plain.query(&query).await?;
     assert_eq!(a_answers(&response)?, vec![Ipv4Addr::new(192, 0, 2, 3)]);
-    let sent = server.stats.queries().pop().ok_or("no query")?;
+    let sent = server.counters().query_log().pop().ok_or("no query")?;
     assert_eq!(sent.len(), query.len());
     assert_eq!(sent[2..], query[2..]);
     Ok(())
@@ -579,20 +368,20 @@ async fn queries_are_padded_to_128_byte_blocks() -> TestResult {
 #[tokio::test]
 async fn certificate_for_another_ip_is_refused_on_this_socket() -> TestResult {
     let other = make_pki_for("ctdns test CA", &["127.0.0.2"])?;
-    let server = start_server(&other, Behavior::default()).await?;
+    let server = start_server(&other, DotKnobs::default()).await?;
     let t = dot(&server, &client_config(&other.root)?, quick_opts());
     assert_eq!(
         t.server_name(),
-        &rustls::pki_types::ServerName::IpAddress(server.addr.ip().into())
+        &rustls::pki_types::ServerName::IpAddress(server.addr().ip().into())
     );
     match t.query(&query_msg("q1.test.", 1, false)?).await {
-        Err(UpstreamError::Tls { addr, .. }) => assert_eq!(addr, server.addr),
+        Err(UpstreamError::Tls { addr, .. }) => assert_eq!(addr, server.addr()),
         other => panic!("expected a TLS refusal, got {other:?}"),
     }
-    assert_eq!(server.stats.app_bytes.load(Ordering::SeqCst), 0);
+    assert_eq!(Counters::bytes(&server.counters().app_bytes), 0);
 
     let right = make_pki_for("ctdns test CA", &["127.0.0.1"])?;
-    let server = start_server(&right, Behavior::default()).await?;
+    let server = start_server(&right, DotKnobs::default()).await?;
     let t = dot(&server, &client_config(&right.root)?, quick_opts());
     t.query(&query_msg("q1.test.", 1, false)?).await?;
     Ok(())
@@ -603,7 +392,7 @@ async fn fails_over_when_first_upstream_refuses_connections() -> TestResult {
     init_tracing();
     let pki = make_pki("ctdns test CA")?;
     let config = client_config(&pki.root)?;
-    let good = start_server(&pki, Behavior::default()).await?;
+    let good = start_server(&pki, DotKnobs::default()).await?;
     // A port that was just free: connecting to it is refused.
     let refused_addr = TcpListener::bind((LOCALHOST, 0)).await?.local_addr()?;
     let refused: Arc<dyn Transport> = Arc::new(DotTransport::new(
@@ -641,8 +430,8 @@ async fn rogue_and_good(
     let trusted = make_pki("ctdns trusted CA")?;
     let untrusted = make_pki("ctdns untrusted CA")?;
     let config = client_config(&trusted.root)?;
-    let rogue = start_server(&untrusted, Behavior::default()).await?;
-    let good = start_server(&trusted, Behavior::default()).await?;
+    let rogue = start_server(&untrusted, DotKnobs::default()).await?;
+    let good = start_server(&trusted, DotKnobs::default()).await?;
     Ok((config, rogue, good))
 }
 
@@ -656,7 +445,7 @@ async fn fails_over_when_certificate_is_refused_and_refused_server_gets_no_dns_b
     let direct = dot(&rogue, &config, quick_opts());
     match direct.query(&query_msg("q1.test.", 1, false)?).await {
         Err(UpstreamError::Tls { addr, source }) => {
-            assert_eq!(addr, rogue.addr);
+            assert_eq!(addr, rogue.addr());
             assert!(source.to_string().contains("UnknownIssuer"), "{source}");
         }
         other => panic!("expected a TLS error, got {other:?}"),
@@ -682,12 +471,12 @@ async fn fails_over_when_certificate_is_refused_and_refused_server_gets_no_dns_b
 
     // The refused server saw the connections and the failed handshakes, and not one byte of
     // DNS.
-    assert!(wait_until(|| Stats::get(&rogue.stats.handshake_failures) == 2).await);
-    assert_eq!(Stats::get(&rogue.stats.tcp_accepted), 2);
-    assert_eq!(Stats::get(&rogue.stats.handshakes), 0);
-    assert_eq!(Stats::get(&rogue.stats.app_bytes), 0);
-    assert!(rogue.stats.queries().is_empty());
-    assert_eq!(good.stats.queries().len(), 1);
+    assert!(wait_until(|| Counters::get(&rogue.counters().handshake_failures) == 2).await);
+    assert_eq!(Counters::get(&rogue.counters().tcp_accepted), 2);
+    assert_eq!(Counters::get(&rogue.counters().handshakes), 0);
+    assert_eq!(Counters::bytes(&rogue.counters().app_bytes), 0);
+    assert!(rogue.counters().query_log().is_empty());
+    assert_eq!(good.counters().query_log().len(), 1);
     Ok(())
 }
 
@@ -712,7 +501,7 @@ async fn a_burst_waiting_on_a_refused_handshake_shares_it_instead_of_redialing()
     while let Some(joined) = tasks.join_next().await {
         match joined?? {
             Err(UpstreamError::Tls { addr, source }) => {
-                assert_eq!(addr, rogue.addr);
+                assert_eq!(addr, rogue.addr());
                 assert!(source.to_string().contains("UnknownIssuer"), "{source}");
                 refused += 1;
             }
@@ -720,9 +509,9 @@ async fn a_burst_waiting_on_a_refused_handshake_shares_it_instead_of_redialing()
         }
     }
     assert_eq!(refused, 20);
-    assert!(wait_until(|| Stats::get(&rogue.stats.handshake_failures) == 1).await);
+    assert!(wait_until(|| Counters::get(&rogue.counters().handshake_failures) == 1).await);
     assert_eq!(
-        Stats::get(&rogue.stats.tcp_accepted),
+        Counters::get(&rogue.counters().tcp_accepted),
         1,
         "one handshake for the burst"
     );
@@ -732,7 +521,7 @@ async fn a_burst_waiting_on_a_refused_handshake_shares_it_instead_of_redialing()
         .query(&query_msg("later.test.", 99, false)?)
         .await
         .is_err());
-    assert!(wait_until(|| Stats::get(&rogue.stats.tcp_accepted) == 2).await);
+    assert!(wait_until(|| Counters::get(&rogue.counters().tcp_accepted) == 2).await);
 
     // Through the pool: every query of a burst is answered by the honest upstream, and the
     // refused one saw one more connection, no DNS byte.
@@ -758,10 +547,10 @@ async fn a_burst_waiting_on_a_refused_handshake_shares_it_instead_of_redialing()
         answered += 1;
     }
     assert_eq!(answered, 20);
-    assert!(wait_until(|| Stats::get(&rogue.stats.handshake_failures) == 3).await);
-    assert_eq!(Stats::get(&rogue.stats.tcp_accepted), 3);
-    assert_eq!(Stats::get(&rogue.stats.app_bytes), 0);
-    assert_eq!(good.stats.queries().len(), 20);
+    assert!(wait_until(|| Counters::get(&rogue.counters().handshake_failures) == 3).await);
+    assert_eq!(Counters::get(&rogue.counters().tcp_accepted), 3);
+    assert_eq!(Counters::bytes(&rogue.counters().app_bytes), 0);
+    assert_eq!(good.counters().query_log().len(), 20);
     Ok(())
 }
 
@@ -770,14 +559,7 @@ async fn stalled_upstream_times_out_within_the_deadline() -> TestResult {
     init_tracing();
     let pki = make_pki("ctdns test CA")?;
     let config = client_config(&pki.root)?;
-    let stalled = start_server(
-        &pki,
-        Behavior {
-            stall: true,
-            ..Behavior::default()
-        },
-    )
-    .await?;
+    let stalled = start_stalled(&pki).await?;
 
     // The transport's own timeout.
     let t = dot(
@@ -807,7 +589,7 @@ async fn stalled_upstream_times_out_within_the_deadline() -> TestResult {
     assert!(matches!(result, Err(UpstreamError::Timeout)), "{result:?}");
     assert!(start.elapsed() < Duration::from_millis(400) + Duration::from_secs(1));
     // Both queries reached the server: it stalled, it did not fail to connect.
-    assert_eq!(stalled.stats.queries().len(), 2);
+    assert_eq!(stalled.counters().query_log().len(), 2);
     Ok(())
 }
 
@@ -816,14 +598,7 @@ async fn stalled_connection_is_replaced_but_a_merely_slow_one_is_kept() -> TestR
     init_tracing();
     let pki = make_pki("ctdns test CA")?;
     let config = client_config(&pki.root)?;
-    let stalled = start_server(
-        &pki,
-        Behavior {
-            stall: true,
-            ..Behavior::default()
-        },
-    )
-    .await?;
+    let stalled = start_stalled(&pki).await?;
     let query_timeout = Duration::from_millis(300);
 
     // Abandoned after the stall timeout with nothing received: the connection is replaced.
@@ -840,7 +615,7 @@ async fn stalled_connection_is_replaced_but_a_merely_slow_one_is_kept() -> TestR
         let result = t.query(&query_msg(&format!("q{i}.test."), 1, false)?).await;
         assert!(matches!(result, Err(UpstreamError::Timeout)), "{result:?}");
     }
-    assert_eq!(Stats::get(&stalled.stats.tcp_accepted), 2);
+    assert_eq!(Counters::get(&stalled.counters().tcp_accepted), 2);
 
     // Abandoned before the stall timeout: the connection stays.
     let t = dot(
@@ -856,8 +631,8 @@ async fn stalled_connection_is_replaced_but_a_merely_slow_one_is_kept() -> TestR
         let result = t.query(&query_msg(&format!("q{i}.test."), 1, false)?).await;
         assert!(matches!(result, Err(UpstreamError::Timeout)), "{result:?}");
     }
-    assert_eq!(Stats::get(&stalled.stats.tcp_accepted), 3);
-    assert_eq!(stalled.stats.queries().len(), 4);
+    assert_eq!(Counters::get(&stalled.counters().tcp_accepted), 3);
+    assert_eq!(stalled.counters().query_log().len(), 4);
     Ok(())
 }
 
@@ -868,13 +643,13 @@ async fn slow_upstream_is_abandoned_for_the_next_within_the_deadline() -> TestRe
     let config = client_config(&pki.root)?;
     let slow = start_server(
         &pki,
-        Behavior {
+        DotKnobs {
             delay: Duration::from_secs(5),
-            ..Behavior::default()
+            ..DotKnobs::default()
         },
     )
     .await?;
-    let good = start_server(&pki, Behavior::default()).await?;
+    let good = start_server(&pki, DotKnobs::default()).await?;
     let pool = Pool::new(
         vec![
             dot(&slow, &config, quick_opts()),
@@ -888,7 +663,7 @@ async fn slow_upstream_is_abandoned_for_the_next_within_the_deadline() -> TestRe
     );
     let response = pool.query(&query_msg("q4.test.", 4, false)?).await?;
     assert_eq!(a_answers(&response)?, vec![Ipv4Addr::new(192, 0, 2, 4)]);
-    assert_eq!(slow.stats.queries().len(), 1);
+    assert_eq!(slow.counters().query_log().len(), 1);
     assert_eq!(pool.health()[0].last_error.as_deref(), Some("timed out"));
     Ok(())
 }
@@ -900,13 +675,13 @@ async fn connection_closed_mid_flight_is_retried_and_answered() -> TestResult {
     let config = client_config(&pki.root)?;
     let closer = start_server(
         &pki,
-        Behavior {
+        DotKnobs {
             close_first_connections: usize::MAX,
-            ..Behavior::default()
+            ..DotKnobs::default()
         },
     )
     .await?;
-    let good = start_server(&pki, Behavior::default()).await?;
+    let good = start_server(&pki, DotKnobs::default()).await?;
 
     // Directly: the loss is reported as such.
     let direct = dot(&closer, &config, quick_opts());
@@ -927,7 +702,7 @@ async fn connection_closed_mid_flight_is_retried_and_answered() -> TestResult {
     let response = pool.query(&query_msg("q6.test.", 6, false)?).await?;
     assert_eq!(a_answers(&response)?, vec![Ipv4Addr::new(192, 0, 2, 6)]);
     assert!(
-        closer.stats.queries().len() >= 2,
+        closer.counters().query_log().len() >= 2,
         "the closer did receive the queries"
     );
 
@@ -935,9 +710,9 @@ async fn connection_closed_mid_flight_is_retried_and_answered() -> TestResult {
     // reconnects, and the query is answered.
     let flaky = start_server(
         &pki,
-        Behavior {
+        DotKnobs {
             close_first_connections: 1,
-            ..Behavior::default()
+            ..DotKnobs::default()
         },
     )
     .await?;
@@ -947,8 +722,8 @@ async fn connection_closed_mid_flight_is_retried_and_answered() -> TestResult {
     );
     let response = pool.query(&query_msg("q8.test.", 8, false)?).await?;
     assert_eq!(a_answers(&response)?, vec![Ipv4Addr::new(192, 0, 2, 8)]);
-    assert_eq!(Stats::get(&flaky.stats.tcp_accepted), 2);
-    assert_eq!(flaky.stats.queries().len(), 2);
+    assert_eq!(Counters::get(&flaky.counters().tcp_accepted), 2);
+    assert_eq!(flaky.counters().query_log().len(), 2);
     Ok(())
 }
 
@@ -961,24 +736,24 @@ async fn reconnects_after_an_idle_connection_was_closed() -> TestResult {
     // The server closes idle connections.
     let server = start_server(
         &pki,
-        Behavior {
+        DotKnobs {
             idle_close: Some(Duration::from_millis(100)),
-            ..Behavior::default()
+            ..DotKnobs::default()
         },
     )
     .await?;
     let t = dot(&server, &config, quick_opts());
     let first = t.query(&query_msg("q1.test.", 1, false)?).await?;
     assert_eq!(a_answers(&first)?, vec![Ipv4Addr::new(192, 0, 2, 1)]);
-    assert!(wait_until(|| Stats::get(&server.stats.closed) == 1).await);
+    assert!(wait_until(|| Counters::get(&server.counters().closed) == 1).await);
     // Give the client's reader a moment to see the close.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let second = t.query(&query_msg("q2.test.", 2, false)?).await?;
     assert_eq!(a_answers(&second)?, vec![Ipv4Addr::new(192, 0, 2, 2)]);
-    assert_eq!(Stats::get(&server.stats.tcp_accepted), 2);
+    assert_eq!(Counters::get(&server.counters().tcp_accepted), 2);
 
     // The client closes idle connections itself.
-    let server = start_server(&pki, Behavior::default()).await?;
+    let server = start_server(&pki, DotKnobs::default()).await?;
     let t = dot(
         &server,
         &config,
@@ -989,12 +764,12 @@ async fn reconnects_after_an_idle_connection_was_closed() -> TestResult {
     );
     t.query(&query_msg("q3.test.", 3, false)?).await?;
     assert!(
-        wait_until(|| Stats::get(&server.stats.closed) == 1).await,
+        wait_until(|| Counters::get(&server.counters().closed) == 1).await,
         "client closed idle connection"
     );
     let again = t.query(&query_msg("q4.test.", 4, false)?).await?;
     assert_eq!(a_answers(&again)?, vec![Ipv4Addr::new(192, 0, 2, 4)]);
-    assert_eq!(Stats::get(&server.stats.tcp_accepted), 2);
+    assert_eq!(Counters::get(&server.counters().tcp_accepted), 2);
     Ok(())
 }
 
@@ -1004,9 +779,9 @@ async fn wrong_id_and_wrong_question_responses_are_ignored() -> TestResult {
     let pki = make_pki("ctdns test CA")?;
     let server = start_server(
         &pki,
-        Behavior {
+        DotKnobs {
             decoys: true,
-            ..Behavior::default()
+            ..DotKnobs::default()
         },
     )
     .await?;
@@ -1016,7 +791,7 @@ async fn wrong_id_and_wrong_question_responses_are_ignored() -> TestResult {
             .query(&query_msg(&format!("q{i}.test."), u16::from(i), false)?)
             .await?;
         let answers = a_answers(&response)?;
-        assert!(!answers.contains(&decoy_ip()), "a decoy was accepted");
+        assert!(!answers.contains(&DECOY_IP), "a decoy was accepted");
         assert_eq!(answers, vec![Ipv4Addr::new(192, 0, 2, i)]);
         let m = Message::from_vec(&response)?;
         assert_eq!(
@@ -1024,9 +799,9 @@ async fn wrong_id_and_wrong_question_responses_are_ignored() -> TestResult {
             Some(RecordType::A)
         );
     }
-    assert_eq!(Stats::get(&server.stats.decoys_sent), 9);
+    assert_eq!(Counters::get(&server.counters().decoys_sent), 9);
     // The decoys did not cost the connection.
-    assert_eq!(Stats::get(&server.stats.tcp_accepted), 1);
+    assert_eq!(Counters::get(&server.counters().tcp_accepted), 1);
     Ok(())
 }
 
@@ -1034,7 +809,7 @@ async fn wrong_id_and_wrong_question_responses_are_ignored() -> TestResult {
 async fn malformed_queries_are_refused_before_connecting() -> TestResult {
     init_tracing();
     let pki = make_pki("ctdns test CA")?;
-    let server = start_server(&pki, Behavior::default()).await?;
+    let server = start_server(&pki, DotKnobs::default()).await?;
     let t = dot(&server, &client_config(&pki.root)?, quick_opts());
     let mut no_question = query_msg("q1.test.", 1, false)?;
     no_question.truncate(12);
@@ -1049,6 +824,6 @@ async fn malformed_queries_are_refused_before_connecting() -> TestResult {
         matches!(result, Err(UpstreamError::MalformedQuery(_))),
         "{result:?}"
     );
-    assert_eq!(Stats::get(&server.stats.tcp_accepted), 0);
+    assert_eq!(Counters::get(&server.counters().tcp_accepted), 0);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! Real stub front end (UDP and TCP on 127.0.0.1:0) → [`Pool`] → DoT or DoH transport with
 //! the real CT verifier (test PKI roots, its CT log list, the honest intermediate pinned) →
-//! in-process faulty servers (`tests/faults`). For each fault and transport, with two
+//! the test kit's in-process servers (set up by `tests/faults`). For each fault and transport, with two
 //! upstreams (faulty first, honest second) and with the faulty one alone, the faulty server
 //! first answers honestly (one query opens a verified connection to it), then the fault is
 //! switched on: faults on a query strike that live connection; faults on the handshake
@@ -29,7 +29,7 @@ use ctdns::stub::{self, CacheOptions, StubOptions};
 use ctdns::upstream::pool::{Pool, PoolOptions};
 use ctdns::upstream::{Transport, UpstreamError};
 use faults::client::{ask, classify, query, udp_exchange, Outcome};
-use faults::{ClientTimeouts, Counters, Fault, FaultPki, FaultyServer, Kind, RefusalLog};
+use faults::{ClientTimeouts, Counters, Fault, FaultPki, FaultyTransport, Kind, RefusalLog};
 use hickory_proto::op::{Message, ResponseCode};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -114,9 +114,9 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
         query: POOL_TIMEOUT,
         stall: Duration::from_millis(300),
     };
-    let faulty = FaultyServer::start(kind, &pki, Fault::Honest).await;
+    let faulty = faults::start(kind, &pki, Fault::Honest).await;
     let honest = match setup {
-        Setup::Failover => Some(FaultyServer::start(kind, &pki, Fault::Honest).await),
+        Setup::Failover => Some(faults::start(kind, &pki, Fault::Honest).await),
         Setup::Single => None,
     };
     let refusals = Arc::new(RefusalLog::default());
@@ -151,10 +151,10 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
     // Warm-up: a verified connection to the (still honest) first upstream, then the fault.
     let warm_name = format!("w.s{tag}.test.");
     let (warm, _) = ask(udp, false, 0xAAAA, &warm_name, CLIENT_WAIT).await;
-    if warm != Outcome::Correct || Counters::get(&faulty.counters.answered) != 1 {
+    if warm != Outcome::Correct || Counters::get(&faulty.counters().answered) != 1 {
         failures.push(format!("warm-up through the first upstream: {warm:?}"));
     }
-    let warm_bytes = Counters::bytes(&faulty.counters.app_bytes);
+    let warm_bytes = Counters::bytes(&faulty.counters().app_bytes);
     faulty.set(fault);
     if matches!(
         fault,
@@ -225,7 +225,7 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
     }
 
     // The fault was exercised, and only the rogue certificate was refused.
-    let c = &faulty.counters;
+    let c = faulty.counters();
     let entries = refusals.entries();
     let mut notes = String::new();
     match fault {
@@ -323,7 +323,7 @@ async fn scenario(pki: Arc<FaultPki>, kind: Kind, fault: Fault, setup: Setup, ta
     // With two upstreams, the first is used again once its backoff ends.
     let mut primary_back = None;
     if setup == Setup::Failover {
-        let faulty_counters = Arc::clone(&faulty.counters);
+        let faulty_counters = Arc::clone(faulty.counters());
         let start = Instant::now();
         let mut m = 0u16;
         let back = eventually_async(

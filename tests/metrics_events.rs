@@ -15,8 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use child::{query, udp_exchange, Ctdns};
-use ctdns::demo::dot_server::{AnswerTable, DotTestServer};
 use ctdns::pki::{default_logs, IssuedLeaf, LeafIssuer, SctSpec, TestPki, WrittenFiles};
+use ctdns::testkit::{AnswerTable, Answers, Protocol, ServerCert, TestServer};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -61,20 +61,21 @@ impl Setup {
         }
     }
 
-    fn server(&self, addr: SocketAddr, leaf: &IssuedLeaf) -> DotTestServer {
+    fn server(&self, addr: SocketAddr, leaf: &IssuedLeaf) -> TestServer {
         let mut answers = AnswerTable::new();
         answers.insert(NAME, "192.0.2.1".parse().unwrap()).unwrap();
+        let cert = ServerCert::new(leaf.chain.clone(), leaf.key_der());
         self.rt
-            .block_on(DotTestServer::start(
-                addr,
-                leaf.chain.clone(),
-                leaf.key_der(),
-                answers,
-            ))
+            .block_on(
+                TestServer::builder(Protocol::Dot, cert)
+                    .bind(addr)
+                    .answers(Answers::Table(answers))
+                    .start(),
+            )
             .unwrap()
     }
 
-    fn stop(&self, server: DotTestServer) {
+    fn stop(&self, server: TestServer) {
         self.rt.block_on(server.shutdown());
     }
 

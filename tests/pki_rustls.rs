@@ -3,17 +3,15 @@
 //! by IP, receives the stapled response, and refuses what it must refuse.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ctdns::ct::sct::parse_sct_list;
 use ctdns::pki::{default_logs, IssuedLeaf, LeafIssuer, LeafKeyType, PkiOptions, SctSpec, TestPki};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use ctdns::testkit::ping::{ping, ObservedVerifier, PingServer};
+use ctdns::testkit::ServerCert;
 use rustls::client::{Resumption, WebPkiServerVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use rustls::pki_types::ServerName;
+use rustls::{CertificateError, RootCertStore};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -21,89 +19,26 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// webpki's verifier, recording the stapled OCSP response it was handed.
-#[derive(Debug)]
-struct Recording {
-    inner: Arc<WebPkiServerVerifier>,
-    ocsp: Mutex<Option<Vec<u8>>>,
-}
-
-impl ServerCertVerifier for Recording {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut slot) = self.ocsp.lock() {
-            *slot = Some(ocsp_response.to_vec());
-        }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 struct Outcome {
     result: Result<(), std::io::Error>,
     ocsp_seen: Option<Vec<u8>>,
 }
 
-/// Serve `leaf` on 127.0.0.1:0, connect with a client trusting `roots` that dials `dial`,
-/// exchange a ping, and report what happened. The server task is always awaited.
+/// Serve `leaf` (with its OCSP staple) on 127.0.0.1:0, connect with a client trusting
+/// `roots` that dials `dial`, exchange a ping, and report what happened. The server task is
+/// always awaited.
 async fn handshake(leaf: &IssuedLeaf, roots: RootCertStore, dial: IpAddr) -> Outcome {
-    let server_cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert_with_ocsp(
-            leaf.chain.clone(),
-            leaf.key_der(),
-            leaf.ocsp_response.clone().unwrap_or_default(),
-        )
+    let server_cfg = ServerCert::from_leaf(leaf)
+        .server_config(&[])
         .expect("rustls loads the chain and key");
-    let listener = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(server_cfg));
-    let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await?;
-        let mut tls = acceptor.accept(tcp).await?;
-        let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf).await?;
-        tls.write_all(b"pong").await?;
-        tls.shutdown().await?;
-        Ok::<_, std::io::Error>(buf)
-    });
-
-    let recording = Arc::new(Recording {
-        inner: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+    let server = PingServer::start(LOOPBACK, Arc::new(server_cfg), 1)
+        .await
+        .unwrap();
+    let recording = Arc::new(ObservedVerifier::new(
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .unwrap(),
-        ocsp: Mutex::new(None),
-    });
+    ));
     let mut client_cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -111,29 +46,22 @@ async fn handshake(leaf: &IssuedLeaf, roots: RootCertStore, dial: IpAddr) -> Out
         .with_custom_certificate_verifier(recording.clone())
         .with_no_client_auth();
     client_cfg.resumption = Resumption::disabled();
-    let connector = TlsConnector::from(Arc::new(client_cfg));
-
-    let client = async {
-        let tcp = TcpStream::connect(addr).await?;
-        let mut tls = connector
-            .connect(ServerName::IpAddress(dial.into()), tcp)
-            .await?;
-        tls.write_all(b"ping").await?;
-        let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf).await?;
-        assert_eq!(&buf, b"pong");
-        Ok::<_, std::io::Error>(())
-    }
+    let client = ping(
+        Arc::new(client_cfg),
+        server.addr(),
+        ServerName::IpAddress(dial.into()),
+    )
     .await;
     // On a client failure the server sees an alert or EOF; either way it finishes.
-    let served = server.await.expect("server task did not panic");
+    let served = server.finish().await;
+    assert_eq!(served.len(), 1);
     if client.is_ok() {
-        assert_eq!(&served.expect("server side completed"), b"ping");
+        // The server read exactly `ping` and answered.
+        assert!(served[0].is_ok(), "server side completed: {served:?}");
     }
-    let ocsp_seen = recording.ocsp.lock().ok().and_then(|s| s.clone());
     Outcome {
         result: client,
-        ocsp_seen,
+        ocsp_seen: recording.last_ocsp(),
     }
 }
 

@@ -115,7 +115,7 @@ fn narrate(out: &mut String, n: usize, c: &CaseResult) {
     let _ = writeln!(
         out,
         "   the upstream completed {} TLS handshake(s) and received {} DNS bytes",
-        c.server.handshakes_completed, c.server.dns_bytes_received
+        c.server.handshakes, c.server.app_bytes
     );
     let deviations = c.deviations();
     if deviations.is_empty() {
@@ -178,7 +178,7 @@ pub fn render(report: &DemoReport) -> String {
                 c.case.label.to_string(),
                 expected_text(&c.case.expected),
                 got_text(c),
-                c.server.dns_bytes_received.to_string(),
+                c.server.app_bytes.to_string(),
                 if c.as_expected() { "yes" } else { "NO" }.to_string(),
             ]
         })
@@ -206,7 +206,7 @@ pub fn render(report: &DemoReport) -> String {
     if report.passed() {
         let rogue_bytes = report
             .case("rogue")
-            .map(|c| c.server.dns_bytes_received)
+            .map(|c| c.server.app_bytes)
             .unwrap_or_default();
         let _ = writeln!(
             out,
@@ -243,7 +243,7 @@ mod tests {
             .iter_mut()
             .find(|c| c.case.label == "rogue")
             .unwrap();
-        rogue.server.dns_bytes_received = 41;
+        rogue.server.app_bytes = 41;
         let text = render(&report);
         assert!(!report.passed());
         assert!(text.contains("FAIL"), "{text}");

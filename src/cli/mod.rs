@@ -7,10 +7,12 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod common;
 pub mod config;
+#[cfg(feature = "testkit")]
 pub mod demo;
 pub mod describe;
 pub mod log_list;
 pub mod logging;
+#[cfg(feature = "testkit")]
 pub mod pki;
 pub mod reload;
 pub mod serve;
@@ -35,9 +37,11 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Write a TEST PKI (CAs, server chain and key with IP SANs and SCTs, log list, pins,
     /// README) to a directory (exit 0 written, 2 bad input).
+    #[cfg(feature = "testkit")]
     Pki(pki::PkiArgs),
     /// Show, offline on loopback, an honest resolver answered and a rogue one (valid, CT-logged
     /// certificate from another CA) refused by issuer pin (exit 0 as expected, 1 otherwise).
+    #[cfg(feature = "testkit")]
     Demo(demo::DemoArgs),
     /// Run the stub resolver (exit 0 after SIGINT/SIGTERM, 1 cannot listen, 2 bad config).
     Serve(serve::ServeArgs),
@@ -56,7 +60,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify::run(args),
+        #[cfg(feature = "testkit")]
         Command::Pki(args) => pki::run(args),
+        #[cfg(feature = "testkit")]
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),

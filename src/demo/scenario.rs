@@ -3,7 +3,7 @@
 //!
 //! Everything runs offline on loopback:
 //! 1. a test PKI ([`crate::pki`]) with an honest CA, a rogue CA and CT logs;
-//! 2. DoT upstreams ([`super::dot_server::DotTestServer`]) on ephemeral ports of one loopback
+//! 2. DoT upstreams ([`crate::testkit::TestServer`]) on ephemeral ports of one loopback
 //!    IP: the *honest* one with a leaf from the honest CA (SCTs of two operators); the *rogue*
 //!    one with a leaf for the same IP from the rogue CA, also logged with two operators (the
 //!    Fina scenario: a valid certificate from a CA the operator never chose); optionally a
@@ -18,7 +18,7 @@
 //! one-operator one by rule `ct-policy`, and neither receives a single DNS byte.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -26,7 +26,6 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use time::Duration as TimeDuration;
 use tokio::net::UdpSocket;
 
-use super::dot_server::{AnswerTable, DotServerError, DotServerStats, DotTestServer};
 use crate::ct::log_list::{LogList, LogListError};
 use crate::ct::policy::CtPolicy;
 use crate::pki::{
@@ -35,9 +34,12 @@ use crate::pki::{
 };
 use crate::runtime::Trust;
 use crate::stub::{MetricsSnapshot, StubError, StubOptions};
+use crate::testkit::{
+    AnswerTable, Answers, Protocol, ServerCert, ServerError, ServerStats, TestServer,
+};
+pub use crate::testkit::{ObservedRefusal, RefusalLog};
 use crate::tls::pins::SpkiPin;
 use crate::tls::roots::RootsError;
-use crate::tls::verifier::{RefusalEvent, RefusalObserver};
 use crate::upstream::dot::{DotOptions, DotTransport};
 use crate::upstream::pool::{Pool, PoolOptions};
 use crate::upstream::Transport;
@@ -69,7 +71,7 @@ pub enum DemoError {
     Roots(#[from] RootsError),
     /// A test upstream could not start.
     #[error("demo: {0}")]
-    Server(#[from] DotServerError),
+    Server(#[from] ServerError),
     /// The stub could not bind its loopback port.
     #[error("demo: stub: {0}")]
     Stub(#[from] StubError),
@@ -191,45 +193,6 @@ impl std::fmt::Display for DnsOutcome {
     }
 }
 
-/// A refusal the verifier reported.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObservedRefusal {
-    /// The rule that failed, e.g. `issuer-pin`.
-    pub rule: &'static str,
-    /// The full refusal message.
-    pub message: String,
-}
-
-/// Collects the refusals of one verifier.
-#[derive(Debug, Default)]
-pub struct RefusalLog {
-    seen: Mutex<Vec<ObservedRefusal>>,
-}
-
-impl RefusalLog {
-    /// Every refusal so far, oldest first.
-    pub fn refusals(&self) -> Vec<ObservedRefusal> {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl RefusalObserver for RefusalLog {
-    fn refused(&self, event: &RefusalEvent<'_>) {
-        if let Some(r) = &event.decision.refusal {
-            self.seen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(ObservedRefusal {
-                    rule: r.rule(),
-                    message: r.to_string(),
-                });
-        }
-    }
-}
-
 /// The outcome for one upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaseResult {
@@ -244,7 +207,7 @@ pub struct CaseResult {
     /// What the verifier refused (empty when it accepted).
     pub refusals: Vec<ObservedRefusal>,
     /// The upstream's counters after the query.
-    pub server: DotServerStats,
+    pub server: ServerStats,
     /// The stub's counters after the query.
     pub stub_metrics: MetricsSnapshot,
 }
@@ -267,7 +230,7 @@ impl CaseResult {
                 if let Some(r) = self.refusals.first() {
                     out.push(format!("unexpected refusal: {}", r.message));
                 }
-                if self.server.dns_bytes_received == 0 {
+                if self.server.app_bytes == 0 {
                     out.push("the upstream received no DNS bytes".into());
                 }
             }
@@ -287,16 +250,16 @@ impl CaseResult {
                         self.case.would_answer
                     ));
                 }
-                if self.server.dns_bytes_received != 0 {
+                if self.server.app_bytes != 0 {
                     out.push(format!(
                         "the upstream received {} DNS bytes",
-                        self.server.dns_bytes_received
+                        self.server.app_bytes
                     ));
                 }
-                if self.server.handshakes_completed != 0 {
+                if self.server.handshakes != 0 {
                     out.push(format!(
                         "{} TLS handshakes completed with the upstream",
-                        self.server.handshakes_completed
+                        self.server.handshakes
                     ));
                 }
             }
@@ -436,7 +399,11 @@ async fn run_case(
 ) -> Result<CaseResult, DemoError> {
     let mut table = AnswerTable::new();
     table.insert(DEMO_NAME, case.would_answer)?;
-    let server = DotTestServer::start_for_leaf(SocketAddr::new(opts.ip, 0), leaf, table).await?;
+    let server = TestServer::builder(Protocol::Dot, ServerCert::from_leaf(leaf))
+        .bind(SocketAddr::new(opts.ip, 0))
+        .answers(Answers::Table(table))
+        .start()
+        .await?;
     let upstream = server.addr();
 
     let label = format!("dot://{upstream}");
@@ -549,16 +516,16 @@ mod tests {
                 addrs: vec![IpAddr::V4(HONEST_ANSWER)]
             }
         );
-        assert!(honest.server.dns_bytes_received > 0);
-        assert_eq!(honest.server.queries_answered, 1);
+        assert!(honest.server.app_bytes > 0);
+        assert_eq!(honest.server.answered, 1);
         assert_eq!(honest.stub_metrics.answered, 1);
 
         let rogue = report.case("rogue").unwrap();
         assert_eq!(rogue.refusals.len(), 1);
         assert_eq!(rogue.refusals[0].rule, "issuer-pin");
         assert!(rogue.refusals[0].message.contains(&report.pin.to_string()));
-        assert_eq!(rogue.server.dns_bytes_received, 0);
-        assert_eq!(rogue.server.handshakes_completed, 0);
+        assert_eq!(rogue.server.app_bytes, 0);
+        assert_eq!(rogue.server.handshakes, 0);
         assert!(
             rogue.server.tcp_accepted >= 1,
             "the rogue upstream was dialed"
@@ -570,7 +537,7 @@ mod tests {
 
         let one = report.case("one-operator").unwrap();
         assert_eq!(one.refusals[0].rule, "ct-policy");
-        assert_eq!(one.server.dns_bytes_received, 0);
+        assert_eq!(one.server.app_bytes, 0);
     }
 
     #[tokio::test]
@@ -649,10 +616,10 @@ mod tests {
                 addrs: vec![IpAddr::V4(ROGUE_ANSWER)],
             },
             refusals: Vec::new(),
-            server: DotServerStats {
-                dns_bytes_received: 40,
-                handshakes_completed: 1,
-                ..DotServerStats::default()
+            server: ServerStats {
+                app_bytes: 40,
+                handshakes: 1,
+                ..ServerStats::default()
             },
             stub_metrics: MetricsSnapshot::default(),
         };
