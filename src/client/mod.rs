@@ -22,7 +22,35 @@ use hickory_proto::rr::{Name, RecordType};
 
 use crate::config::Config;
 use crate::runtime::{self, SetupError, Trust};
+use crate::tls::CtVerifier;
 use crate::upstream::{Transport, UpstreamError};
+
+#[cfg(feature = "hickory-resolver")]
+pub mod hickory;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+
+/// ALPN protocols an HTTPS client offers: HTTP/2, then HTTP/1.1.
+pub const ALPN_HTTPS: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// A rustls client configuration for connecting **by host name** with CT enforced, for any
+/// rustls client (reqwest's `tls_backend_preconfigured`, hickory's `with_tls_config`,
+/// tokio-rustls): `verifier` in name mode ([`CtVerifier::for_server_names`]), so the server
+/// name is checked as a name, then revocation, CT, pins and denylist, exactly as for ctdns's
+/// own upstreams; session resumption and 0-RTT are off, so every connection runs the
+/// verifier (see [`crate::tls::client_config`]). `alpn` is offered as given (e.g.
+/// [`ALPN_HTTPS`], or empty).
+///
+/// A refused certificate fails the handshake with a `rustls::Error` carrying the typed
+/// [`crate::tls::Refusal`]: find it in any error chain with
+/// [`crate::tls::Refusal::find_in`].
+pub fn name_mode_tls_config(
+    verifier: CtVerifier,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let config = crate::tls::client_config(Arc::new(verifier.for_server_names()), alpn)?;
+    Ok(Arc::unwrap_or_clone(config))
+}
 
 /// Why a client query failed.
 #[derive(Debug, thiserror::Error)]
