@@ -14,6 +14,10 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! Integrations for applications: [`name_mode_tls_config`] (CT for any rustls client that
+//! connects by host name), `client::reqwest` (feature `reqwest`: a `reqwest::dns::Resolve`)
+//! and `client::hickory` (feature `hickory-resolver`: a CT-verified hickory `Resolver`).
 
 use std::sync::Arc;
 
@@ -44,6 +48,26 @@ pub const ALPN_HTTPS: &[&[u8]] = &[b"h2", b"http/1.1"];
 /// A refused certificate fails the handshake with a `rustls::Error` carrying the typed
 /// [`crate::tls::Refusal`]: find it in any error chain with
 /// [`crate::tls::Refusal::find_in`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// # use std::sync::Arc;
+/// # use ctdns::client::{name_mode_tls_config, ALPN_HTTPS};
+/// # use ctdns::ct::{checker::CtChecker, log_list::LogList, policy::CtPolicy};
+/// # use ctdns::tls::{roots::webpki_roots, CtVerifier, Refusal};
+/// # use rustls::pki_types::ServerName;
+/// let checker = CtChecker::new(Arc::new(LogList::bundled()?), CtPolicy::chrome());
+/// let verifier = CtVerifier::new(Arc::new(webpki_roots()), checker);
+/// // Name mode, resumption and 0-RTT off: every handshake runs every rule.
+/// let tls = Arc::new(name_mode_tls_config(verifier, ALPN_HTTPS)?);
+/// let tcp = tokio::net::TcpStream::connect("example.com:443").await?;
+/// let name = ServerName::try_from("example.com")?;
+/// match tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await {
+///     Ok(_stream) => println!("CT-logged: speak HTTP"),
+///     Err(e) => println!("refused: {:?}", Refusal::find_in(&e).map(|r| r.rule())),
+/// }
+/// # Ok(()) }
+/// ```
 pub fn name_mode_tls_config(
     verifier: CtVerifier,
     alpn: &[&[u8]],
