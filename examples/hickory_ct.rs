@@ -31,6 +31,12 @@ async fn lookup(args: &[String]) -> Result<Vec<std::net::IpAddr>, Box<dyn std::e
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // hickory reports a refused name server only as "no connections available": the
+    // verifier's `refusal` event (WARN, naming the rule) says why.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter("warn")
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match lookup(&args).await {
         Ok(ips) => {
@@ -42,7 +48,15 @@ async fn main() -> ExitCode {
         Err(e) => {
             match Refusal::find_in(e.as_ref()) {
                 Some(refusal) => eprintln!("refused (rule {}): {refusal}", refusal.rule()),
-                None => eprintln!("error: {e}"),
+                None => {
+                    eprint!("error: {e}");
+                    let mut source = e.source();
+                    while let Some(cause) = source {
+                        eprint!(": {cause}");
+                        source = cause.source();
+                    }
+                    eprintln!();
+                }
             }
             ExitCode::FAILURE
         }

@@ -42,7 +42,15 @@ async fn main() -> ExitCode {
         Err(e) => {
             match Refusal::find_in(e.as_ref()) {
                 Some(refusal) => eprintln!("refused (rule {}): {refusal}", refusal.rule()),
-                None => eprintln!("error: {e}"),
+                None => {
+                    eprint!("error: {e}");
+                    let mut source = e.source();
+                    while let Some(cause) = source {
+                        eprint!(": {cause}");
+                        source = cause.source();
+                    }
+                    eprintln!();
+                }
             }
             ExitCode::FAILURE
         }
