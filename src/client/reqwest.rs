@@ -43,13 +43,14 @@ use super::{Client, ClientError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResolveError {
-    /// Both the A and the AAAA query failed; this is the A query's error (a certificate
-    /// refusal is reachable from it with [`crate::tls::Refusal::find_in`]).
+    /// A query failed and no answer gave an address or an error code: the A query's error
+    /// (else the AAAA query's). A certificate refusal is reachable from it with
+    /// [`crate::tls::Refusal::find_in`].
     #[error("resolving `{host}`: {source}")]
     Query {
         /// The host name.
         host: String,
-        /// The A query's error.
+        /// The failed query's error.
         source: ClientError,
     },
     /// The upstream answered with an error code (e.g. NXDOMAIN, SERVFAIL) and no addresses.
@@ -108,10 +109,12 @@ impl CtResolve {
             return Ok(addrs);
         }
         let host = host.to_string();
-        match (a, aaaa, rcode) {
-            (Err(source), Err(_), _) => Err(ResolveError::Query { host, source }),
-            (_, _, Some(rcode)) => Err(ResolveError::ResponseCode { host, rcode }),
-            _ => Err(ResolveError::NoAddresses { host }),
+        if let Some(rcode) = rcode {
+            return Err(ResolveError::ResponseCode { host, rcode });
+        }
+        match a.err().or(aaaa.err()) {
+            Some(source) => Err(ResolveError::Query { host, source }),
+            None => Err(ResolveError::NoAddresses { host }),
         }
     }
 }
