@@ -30,11 +30,13 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+# --all-features: the optional app integrations (reqwest, hickory-resolver; off by default)
+# are linted and tested too, with one feature set throughout so nothing builds twice.
 echo "== cargo clippy -D warnings"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --all-features -- -D warnings
 echo "== cargo test (library, binary, integration tests, examples)"
-cargo test --lib --bins --tests --examples -- --test-threads=2
+cargo test --all-features --lib --bins --tests --examples -- --test-threads=2
 echo "== cargo test --benches (each benchmark runs once, as a check that it works)"
-cargo test --benches
+cargo test --all-features --benches
 echo "== doc tests"
-cargo test --doc
+cargo test --all-features --doc

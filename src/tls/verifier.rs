@@ -6,7 +6,10 @@
 //!    or trust anchor) is no path, so other paths (cross-signs) are tried, and when only
 //!    denylisted paths exist the refusal is `denylist`, decided here;
 //! 2. `ip-san`: an iPAddress SAN equals the IP address that was dialed (a CN or dNSName
-//!    holding the IP does not count); `dns-name`, when a name is configured, also matches;
+//!    holding the IP does not count); `dns-name`, when a name is configured, also matches.
+//!    In name mode ([`CtVerifier::for_server_names`], for HTTPS clients and resolvers that
+//!    connect by name) a DNS server name is checked as a name (`dns-name`) instead, with no
+//!    IP rule; an IP server name still needs its IP SAN;
 //! 3. `revoked`: a stapled OCSP response that verifies (signed by the leaf's issuer on the
 //!    verified path or a responder it authorized, for this leaf, current) does not say
 //!    `revoked`; a staple that does not verify is ignored and reported, never a refusal
@@ -273,6 +276,7 @@ pub struct CtVerifier {
     deny_spki: Arc<HashSet<SpkiPin>>,
     dns_name: Option<ServerName<'static>>,
     dialed_ip: Option<IpAddr>,
+    name_mode: bool,
     observers: Vec<Arc<dyn RefusalObserver>>,
     label: String,
     provider: Arc<CryptoProvider>,
@@ -287,6 +291,7 @@ impl fmt::Debug for CtVerifier {
             .field("pins", &self.pins)
             .field("denylist", &self.denylist.len())
             .field("dns_name", &self.dns_name)
+            .field("name_mode", &self.name_mode)
             .finish()
     }
 }
@@ -303,6 +308,7 @@ impl CtVerifier {
             deny_spki: Arc::new(HashSet::new()),
             dns_name: None,
             dialed_ip: None,
+            name_mode: false,
             observers: Vec::new(),
             label: String::new(),
             provider: Arc::new(rustls::crypto::ring::default_provider()),
@@ -342,6 +348,20 @@ impl CtVerifier {
         self
     }
 
+    /// Name mode: verify a TLS server name that is a DNS name *as a name*, the way a browser
+    /// does (chain, `dns-name` against the certificate's dNSName SANs, revocation, CT, pins,
+    /// denylist — every rule but `ip-san`), so any rustls client connecting by host name
+    /// (an HTTPS client, a resolver configured with a TLS name) can enforce CT.
+    ///
+    /// Off by default: ctdns's own DoT/DoH upstreams dial by IP and refuse a DNS server name
+    /// without a dialed IP (`Refusal::NotDialedByIp`). In name mode an IP server name still
+    /// needs an iPAddress SAN equal to it, and [`CtVerifier::with_dialed_ip`], when set, still
+    /// adds the IP SAN rule to DNS names.
+    pub fn for_server_names(mut self) -> Self {
+        self.name_mode = true;
+        self
+    }
+
     /// How to treat a log list past its maximum age.
     pub fn with_staleness(mut self, staleness: StalenessPolicy) -> Self {
         self.staleness = staleness;
@@ -372,7 +392,8 @@ impl CtVerifier {
     }
 
     /// Run every rule on a presented chain for a connection to `ip`, at `now`.
-    /// This is what the TLS handshake runs (always with the dialed IP), and what
+    /// This is what the TLS handshake runs (with the dialed IP; in name mode, for a DNS
+    /// server name, with the name alone), and what
     /// `ctdns verify` runs offline (where `ip: None` skips only the IP SAN rule).
     pub fn verify(
         &self,
@@ -631,8 +652,10 @@ impl ServerCertVerifier for CtVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let (ip, sni_name) = match (server_name, self.dialed_ip) {
-            (ServerName::IpAddress(ip), _) => (IpAddr::from(*ip), None),
-            (name @ ServerName::DnsName(_), Some(ip)) => (ip, Some(name)),
+            (ServerName::IpAddress(ip), _) => (Some(IpAddr::from(*ip)), None),
+            (name @ ServerName::DnsName(_), Some(ip)) => (Some(ip), Some(name)),
+            // Name mode: the name is the identity checked (rule `dns-name`), as in a browser.
+            (name @ ServerName::DnsName(_), None) if self.name_mode => (None, Some(name)),
             (name, _) => {
                 let refusal = Refusal::NotDialedByIp(name.to_str().into_owned());
                 return Err(self.refuse(
@@ -650,14 +673,7 @@ impl ServerCertVerifier for CtVerifier {
                 ));
             }
         };
-        let decision = self.verify(
-            end_entity,
-            intermediates,
-            Some(ip),
-            sni_name,
-            ocsp_response,
-            now,
-        );
+        let decision = self.verify(end_entity, intermediates, ip, sni_name, ocsp_response, now);
         if decision.accepted() {
             self.accept(
                 end_entity,
@@ -853,6 +869,84 @@ mod tests {
         )
         .refusal
         .map(|r| r.rule())
+    }
+
+    /// A leaf for `www.test` (and 127.0.0.1) from `pki`, with the given embedded SCTs.
+    fn name_leaf(pki: &TestPki, scts: &[&str]) -> crate::pki::IssuedLeaf {
+        let ts = pki.now() - time::Duration::minutes(1);
+        let mut spec = pki.leaf_spec(IpAddr::from([127, 0, 0, 1]));
+        spec.dns_sans = vec!["www.test".into()];
+        for log in scts {
+            spec = spec.embed(SctSpec::at(*log, ts));
+        }
+        pki.issue_leaf(&spec).unwrap()
+    }
+
+    /// What the handshake decides for `leaf` presented under `server_name`: `None` when
+    /// accepted, else the rule of the typed refusal found in the rustls error.
+    fn handshake_rule(
+        v: &CtVerifier,
+        leaf: &crate::pki::IssuedLeaf,
+        server_name: &str,
+        now: UnixTime,
+    ) -> Option<&'static str> {
+        let name = ServerName::try_from(server_name.to_string()).unwrap();
+        match v.verify_server_cert(leaf.leaf(), leaf.intermediates(), &name, &[], now) {
+            Ok(_) => None,
+            Err(e) => Some(
+                Refusal::find_in(&e)
+                    .unwrap_or_else(|| panic!("no typed refusal in {e}"))
+                    .rule(),
+            ),
+        }
+    }
+
+    #[test]
+    fn name_mode_verifies_a_dns_server_name_as_a_name_and_default_mode_refuses_it() {
+        let pki = TestPki::generate(&PkiOptions::default()).unwrap();
+        let list = LogList::from_json(pki.log_list_json(pki.now()).unwrap().as_bytes()).unwrap();
+        let roots = crate::tls::roots::anchors_from_der(&[pki.root().der().clone()], "t").unwrap();
+        let default_mode = CtVerifier::new(
+            Arc::new(roots),
+            CtChecker::new(Arc::new(list), CtPolicy::chrome()),
+        );
+        let name_mode = default_mode.clone().for_server_names();
+        let now = UnixTime::since_unix_epoch(Duration::from_secs(
+            u64::try_from(pki.now().unix_timestamp()).unwrap() + 60,
+        ));
+        let honest = name_leaf(&pki, &[default_logs::ALPHA, default_logs::BETA]);
+        let ct_less = name_leaf(&pki, &[]);
+
+        // Name mode: the honest name certificate with two SCTs passes ...
+        assert_eq!(handshake_rule(&name_mode, &honest, "www.test", now), None);
+        // ... the same name without SCTs is refused by CT, a wrong name by the name rule.
+        assert_eq!(
+            handshake_rule(&name_mode, &ct_less, "www.test", now),
+            Some("ct-policy")
+        );
+        assert_eq!(
+            handshake_rule(&name_mode, &honest, "other.test", now),
+            Some("dns-name")
+        );
+        // An IP server name still needs its IP SAN, in name mode too.
+        assert_eq!(handshake_rule(&name_mode, &honest, "127.0.0.1", now), None);
+        assert_eq!(
+            handshake_rule(&name_mode, &honest, "127.0.0.2", now),
+            Some("ip-san")
+        );
+        // Default mode: a DNS server name without a dialed IP is refused, whatever the cert.
+        let name = ServerName::try_from("www.test").unwrap();
+        let err = default_mode
+            .verify_server_cert(honest.leaf(), honest.intermediates(), &name, &[], now)
+            .unwrap_err();
+        assert!(
+            matches!(Refusal::find_in(&err), Some(Refusal::NotDialedByIp(n)) if n == "www.test"),
+            "{err}"
+        );
+        assert_eq!(
+            handshake_rule(&default_mode, &honest, "127.0.0.1", now),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,58 @@
+//! An HTTPS client (reqwest) that resolves every host name over CT-verified DoT/DoH (no
+//! system resolver, no local stub) and refuses any HTTPS server whose certificate is not
+//! CT-logged, the way Chrome does: the CT verifier in name mode.
+//!
+//! ```text
+//! cargo run --example reqwest_ct --features reqwest -- CONFIG.toml URL
+//! ```
+//!
+//! CONFIG.toml is a ctdns configuration: its `[[upstream]]`s resolve, and its `[tls]` roots,
+//! denylists and `[ct]` log list and policy judge the HTTPS server's certificate too.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use ctdns::client::{name_mode_tls_config, reqwest::CtResolve, Client, ALPN_HTTPS};
+use ctdns::{config::Config, runtime::Trust, tls::Refusal};
+
+async fn fetch(config: &Path, url: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let config = Config::from_file(config)?;
+    let resolver = CtResolve::new(Client::from_config(&config)?);
+    let verifier = Trust::without_evidence(&config)?.verifier("https", Vec::new(), None);
+    let http = reqwest::Client::builder()
+        .dns_resolver(resolver)
+        .tls_backend_preconfigured(name_mode_tls_config(verifier, ALPN_HTTPS)?)
+        .build()?;
+    let response = http.get(url).send().await?.error_for_status()?;
+    Ok(response.text().await?)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [config, url] = args.as_slice() else {
+        eprintln!("usage: reqwest_ct CONFIG.toml URL");
+        return ExitCode::from(2);
+    };
+    match fetch(Path::new(config), url).await {
+        Ok(body) => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            match Refusal::find_in(e.as_ref()) {
+                Some(refusal) => eprintln!("refused (rule {}): {refusal}", refusal.rule()),
+                None => {
+                    eprint!("error: {e}");
+                    let mut source = e.source();
+                    while let Some(cause) = source {
+                        eprint!(": {cause}");
+                        source = cause.source();
+                    }
+                    eprintln!();
+                }
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
