@@ -201,7 +201,8 @@ impl Refusal {
 /// The outcome of one verification: the refusal, if any, and what was learned on the way.
 #[derive(Clone, Debug)]
 pub struct Decision {
-    /// The CT report, when verification got as far as the CT step.
+    /// The CT report, when verification got as far as the CT step (in an [`Audit`]:
+    /// whenever the SCTs could be evaluated, see [`Audit::ct_issuer`]).
     pub ct: Option<CtReport>,
     /// SPKI pins of the CA certificates of the verified path (issuer first, anchor last),
     /// when the chain verified.
@@ -1478,6 +1479,12 @@ mod tests {
             ),
             ("no SCTs", no_scts.clone(), verifier(false), Some(ip)),
             (
+                "wrong DNS name",
+                honest.clone(),
+                verifier(false).with_dns_name(ServerName::try_from("example.com").unwrap()),
+                Some(ip),
+            ),
+            (
                 "no SCTs, wrong IP",
                 no_scts,
                 verifier(false),
@@ -1568,6 +1575,7 @@ mod tests {
             None,
             Some("chain"),
             Some("ip-san"),
+            Some("dns-name"),
             Some("ct-policy"),
             Some("issuer-pin"),
             Some("denylist"),
