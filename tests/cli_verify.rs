@@ -230,7 +230,9 @@ fn real_chain_pem_with_text_is_accepted_and_reported() {
         1,
     );
     assert_eq!(v["refusal"], "chain");
-    assert_eq!(v["scts"], Value::Array(Vec::new()), "CT step did not run");
+    // The audit goes on: the SCTs are checked against the presented issuer.
+    assert_eq!(v["ct_issuer"], "presented_chain");
+    assert_eq!(v["scts"].as_array().unwrap().len(), 3);
 }
 
 #[test]
@@ -322,6 +324,198 @@ fn real_chain_relying_on_rejected_logs_is_refused_with_the_bundled_list() {
         0,
     );
     assert_eq!(v["accepted"], Value::Bool(true));
+}
+
+/// The `rules` array of an audit: `(rule, result)` in order.
+fn rules(v: &Value) -> Vec<(String, String)> {
+    v["rules"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rules: {v}"))
+        .iter()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The result of `rule` in the `rules` array.
+fn result_of(v: &Value, rule: &str) -> String {
+    rules(v)
+        .into_iter()
+        .find(|(r, _)| r == rule)
+        .map(|(_, result)| result)
+        .unwrap_or_else(|| panic!("no rule {rule}: {v}"))
+}
+
+const RULE_ORDER: [&str; 9] = [
+    "chain",
+    "ip-san",
+    "dns-name",
+    "revoked",
+    "log-list-stale",
+    "certificate",
+    "ct-policy",
+    "issuer-pin",
+    "denylist",
+];
+
+/// Name mode: a website's chain audited offline with `--name` and no `--ip`; the IP SAN
+/// rule is skipped (and said so), the SCTs are judged.
+#[test]
+fn website_chains_are_audited_offline_in_name_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "ddg.pem",
+        pem_with_text(&duckduckgo()).as_bytes(),
+    );
+    let args = [
+        "verify",
+        "--chain",
+        &file,
+        "--at",
+        AT,
+        "--name",
+        "duckduckgo.com",
+    ];
+    let v = json(&args, 0);
+    let order: Vec<String> = rules(&v).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(order, RULE_ORDER);
+    assert_eq!(result_of(&v, "ip-san"), "skipped");
+    let ip_rule = &v["rules"][1];
+    assert!(
+        ip_rule["reason"].as_str().unwrap().contains("name mode"),
+        "{ip_rule}"
+    );
+    for rule in ["chain", "dns-name", "certificate", "ct-policy"] {
+        assert_eq!(result_of(&v, rule), "passed", "{rule}");
+    }
+    assert_eq!(v["ct_issuer"], "verified_path");
+    let out = ctdns(&args);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(
+        text.contains("  ip-san          skipped: no IP address given (name mode)"),
+        "{text}"
+    );
+    assert!(text.contains("  ct-policy       passed"), "{text}");
+
+    // github.com's chain in name mode: its name holds, its SCTs are judged and refused
+    // (its logs are rejected in the bundled list).
+    let chain: Vec<Vec<u8>> = (0..2)
+        .map(|i| read_vector(&format!("{REAL}/cert-github.{i}.der")))
+        .collect();
+    let file = write(dir.path(), "github.pem", pem_with_text(&chain).as_bytes());
+    let v = json(
+        &[
+            "verify",
+            "--chain",
+            &file,
+            "--at",
+            "2026-02-01T00:00:00Z",
+            "--name",
+            "github.com",
+        ],
+        1,
+    );
+    assert_eq!(v["refusal"], "ct-policy");
+    assert_eq!(result_of(&v, "ip-san"), "skipped");
+    assert_eq!(result_of(&v, "dns-name"), "passed");
+    assert_eq!(result_of(&v, "ct-policy"), "failed");
+    assert_eq!(v["scts"].as_array().unwrap().len(), 2);
+}
+
+/// Every rule is reported after the first failure; the verdict (and the exit code) is the
+/// first failed rule.
+#[test]
+fn the_audit_reports_every_rule_after_the_first_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "ddg.pem",
+        pem_with_text(&duckduckgo()).as_bytes(),
+    );
+    // Expired, no IP SAN, wrong name: three failures, then the SCTs (still valid).
+    let args = [
+        "verify",
+        "--chain",
+        &file,
+        "--at",
+        "2027-01-15T00:00:00Z",
+        "--ip",
+        "1.1.1.1",
+        "--name",
+        "github.com",
+    ];
+    let v = json(&args, 1);
+    assert_eq!(v["refusal"], "chain");
+    assert_eq!(
+        rules(&v),
+        [
+            ("chain", "failed"),
+            ("ip-san", "failed"),
+            ("dns-name", "failed"),
+            ("revoked", "skipped"),
+            ("log-list-stale", "passed"),
+            ("certificate", "passed"),
+            ("ct-policy", "passed"),
+            ("issuer-pin", "skipped"),
+            ("denylist", "skipped"),
+        ]
+        .map(|(r, o)| (r.to_string(), o.to_string()))
+    );
+    assert_eq!(v["rules"][0]["reason"], v["reason"]);
+    assert_eq!(v["ct_issuer"], "presented_chain");
+    for s in v["scts"].as_array().unwrap() {
+        assert_eq!(s["signature"]["status"], "valid");
+        assert_eq!(s["counted"], Value::Bool(true));
+    }
+    let out = ctdns(&args);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{text}");
+    assert!(text.contains("VERDICT: REFUSED (chain)"), "{text}");
+    assert!(
+        text.contains("  ip-san          FAILED: rule ip-san:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  dns-name        FAILED: rule dns-name:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(the chain did not verify: checked against the presented certificate"),
+        "{text}"
+    );
+    assert!(text.contains("CT policy: compliant"), "{text}");
+
+    // The test PKI's chain: wrong IP, a pin that does not match, a denylisted leaf.
+    let p = pki_files();
+    let f = &p.files;
+    let rogue_pin = p.pki.rogue_root().spki_sha256_base64();
+    let fp = CertFingerprint::of_cert(p.leaf.leaf()).to_string();
+    let v = json(
+        &pki_args(
+            f,
+            &["--ip", "127.0.0.2", "--pin", &rogue_pin, "--deny", &fp],
+        ),
+        1,
+    );
+    assert_eq!(v["refusal"], "ip-san");
+    for (rule, want) in [
+        ("chain", "passed"),
+        ("ip-san", "failed"),
+        ("ct-policy", "passed"),
+        ("issuer-pin", "failed"),
+        ("denylist", "failed"),
+    ] {
+        assert_eq!(result_of(&v, rule), want, "{rule}");
+    }
+    assert_eq!(v["rules"][7]["refusal"], "issuer-pin");
+    assert_eq!(v["ct_issuer"], "verified_path");
+    assert_eq!(v["scts"].as_array().unwrap().len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------

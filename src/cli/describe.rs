@@ -7,7 +7,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use crate::ct::policy::{CtReport, SignatureStatus};
 use crate::tls::pins::{CertFingerprint, SpkiPin};
 use crate::tls::presented::{accepting_pins, hint, Presented};
-use crate::tls::verifier::Decision;
+use crate::tls::verifier::{Audit, CtIssuer, Decision, RuleResult};
 
 /// What `--json` prints for one certificate.
 #[derive(Debug, Serialize)]
@@ -119,6 +119,62 @@ pub struct DecisionJson<'a> {
     pub accept_with: Option<String>,
     /// The log list in force.
     pub log_list: LogListInfo<'a>,
+    /// `ctdns verify` only: every rule's outcome, in the order the rules run (absent from
+    /// `ctdns check`, whose handshake stops at the first failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<RuleJson>>,
+    /// `ctdns verify` only, when `scts` is filled: whose key the embedded SCTs were checked
+    /// against, `verified_path` or `presented_chain` (the chain did not verify).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ct_issuer: Option<&'static str>,
+}
+
+/// One rule's outcome in the `--json` object of `ctdns verify`.
+#[derive(Debug, Serialize)]
+pub struct RuleJson {
+    /// The rule, e.g. `chain`, `ip-san`, `ct-policy`.
+    pub rule: &'static str,
+    /// `passed`, `failed` or `skipped`.
+    pub result: &'static str,
+    /// For a failed rule, the refusal's rule name (as in `refusal`; rule `chain` refuses as
+    /// `denylist` when only paths through a denylisted key exist); otherwise null.
+    pub refusal: Option<&'static str>,
+    /// The refusal message of a failed rule, or why a rule was skipped; null when passed.
+    pub reason: Option<String>,
+}
+
+/// The rows of [`DecisionJson::rules`] for an audit.
+pub fn rules_json(audit: &Audit) -> Vec<RuleJson> {
+    audit
+        .rules
+        .iter()
+        .map(|o| {
+            let (result, refusal, reason) = match &o.result {
+                RuleResult::Passed => ("passed", None, None),
+                RuleResult::Failed(r) => ("failed", Some(r.rule()), Some(r.to_string())),
+                RuleResult::Skipped(why) => ("skipped", None, Some(why.to_string())),
+            };
+            RuleJson {
+                rule: o.rule.name(),
+                result,
+                refusal,
+                reason,
+            }
+        })
+        .collect()
+}
+
+/// The `--json` object of an audit (`ctdns verify`): the decision's fields, plus `rules`
+/// and `ct_issuer`.
+pub fn audit_json<'a>(
+    audit: &'a Audit,
+    chain: &[Vec<u8>],
+    logs: &'a crate::ct::log_list::LogList,
+) -> DecisionJson<'a> {
+    let mut json = decision_json(&audit.decision, chain, logs);
+    json.rules = Some(rules_json(audit));
+    json.ct_issuer = audit.ct_issuer.map(CtIssuer::name);
+    json
 }
 
 /// Which log list decided.
@@ -192,6 +248,8 @@ pub fn decision_json<'a>(
                 .map(|ms| crate::evidence::format_time(ms / 1000)),
             logs: logs.logs().len(),
         },
+        rules: None,
+        ct_issuer: None,
     }
 }
 
@@ -204,6 +262,16 @@ fn outcome_text(report: &CtReport) -> String {
 
 /// The human-readable report: chain, SCT table, verdict.
 pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
+    render(decision, chain, None)
+}
+
+/// The human-readable report of an audit (`ctdns verify`): chain, SCT table, every rule's
+/// outcome, verdict.
+pub fn human_audit(audit: &Audit, chain: &[Vec<u8>]) -> String {
+    render(&audit.decision, chain, Some(audit))
+}
+
+fn render(decision: &Decision, chain: &[Vec<u8>], audit: Option<&Audit>) -> String {
     let mut out = String::new();
     out.push_str("Chain (as presented, leaf first):\n");
     for (i, der) in chain.iter().enumerate() {
@@ -239,6 +307,12 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
     }
     if let Some(report) = &decision.ct {
         out.push_str("\nSCTs:\n");
+        if audit.and_then(|a| a.ct_issuer) == Some(CtIssuer::PresentedChain) {
+            out.push_str(
+                "  (the chain did not verify: checked against the presented certificate named \
+                 as the leaf's issuer)\n",
+            );
+        }
         out.push_str(&format!(
             "  {:<8} {:<34} {:<14} {:<24} {:<9} {}\n",
             "source", "log", "operator", "timestamp", "signature", "counted"
@@ -282,6 +356,17 @@ pub fn human(decision: &Decision, chain: &[Vec<u8>]) -> String {
             out.push_str(&format!("Stapled OCSP SCTs: ignored ({e})\n"));
         }
         out.push_str(&format!("CT policy: {}\n", outcome_text(report)));
+    }
+    if let Some(audit) = audit {
+        out.push_str("\nRules (in order; the verdict names the first that failed):\n");
+        for o in &audit.rules {
+            let result = match &o.result {
+                RuleResult::Passed => "passed".to_string(),
+                RuleResult::Failed(r) => format!("FAILED: {r}"),
+                RuleResult::Skipped(why) => format!("skipped: {why}"),
+            };
+            out.push_str(&format!("  {:<15} {result}\n", o.rule.name()));
+        }
     }
     out.push('\n');
     match &decision.refusal {

@@ -1,4 +1,6 @@
-//! `ctdns verify`: offline audit of a certificate chain file.
+//! `ctdns verify`: offline audit of a certificate chain file. Every rule's outcome is
+//! reported, also after the first failure ([`crate::tls::verifier::CtVerifier::audit`]);
+//! the verdict and the exit code are those of the first failed rule.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -19,7 +21,8 @@ pub struct VerifyArgs {
     /// certificate, or several concatenated, leaf first).
     #[arg(long, value_name = "FILE")]
     pub chain: PathBuf,
-    /// The IP the certificate must carry as an IP SAN (omit to skip that rule).
+    /// The IP the certificate must carry as an IP SAN (omit to skip that rule: name mode,
+    /// e.g. for a website's chain with `--name`).
     #[arg(long)]
     pub ip: Option<IpAddr>,
     /// A DNS name the certificate must also be valid for.
@@ -115,9 +118,9 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
         .iter()
         .map(|c| CertificateDer::from(c.as_slice()))
         .collect();
-    let decision = verifier.verify(&leaf_der, &inter, args.ip, name.as_ref(), &ocsp, now);
+    let audit = verifier.audit(&leaf_der, &inter, args.ip, name.as_ref(), &ocsp, now);
     if args.json {
-        let json = describe::decision_json(&decision, &chain, &logs);
+        let json = describe::audit_json(&audit, &chain, &logs);
         println!(
             "{}",
             serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?
@@ -127,9 +130,9 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, String> {
             "{}",
             describe::log_list_line(&logs, now.as_secs().saturating_mul(1000))
         );
-        print!("{}", describe::human(&decision, &chain));
+        print!("{}", describe::human_audit(&audit, &chain));
     }
-    Ok(if decision.accepted() {
+    Ok(if audit.accepted() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(common::EXIT_REFUSED)

@@ -12,4 +12,4 @@ pub mod verifier;
 
 pub use config::client_config;
 pub use presented::{Presented, RefusedCertificate};
-pub use verifier::{CtVerifier, Decision, Refusal};
+pub use verifier::{Audit, CtVerifier, Decision, Refusal, Rule, RuleOutcome, RuleResult};

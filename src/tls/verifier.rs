@@ -27,6 +27,11 @@
 //! 6. `denylist`: no certificate of the presented chain is denylisted (by SHA-256 of the
 //!    whole certificate).
 //!
+//! The handshake ([`CtVerifier::verify`]) stops at the first failure. The offline audit
+//! ([`CtVerifier::audit`], `ctdns verify`) evaluates every rule it can even after a failure
+//! and reports each one's outcome ([`RuleOutcome`]: passed, failed, or skipped and why);
+//! its verdict is the first failed rule, the refusal `verify` decides.
+//!
 //! Every connection runs all of them: the client configuration built by
 //! [`crate::tls::client_config`] disables session resumption (which would skip
 //! `verify_server_cert`) and 0-RTT (which would send DNS bytes before verification).
@@ -199,7 +204,8 @@ impl Refusal {
 /// The outcome of one verification: the refusal, if any, and what was learned on the way.
 #[derive(Clone, Debug)]
 pub struct Decision {
-    /// The CT report, when verification got as far as the CT step.
+    /// The CT report, when verification got as far as the CT step (in an [`Audit`]:
+    /// whenever the SCTs could be evaluated, see [`Audit::ct_issuer`]).
     pub ct: Option<CtReport>,
     /// SPKI pins of the CA certificates of the verified path (issuer first, anchor last),
     /// when the chain verified.
@@ -215,6 +221,218 @@ impl Decision {
     /// Whether every rule passed.
     pub fn accepted(&self) -> bool {
         self.refusal.is_none()
+    }
+}
+
+/// One rule of the verifier, in the order the rules run. [`Rule::name`] is the name a
+/// [`Refusal::rule`] of that rule carries (except that rule `chain` refuses as `denylist`
+/// when only paths through a denylisted key exist).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rule {
+    /// The chain verifies to a trusted root, through no denylisted key.
+    Chain,
+    /// An iPAddress SAN equals the dialed IP.
+    IpSan,
+    /// The certificate is valid for the requested and the configured DNS names.
+    DnsName,
+    /// A verified stapled OCSP response does not say revoked.
+    Revoked,
+    /// The log list is fresh enough (when stale lists are refused).
+    LogListStale,
+    /// The certificate and its embedded SCT list are well-formed.
+    Certificate,
+    /// The CT policy is met.
+    CtPolicy,
+    /// A CA of the verified path matches a configured issuer pin.
+    IssuerPin,
+    /// No presented certificate is on the certificate denylist.
+    Denylist,
+}
+
+impl Rule {
+    /// Every rule, in the order they run.
+    pub const ALL: [Rule; 9] = [
+        Rule::Chain,
+        Rule::IpSan,
+        Rule::DnsName,
+        Rule::Revoked,
+        Rule::LogListStale,
+        Rule::Certificate,
+        Rule::CtPolicy,
+        Rule::IssuerPin,
+        Rule::Denylist,
+    ];
+
+    /// The rule's short name, e.g. `chain`, `ip-san`, `ct-policy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Chain => "chain",
+            Rule::IpSan => "ip-san",
+            Rule::DnsName => "dns-name",
+            Rule::Revoked => "revoked",
+            Rule::LogListStale => "log-list-stale",
+            Rule::Certificate => "certificate",
+            Rule::CtPolicy => "ct-policy",
+            Rule::IssuerPin => "issuer-pin",
+            Rule::Denylist => "denylist",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why an audit did not evaluate a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// Rule `ip-san`: no IP address was given (name mode).
+    NoIp,
+    /// Rule `dns-name`: no DNS name was given or configured.
+    NoName,
+    /// The leaf cannot be read as an X.509 certificate (rule `chain` failed on it).
+    LeafUnreadable,
+    /// The rule needs the verified path, and rule `chain` found none.
+    NoVerifiedPath,
+    /// Rule `revoked`: no OCSP response was stapled.
+    NoStaple,
+    /// Rule `revoked`: the stapled OCSP response was ignored, for this reason.
+    StapleIgnored(revocation::StapleIgnored),
+    /// Rules `certificate` and `ct-policy`: the chain did not verify, and the presented
+    /// chain holds no certificate named as the leaf's issuer, so the issuer key hash the
+    /// embedded SCTs sign is unknown.
+    NoIssuer,
+    /// Rule `ct-policy`: the certificate or its embedded SCT list is malformed (rule
+    /// `certificate` failed).
+    CertificateMalformed,
+    /// Nothing is configured for this rule (no pins, no denylisted certificates).
+    NotConfigured,
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::NoIp => f.write_str("no IP address given (name mode)"),
+            SkipReason::NoName => f.write_str("no DNS name given"),
+            SkipReason::LeafUnreadable => f.write_str("the leaf is not a readable certificate"),
+            SkipReason::NoVerifiedPath => {
+                f.write_str("needs a verified path, and the chain failed")
+            }
+            SkipReason::NoStaple => f.write_str("no OCSP response stapled"),
+            SkipReason::StapleIgnored(reason) => {
+                write!(f, "the stapled OCSP response was ignored ({reason})")
+            }
+            SkipReason::NoIssuer => f.write_str(
+                "the chain failed and the presented chain holds no certificate named as the \
+                 leaf's issuer, so the SCTs' issuer key hash is unknown",
+            ),
+            SkipReason::CertificateMalformed => {
+                f.write_str("the certificate's CT inputs are malformed (rule certificate)")
+            }
+            SkipReason::NotConfigured => f.write_str("not configured"),
+        }
+    }
+}
+
+/// The outcome of one rule in an [`Audit`].
+#[derive(Clone, Debug)]
+pub enum RuleResult {
+    /// The rule held.
+    Passed,
+    /// The rule failed with this refusal.
+    Failed(Refusal),
+    /// The rule was not evaluated, for this reason.
+    Skipped(SkipReason),
+}
+
+/// One rule and its outcome.
+#[derive(Clone, Debug)]
+pub struct RuleOutcome {
+    /// The rule.
+    pub rule: Rule,
+    /// Its outcome.
+    pub result: RuleResult,
+}
+
+/// Whose key the embedded SCTs of an audit were checked against (the issuer key hash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CtIssuer {
+    /// The leaf's issuer on the verified path, as in the handshake.
+    VerifiedPath,
+    /// The chain did not verify: the certificate of the presented chain whose subject is
+    /// the leaf's issuer name, not verified to have signed the leaf.
+    PresentedChain,
+}
+
+impl CtIssuer {
+    /// `verified_path` or `presented_chain`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CtIssuer::VerifiedPath => "verified_path",
+            CtIssuer::PresentedChain => "presented_chain",
+        }
+    }
+}
+
+/// An offline audit ([`CtVerifier::audit`]): every rule's outcome, in order, evaluated
+/// even after a failure, and a decision whose refusal is the first failed rule — the
+/// refusal [`CtVerifier::verify`] decides for the same input.
+#[derive(Clone, Debug)]
+pub struct Audit {
+    /// One outcome per rule of [`Rule::ALL`], in that order.
+    pub rules: Vec<RuleOutcome>,
+    /// The verdict (`refusal`: the first failed rule's refusal), the verified path's CA
+    /// pins, the staple, and the CT report whenever the SCTs could be evaluated (also
+    /// after an earlier failure; see [`Audit::ct_issuer`]).
+    pub decision: Decision,
+    /// Whose key the CT report's embedded SCTs were checked against, when there is a
+    /// report.
+    pub ct_issuer: Option<CtIssuer>,
+}
+
+impl Audit {
+    /// The first failed rule's refusal; `None` when none failed.
+    pub fn verdict(&self) -> Option<&Refusal> {
+        self.decision.refusal.as_ref()
+    }
+
+    /// Whether no rule failed.
+    pub fn accepted(&self) -> bool {
+        self.decision.accepted()
+    }
+
+    /// The outcome of `rule`.
+    pub fn outcome(&self, rule: Rule) -> Option<&RuleResult> {
+        self.rules
+            .iter()
+            .find(|o| o.rule == rule)
+            .map(|o| &o.result)
+    }
+}
+
+impl RuleOutcome {
+    /// `Passed` or `Failed` from a rule's result.
+    fn of(rule: Rule, result: Result<(), Refusal>) -> Self {
+        Self {
+            rule,
+            result: match result {
+                Ok(()) => RuleResult::Passed,
+                Err(refusal) => RuleResult::Failed(refusal),
+            },
+        }
+    }
+
+    /// `Skipped` for `reason`.
+    fn skipped(rule: Rule, reason: SkipReason) -> Self {
+        Self {
+            rule,
+            result: RuleResult::Skipped(reason),
+        }
     }
 }
 
@@ -424,6 +642,164 @@ impl CtVerifier {
         decision
     }
 
+    /// Audit a presented chain offline (`ctdns verify`): evaluate every rule that can be
+    /// evaluated, even after one failed, and say why the others were skipped. The verdict
+    /// is the first failed rule, exactly the refusal [`CtVerifier::verify`] decides. When
+    /// the chain fails, the SCTs are still checked, against the certificate of the
+    /// presented chain named as the leaf's issuer ([`CtIssuer::PresentedChain`]); rules
+    /// needing the verified path (`revoked`, `issuer-pin`) are skipped. The handshake
+    /// never runs this (it stops at the first failure).
+    pub fn audit(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        ip: Option<IpAddr>,
+        dns_name: Option<&ServerName<'_>>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Audit {
+        let mut rules = Vec::with_capacity(Rule::ALL.len());
+        let mut decision = Decision {
+            ct: None,
+            path_pins: Vec::new(),
+            staple: None,
+            refusal: None,
+        };
+        let mut ct_issuer = None;
+
+        // 1. chain
+        let ee = webpki::EndEntityCert::try_from(end_entity).map_err(Refusal::Chain);
+        let path = match &ee {
+            Err(refusal) => {
+                rules.push(RuleOutcome::of(Rule::Chain, Err(refusal.clone())));
+                None
+            }
+            Ok(ee) => match self.check_chain(ee, end_entity, intermediates, now) {
+                Ok(path) => {
+                    decision.path_pins = path_pins(&path);
+                    rules.push(RuleOutcome::of(Rule::Chain, Ok(())));
+                    Some(path)
+                }
+                Err(refusal) => {
+                    rules.push(RuleOutcome::of(Rule::Chain, Err(refusal)));
+                    None
+                }
+            },
+        };
+        let ee = ee.as_ref().ok();
+
+        // 2. names
+        rules.push(match (ip, ee) {
+            (None, _) => RuleOutcome::skipped(Rule::IpSan, SkipReason::NoIp),
+            (Some(_), None) => RuleOutcome::skipped(Rule::IpSan, SkipReason::LeafUnreadable),
+            (Some(ip), Some(ee)) => RuleOutcome::of(Rule::IpSan, check_ip_san(ee, ip)),
+        });
+        let named = dns_name.is_some() || self.dns_name.is_some();
+        rules.push(match (named, ee) {
+            (false, _) => RuleOutcome::skipped(Rule::DnsName, SkipReason::NoName),
+            (true, None) => RuleOutcome::skipped(Rule::DnsName, SkipReason::LeafUnreadable),
+            (true, Some(ee)) => RuleOutcome::of(Rule::DnsName, self.check_dns_names(ee, dns_name)),
+        });
+
+        // 3. revoked
+        rules.push(match (ee, &path) {
+            (Some(ee), Some(path)) => {
+                decision.staple = self.read_staple(ocsp, ee, path, now);
+                match &decision.staple {
+                    None => RuleOutcome::skipped(Rule::Revoked, SkipReason::NoStaple),
+                    Some(StapleCheck::Ignored(reason)) => RuleOutcome::skipped(
+                        Rule::Revoked,
+                        SkipReason::StapleIgnored(reason.clone()),
+                    ),
+                    Some(staple) => match revoked_refusal(staple) {
+                        Some(refusal) => RuleOutcome::of(Rule::Revoked, Err(refusal)),
+                        None => RuleOutcome::of(Rule::Revoked, Ok(())),
+                    },
+                }
+            }
+            _ => RuleOutcome::skipped(Rule::Revoked, SkipReason::NoVerifiedPath),
+        });
+
+        // 4. CT: against the verified issuer, else the presented one
+        let now_ms = now.as_secs().saturating_mul(1000);
+        rules.push(RuleOutcome::of(
+            Rule::LogListStale,
+            self.check_staleness(now_ms),
+        ));
+        let issuer = match &path {
+            Some(path) => Some((path.issuer_spki().as_ref().to_vec(), CtIssuer::VerifiedPath)),
+            None => presented_issuer_spki(end_entity, intermediates)
+                .map(|spki| (spki, CtIssuer::PresentedChain)),
+        };
+        match issuer {
+            None => {
+                rules.push(RuleOutcome::skipped(
+                    Rule::Certificate,
+                    SkipReason::NoIssuer,
+                ));
+                rules.push(RuleOutcome::skipped(Rule::CtPolicy, SkipReason::NoIssuer));
+            }
+            Some((spki, source)) => match self.ct_report(end_entity, &spki, ocsp, now_ms) {
+                Err(refusal) => {
+                    rules.push(RuleOutcome::of(Rule::Certificate, Err(refusal)));
+                    rules.push(RuleOutcome::skipped(
+                        Rule::CtPolicy,
+                        SkipReason::CertificateMalformed,
+                    ));
+                }
+                Ok(report) => {
+                    rules.push(RuleOutcome::of(Rule::Certificate, Ok(())));
+                    let result = match report.outcome {
+                        Ok(()) => Ok(()),
+                        Err(_) => Err(Refusal::CtPolicy(Box::new(report.clone()))),
+                    };
+                    rules.push(RuleOutcome::of(Rule::CtPolicy, result));
+                    decision.ct = Some(report);
+                    ct_issuer = Some(source);
+                }
+            },
+        }
+
+        // 5. issuer pins
+        rules.push(match (ee, &path) {
+            _ if self.pins.is_empty() => {
+                RuleOutcome::skipped(Rule::IssuerPin, SkipReason::NotConfigured)
+            }
+            (Some(ee), Some(_)) => {
+                match self.check_pins(ee, intermediates, now, &decision.path_pins) {
+                    Ok(pinned) => {
+                        if let Some(pinned) = pinned {
+                            decision.path_pins = pinned;
+                        }
+                        RuleOutcome::of(Rule::IssuerPin, Ok(()))
+                    }
+                    Err(refusal) => RuleOutcome::of(Rule::IssuerPin, Err(refusal)),
+                }
+            }
+            _ => RuleOutcome::skipped(Rule::IssuerPin, SkipReason::NoVerifiedPath),
+        });
+
+        // 6. denylist (whole certificates; denylisted keys are rule chain's)
+        rules.push(if self.denylist.is_empty() {
+            RuleOutcome::skipped(Rule::Denylist, SkipReason::NotConfigured)
+        } else {
+            RuleOutcome::of(
+                Rule::Denylist,
+                self.check_denylist(end_entity, intermediates),
+            )
+        });
+
+        decision.refusal = rules.iter().find_map(|o| match &o.result {
+            RuleResult::Failed(refusal) => Some(refusal.clone()),
+            _ => None,
+        });
+        Audit {
+            rules,
+            decision,
+            ct_issuer,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run_rules(
         &self,
@@ -437,6 +813,49 @@ impl CtVerifier {
     ) -> Result<(), Refusal> {
         // 1. chain (paths through a denylisted key are no paths)
         let ee = webpki::EndEntityCert::try_from(end_entity).map_err(Refusal::Chain)?;
+        let path = self.check_chain(&ee, end_entity, intermediates, now)?;
+        decision.path_pins = path_pins(&path);
+
+        // 2. names
+        if let Some(ip) = ip {
+            check_ip_san(&ee, ip)?;
+        }
+        self.check_dns_names(&ee, dns_name)?;
+
+        // 3. revoked (from a verified staple only)
+        decision.staple = self.read_staple(ocsp, &ee, &path, now);
+        if let Some(refusal) = decision.staple.as_ref().and_then(revoked_refusal) {
+            return Err(refusal);
+        }
+
+        // 4. CT
+        let now_ms = now.as_secs().saturating_mul(1000);
+        self.check_staleness(now_ms)?;
+        let report = self.ct_report(end_entity, path.issuer_spki().as_ref(), ocsp, now_ms)?;
+        let compliant = report.outcome.is_ok();
+        decision.ct = Some(report.clone());
+        if !compliant {
+            return Err(Refusal::CtPolicy(Box::new(report)));
+        }
+
+        // 5. issuer pins: when the first path is not pinned, look for a pinned one.
+        if let Some(pinned) = self.check_pins(&ee, intermediates, now, &decision.path_pins)? {
+            decision.path_pins = pinned;
+        }
+
+        // 6. denylist
+        self.check_denylist(end_entity, intermediates)
+    }
+
+    /// Rule `chain`: a path from `ee` to a trusted root that runs through no denylisted
+    /// key (a denylisted leaf key, or only denylisted paths, is a `denylist` refusal).
+    fn check_chain<'p>(
+        &'p self,
+        ee: &'p webpki::EndEntityCert<'p>,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &'p [CertificateDer<'p>],
+        now: UnixTime,
+    ) -> Result<webpki::VerifiedPath<'p>, Refusal> {
         if let Some(pin) = self.denylisted_leaf_key(end_entity) {
             return Err(Refusal::SpkiDenylisted { pin });
         }
@@ -456,19 +875,19 @@ impl CtVerifier {
                 None => Ok(()),
             }
         };
-        let path = self
-            .build_path(&ee, intermediates, now, &not_denied)
+        self.build_path(ee, intermediates, now, &not_denied)
             .map_err(|e| match denied_on_path.get() {
                 Some(pin) => Refusal::SpkiDenylisted { pin },
                 None => Refusal::Chain(e),
-            })?;
-        decision.path_pins = path_pins(&path);
+            })
+    }
 
-        // 2. names
-        if let Some(ip) = ip {
-            ee.verify_is_valid_for_subject_name(&ServerName::IpAddress(ip.into()))
-                .map_err(|error| Refusal::IpSanMismatch { ip, error })?;
-        }
+    /// Rule `dns-name`: the certificate is valid for `dns_name` and the configured name.
+    fn check_dns_names(
+        &self,
+        ee: &webpki::EndEntityCert<'_>,
+        dns_name: Option<&ServerName<'_>>,
+    ) -> Result<(), Refusal> {
         for name in dns_name.into_iter().chain(self.dns_name.as_ref()) {
             ee.verify_is_valid_for_subject_name(name).map_err(|error| {
                 Refusal::DnsNameMismatch {
@@ -477,66 +896,86 @@ impl CtVerifier {
                 }
             })?;
         }
+        Ok(())
+    }
 
-        // 3. revoked (from a verified staple only)
-        decision.staple = revocation::check_path(
+    /// What the stapled OCSP response says, read against the verified path (rule
+    /// `revoked` refuses when it verifies and says revoked).
+    fn read_staple(
+        &self,
+        ocsp: &[u8],
+        ee: &webpki::EndEntityCert<'_>,
+        path: &webpki::VerifiedPath<'_>,
+        now: UnixTime,
+    ) -> Option<StapleCheck> {
+        revocation::check_path(
             ocsp,
-            &ee,
-            &path,
+            ee,
+            path,
             self.provider.signature_verification_algorithms.all,
             now,
-        );
-        if let Some(r) = decision.staple.as_ref().and_then(StapleCheck::revocation) {
-            return Err(Refusal::Revoked {
-                serial: r.serial.clone(),
-                revoked_at: r.revoked_at,
-                reason: r.reason,
-            });
-        }
+        )
+    }
 
-        // 4. CT
-        let now_ms = now.as_secs().saturating_mul(1000);
-        self.check_staleness(now_ms)?;
+    /// The CT report over the embedded and stapled SCTs, with the issuer key hash of
+    /// `issuer_spki`; a malformed certificate or SCT list is rule `certificate`. The
+    /// report may be non-compliant: rule `ct-policy` is the caller's.
+    fn ct_report(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        issuer_spki: &[u8],
+        ocsp: &[u8],
+        now_ms: u64,
+    ) -> Result<CtReport, Refusal> {
         let leaf =
             LeafCert::parse(end_entity.as_ref()).map_err(|e| Refusal::Malformed(e.into()))?;
-        let report = self
-            .checker
-            .check(&leaf, path.issuer_spki().as_ref(), ocsp, now_ms)?;
-        let compliant = report.outcome.is_ok();
-        decision.ct = Some(report.clone());
-        if !compliant {
-            return Err(Refusal::CtPolicy(Box::new(report)));
-        }
+        Ok(self.checker.check(&leaf, issuer_spki, ocsp, now_ms)?)
+    }
 
-        // 5. issuer pins: when the first path is not pinned, look for a pinned one.
-        if !crate::tls::pins::pins_admit(&self.pins, &decision.path_pins) {
-            let pinned_and_not_denied = |path: &webpki::VerifiedPath<'_>| {
-                let pins = path_pins(path);
-                if pins.iter().any(|p| self.deny_spki.contains(p))
-                    || !crate::tls::pins::pins_admit(&self.pins, &pins)
-                {
-                    return Err(webpki::Error::UnknownIssuer);
-                }
-                Ok(())
-            };
-            match self.build_path(&ee, intermediates, now, &pinned_and_not_denied) {
-                Ok(pinned) => decision.path_pins = path_pins(&pinned),
-                Err(_) => {
-                    return Err(Refusal::IssuerNotPinned {
-                        chain: decision.path_pins.clone(),
-                        pins: self.pins.clone(),
-                    })
-                }
+    /// Rule `issuer-pin`: `Ok(None)` when the path whose CA pins are `first` is pinned (or
+    /// no pins are configured), `Ok(Some(pins))` with the CA pins of a pinned alternative
+    /// path (never one through a denylisted key) when there is one.
+    fn check_pins(
+        &self,
+        ee: &webpki::EndEntityCert<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        first: &[SpkiPin],
+    ) -> Result<Option<Vec<SpkiPin>>, Refusal> {
+        if crate::tls::pins::pins_admit(&self.pins, first) {
+            return Ok(None);
+        }
+        let pinned_and_not_denied = |path: &webpki::VerifiedPath<'_>| {
+            let pins = path_pins(path);
+            if pins.iter().any(|p| self.deny_spki.contains(p))
+                || !crate::tls::pins::pins_admit(&self.pins, &pins)
+            {
+                return Err(webpki::Error::UnknownIssuer);
             }
+            Ok(())
+        };
+        match self.build_path(ee, intermediates, now, &pinned_and_not_denied) {
+            Ok(pinned) => Ok(Some(path_pins(&pinned))),
+            Err(_) => Err(Refusal::IssuerNotPinned {
+                chain: first.to_vec(),
+                pins: self.pins.clone(),
+            }),
         }
+    }
 
-        // 6. denylist
-        if !self.denylist.is_empty() {
-            for cert in std::iter::once(end_entity).chain(intermediates) {
-                let fingerprint = CertFingerprint::of_cert(cert.as_ref());
-                if self.denylist.contains(&fingerprint) {
-                    return Err(Refusal::Denylisted { fingerprint });
-                }
+    /// Rule `denylist` (whole certificates): no presented certificate is denylisted.
+    fn check_denylist(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<(), Refusal> {
+        if self.denylist.is_empty() {
+            return Ok(());
+        }
+        for cert in std::iter::once(end_entity).chain(intermediates) {
+            let fingerprint = CertFingerprint::of_cert(cert.as_ref());
+            if self.denylist.contains(&fingerprint) {
+                return Err(Refusal::Denylisted { fingerprint });
             }
         }
         Ok(())
@@ -626,6 +1065,35 @@ fn warning_due(last: &std::sync::atomic::AtomicU64, now_ms: u64, every_ms: u64) 
     }
     last.compare_exchange(seen, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
         .is_ok()
+}
+
+/// Rule `ip-san`: an iPAddress SAN equals `ip`.
+fn check_ip_san(ee: &webpki::EndEntityCert<'_>, ip: IpAddr) -> Result<(), Refusal> {
+    ee.verify_is_valid_for_subject_name(&ServerName::IpAddress(ip.into()))
+        .map_err(|error| Refusal::IpSanMismatch { ip, error })
+}
+
+/// Rule `revoked`: the refusal when a verified staple says revoked.
+fn revoked_refusal(staple: &StapleCheck) -> Option<Refusal> {
+    staple.revocation().map(|r| Refusal::Revoked {
+        serial: r.serial.clone(),
+        revoked_at: r.revoked_at,
+        reason: r.reason,
+    })
+}
+
+/// The SPKI of the certificate of `intermediates` whose subject is the leaf's issuer name,
+/// for checking SCTs when the chain did not verify (the signature is not checked).
+fn presented_issuer_spki(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+) -> Option<Vec<u8>> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, leaf) = X509Certificate::from_der(end_entity.as_ref()).ok()?;
+    intermediates.iter().find_map(|der| {
+        let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+        (cert.subject().as_raw() == leaf.issuer().as_raw()).then(|| cert.public_key().raw.to_vec())
+    })
 }
 
 /// SPKI pins of the CA certificates of a verified path: intermediates issuer first, then
@@ -1044,5 +1512,231 @@ mod tests {
         assert_eq!(Refusal::find_in(&err).map(Refusal::rule), Some("ip-san"));
         assert_eq!(seen_counts(&both), (1, 1));
         assert_eq!(refusals.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// The chains of the audit matrix, and the time to decide at.
+    /// One case of the audit matrix: what it is, the leaf, the verifier, the dialed IP.
+    type AuditCase = (
+        &'static str,
+        crate::pki::IssuedLeaf,
+        CtVerifier,
+        Option<IpAddr>,
+    );
+
+    fn audit_matrix() -> (Vec<AuditCase>, UnixTime) {
+        let pki = TestPki::generate(&PkiOptions::default()).unwrap();
+        let ts = pki.now() - time::Duration::minutes(1);
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let two_operators = |spec: crate::pki::LeafSpec| {
+            spec.embed(SctSpec::at(default_logs::ALPHA, ts))
+                .embed(SctSpec::at(default_logs::BETA, ts))
+        };
+        let honest = pki.issue_leaf(&two_operators(pki.leaf_spec(ip))).unwrap();
+        let rogue = pki
+            .issue_leaf(
+                &two_operators(pki.leaf_spec(ip))
+                    .issued_by(crate::pki::LeafIssuer::RogueIntermediate),
+            )
+            .unwrap();
+        let no_scts = pki.issue_leaf(&pki.leaf_spec(ip)).unwrap();
+        let list =
+            Arc::new(LogList::from_json(pki.log_list_json(pki.now()).unwrap().as_bytes()).unwrap());
+        let verifier = |with_rogue: bool| {
+            let mut roots = vec![pki.root().der().clone()];
+            if with_rogue {
+                roots.push(pki.rogue_root().der().clone());
+            }
+            let roots = crate::tls::roots::anchors_from_der(&roots, "t").unwrap();
+            CtVerifier::new(
+                Arc::new(roots),
+                CtChecker::new(list.clone(), CtPolicy::chrome()),
+            )
+        };
+        let pin = |ca: &crate::pki::TestCa| SpkiPin::parse(&ca.spki_sha256_base64()).unwrap();
+        let deny = |leaf: &crate::pki::IssuedLeaf| {
+            Arc::new(HashSet::from([CertFingerprint::of_cert(leaf.leaf())]))
+        };
+        let cases = vec![
+            ("honest", honest.clone(), verifier(false), Some(ip)),
+            ("honest, name mode", honest.clone(), verifier(false), None),
+            (
+                "rogue CA, untrusted",
+                rogue.clone(),
+                verifier(false),
+                Some(ip),
+            ),
+            (
+                "rogue CA, trusted, pinned to the honest root",
+                rogue.clone(),
+                verifier(true).with_pins(vec![pin(pki.root())]),
+                Some(ip),
+            ),
+            ("no SCTs", no_scts.clone(), verifier(false), Some(ip)),
+            (
+                "wrong DNS name",
+                honest.clone(),
+                verifier(false).with_dns_name(ServerName::try_from("example.com").unwrap()),
+                Some(ip),
+            ),
+            (
+                "no SCTs, wrong IP",
+                no_scts,
+                verifier(false),
+                Some(IpAddr::from([127, 0, 0, 2])),
+            ),
+            (
+                "wrong IP",
+                honest.clone(),
+                verifier(false),
+                Some(IpAddr::from([127, 0, 0, 2])),
+            ),
+            (
+                "pinned mismatch",
+                honest.clone(),
+                verifier(false).with_pins(vec![pin(pki.rogue_root())]),
+                Some(ip),
+            ),
+            (
+                "pinned match",
+                honest.clone(),
+                verifier(false).with_pins(vec![pin(pki.intermediate())]),
+                Some(ip),
+            ),
+            (
+                "denylisted",
+                honest.clone(),
+                verifier(false).with_denylist(deny(&honest)),
+                Some(ip),
+            ),
+            (
+                "denylisted key",
+                honest.clone(),
+                verifier(false)
+                    .with_spki_denylist(Arc::new(HashSet::from([pin(pki.intermediate())]))),
+                Some(ip),
+            ),
+            (
+                "denylisted and pinned mismatch",
+                honest.clone(),
+                verifier(false)
+                    .with_denylist(deny(&honest))
+                    .with_pins(vec![pin(pki.rogue_root())]),
+                Some(ip),
+            ),
+        ];
+        let now = UnixTime::since_unix_epoch(Duration::from_secs(
+            u64::try_from(pki.now().unix_timestamp()).unwrap() + 60,
+        ));
+        (cases, now)
+    }
+
+    #[test]
+    fn the_audit_verdict_is_the_refusal_verify_decides() {
+        let (cases, now) = audit_matrix();
+        let mut rules_seen = HashSet::new();
+        for (what, leaf, v, ip) in &cases {
+            let decision = v.verify(leaf.leaf(), leaf.intermediates(), *ip, None, &[], now);
+            let audit = v.audit(leaf.leaf(), leaf.intermediates(), *ip, None, &[], now);
+            let rule = |r: Option<&Refusal>| r.map(|r| (r.rule(), r.to_string()));
+            assert_eq!(
+                rule(audit.verdict()),
+                rule(decision.refusal.as_ref()),
+                "{what}"
+            );
+            assert_eq!(audit.accepted(), decision.accepted(), "{what}");
+            rules_seen.insert(decision.refusal.as_ref().map(Refusal::rule));
+            // One outcome per rule, in order; the verdict is the first failure.
+            let order: Vec<Rule> = audit.rules.iter().map(|o| o.rule).collect();
+            assert_eq!(order, Rule::ALL.to_vec(), "{what}");
+            let first_failed = audit.rules.iter().find_map(|o| match &o.result {
+                RuleResult::Failed(r) => Some(r.to_string()),
+                _ => None,
+            });
+            assert_eq!(
+                first_failed,
+                audit.verdict().map(|r| r.to_string()),
+                "{what}"
+            );
+            // What verify learned, the audit learned too.
+            if decision.ct.is_some() {
+                assert_eq!(audit.ct_issuer, Some(CtIssuer::VerifiedPath), "{what}");
+            }
+            if decision.accepted() {
+                assert_eq!(audit.decision.path_pins, decision.path_pins, "{what}");
+            }
+        }
+        for rule in [
+            None,
+            Some("chain"),
+            Some("ip-san"),
+            Some("dns-name"),
+            Some("ct-policy"),
+            Some("issuer-pin"),
+            Some("denylist"),
+        ] {
+            assert!(rules_seen.contains(&rule), "the matrix covers {rule:?}");
+        }
+    }
+
+    #[test]
+    fn the_audit_goes_on_after_the_first_failure() {
+        let (cases, now) = audit_matrix();
+        let audit = |name: &str| {
+            let (_, leaf, v, ip) = cases.iter().find(|c| c.0 == name).unwrap();
+            v.audit(leaf.leaf(), leaf.intermediates(), *ip, None, &[], now)
+        };
+        let failed = |a: &Audit, rule: Rule| matches!(a.outcome(rule), Some(RuleResult::Failed(_)));
+        let passed = |a: &Audit, rule: Rule| matches!(a.outcome(rule), Some(RuleResult::Passed));
+
+        // Wrong IP: the SCTs are still checked, against the verified issuer.
+        let a = audit("wrong IP");
+        assert_eq!(a.verdict().map(Refusal::rule), Some("ip-san"));
+        assert!(passed(&a, Rule::CtPolicy));
+        assert_eq!(a.ct_issuer, Some(CtIssuer::VerifiedPath));
+        assert_eq!(a.decision.ct.as_ref().map(|r| r.scts.len()), Some(2));
+
+        // Both failures are reported; the verdict is the first.
+        let a = audit("no SCTs, wrong IP");
+        assert_eq!(a.verdict().map(Refusal::rule), Some("ip-san"));
+        assert!(failed(&a, Rule::IpSan) && failed(&a, Rule::CtPolicy));
+
+        // An untrusted CA: the SCTs are checked against the presented issuer and verify
+        // (the rogue CA's leaf is genuinely logged); rules needing the path are skipped.
+        let a = audit("rogue CA, untrusted");
+        assert_eq!(a.verdict().map(Refusal::rule), Some("chain"));
+        assert!(passed(&a, Rule::IpSan) && passed(&a, Rule::CtPolicy));
+        assert_eq!(a.ct_issuer, Some(CtIssuer::PresentedChain));
+        let report = a.decision.ct.as_ref().unwrap();
+        assert!(report.scts.iter().all(|s| s.counted), "{report:?}");
+        assert!(matches!(
+            a.outcome(Rule::Revoked),
+            Some(RuleResult::Skipped(SkipReason::NoVerifiedPath))
+        ));
+
+        // Pin mismatch and denylist: both reported, pin first.
+        let a = audit("denylisted and pinned mismatch");
+        assert_eq!(a.verdict().map(Refusal::rule), Some("issuer-pin"));
+        assert!(failed(&a, Rule::Denylist));
+
+        // Name mode: ip-san skipped, everything else passes.
+        let a = audit("honest, name mode");
+        assert!(a.accepted());
+        assert!(matches!(
+            a.outcome(Rule::IpSan),
+            Some(RuleResult::Skipped(SkipReason::NoIp))
+        ));
+        assert!(matches!(
+            a.outcome(Rule::IssuerPin),
+            Some(RuleResult::Skipped(SkipReason::NotConfigured))
+        ));
+
+        // The presented chain without the issuer: nothing to check the SCTs against.
+        let (_, leaf, v, ip) = cases.iter().find(|c| c.0 == "rogue CA, untrusted").unwrap();
+        let a = v.audit(leaf.leaf(), &[], *ip, None, &[], now);
+        assert!(matches!(
+            a.outcome(Rule::CtPolicy),
+            Some(RuleResult::Skipped(SkipReason::NoIssuer))
+        ));
+        assert!(a.decision.ct.is_none() && a.ct_issuer.is_none());
     }
 }
