@@ -39,7 +39,9 @@ const YIELD_AFTER: usize = 128;
 /// The buffers of one listener, reused for every batch.
 struct Buffers {
     /// [`BATCH`] receive buffers of [`MAX_MESSAGE`] bytes, one after the other (the kernel
-    /// only touches, and so only makes resident, the bytes datagrams fill).
+    /// only touches, and so only makes resident, the bytes datagrams fill). The first
+    /// datagram of a batch is read into slot 0 with `recvfrom`, the others (if the loop is
+    /// busy) into the following slots with `recvmmsg`.
     recv: Vec<u8>,
     /// Length and sender of each datagram of the current batch.
     received: Vec<(usize, SocketAddr)>,
@@ -91,8 +93,10 @@ pub(crate) async fn serve(
         let mut handled = 0;
         while handled < YIELD_AFTER {
             let Buffers { recv, received, .. } = &mut b;
-            match socket.try_io(Interest::READABLE, || recv_batch(fd, recv, received)) {
-                Ok(()) => {}
+            received.clear();
+            let first = recv.get_mut(..MAX_MESSAGE).unwrap_or_default();
+            match socket.try_recv_from(first) {
+                Ok(got) => received.push(got),
                 // Drained: wait for readiness again.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => continue 'serve,
                 Err(e) => {
@@ -100,6 +104,17 @@ pub(crate) async fn serve(
                     tracing::debug!(error = %e, "UDP receive failed");
                     handled += 1;
                     continue;
+                }
+            }
+            if handled > 0 {
+                // Busy (a datagram was queued behind the previous ones): take the others
+                // queued now with one call. A lone datagram skips this, so a quiet server
+                // pays no batch setup and no extra call.
+                let rest = recv.get_mut(MAX_MESSAGE..).unwrap_or_default();
+                match socket.try_io(Interest::READABLE, || recv_batch(fd, rest, received)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => tracing::debug!(error = %e, "UDP receive failed"),
                 }
             }
             handled += b.received.len();
@@ -152,21 +167,20 @@ pub(crate) async fn serve(
     }
 }
 
-/// Reads up to [`BATCH`] queued datagrams with one `recvmmsg` call, without waiting: their
-/// lengths and senders go to `received`, their bytes to the [`MAX_MESSAGE`]-byte slots of
-/// `recv`. `WouldBlock` when none is queued.
+/// Reads the datagrams queued on `fd` with one `recvmmsg` call, without waiting, into the
+/// [`MAX_MESSAGE`]-byte slots of `recv` (as many as it has, at most [`BATCH`]): their
+/// lengths and senders are appended to `received`. `WouldBlock` when none is queued.
 fn recv_batch(
     fd: RawFd,
     recv: &mut [u8],
     received: &mut Vec<(usize, SocketAddr)>,
 ) -> io::Result<()> {
-    received.clear();
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut slots: Vec<[IoSliceMut<'_>; 1]> = recv
         .chunks_mut(MAX_MESSAGE)
         .take(BATCH)
         .map(|slot| [IoSliceMut::new(slot)])
         .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slots.len(), None);
     let results = recvmmsg(
         fd,
         &mut headers,
@@ -269,6 +283,7 @@ mod tests {
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
         while got.len() < 5 && Instant::now() < deadline {
             server.readable().await.unwrap();
+            b.received.clear();
             match server.try_io(Interest::READABLE, || {
                 recv_batch(fd, &mut b.recv, &mut b.received)
             }) {
@@ -304,6 +319,7 @@ mod tests {
                 .unwrap();
             server6.readable().await.unwrap();
             let fd6 = server6.as_raw_fd();
+            b.received.clear();
             server6
                 .try_io(Interest::READABLE, || {
                     recv_batch(fd6, &mut b.recv, &mut b.received)
