@@ -15,6 +15,7 @@ import argparse
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,21 +78,24 @@ def run(binary, seconds, syscalls, cpu):
         t1, c1 = ticks(proc.pid), switches(proc.pid)
         if stat:
             stat.wait()
+        n = int(re.search(r"Queries completed:\s+(\d+)", out).group(1))
+        qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+        hz = os.sysconf("SC_CLK_TCK")
+        line = (f"{binary}: {n} queries, {qps:,.0f} QPS; ctdns user "
+                f"{(t1[0] - t0[0]) / hz / n * 1e6:.2f} us/q, system "
+                f"{(t1[1] - t0[1]) / hz / n * 1e6:.2f} us/q; context switches"
+                f" voluntary {c1[0] - c0[0]}, involuntary {c1[1] - c0[1]}")
+        if syscalls and perf_out.exists():
+            counts = {m.group(2): int(m.group(1).replace(",", ""))
+                      for m in re.finditer(r"([\d,]+)\s+syscalls:sys_enter_(\w+)",
+                                           perf_out.read_text())}
+            line += "; syscalls per query " + ", ".join(
+                f"{s} {counts.get(s, 0) / n:.3f}" for s in SYSCALLS)
+        print(line, flush=True)
     finally:
         proc.stop()
         ctx.upstream.proc.stop()
-    n = int(re.search(r"Queries completed:\s+(\d+)", out).group(1))
-    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
-    hz = os.sysconf("SC_CLK_TCK")
-    line = (f"{binary}: {n} queries, {qps:,.0f} QPS; ctdns user {(t1[0] - t0[0]) / hz / n * 1e6:.2f}"
-            f" us/q, system {(t1[1] - t0[1]) / hz / n * 1e6:.2f} us/q; context switches"
-            f" voluntary {c1[0] - c0[0]}, involuntary {c1[1] - c0[1]}")
-    if syscalls and perf_out.exists():
-        counts = {m.group(2): int(m.group(1).replace(",", ""))
-                  for m in re.finditer(r"([\d,]+)\s+syscalls:sys_enter_(\w+)", perf_out.read_text())}
-        line += "; syscalls per query " + ", ".join(
-            f"{s} {counts.get(s, 0) / n:.3f}" for s in SYSCALLS)
-    print(line, flush=True)
+        shutil.rmtree(ctx.work, ignore_errors=True)
 
 
 def main():

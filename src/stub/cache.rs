@@ -1,8 +1,10 @@
 //! The answer cache: bounded, TTL-honouring, keyed by question and the bits that change the
 //! answer.
 //!
-//! A hit costs one hash lookup under a mutex and an `Arc` clone; the response is then made
-//! by [`Answer::render`], which copies bytes and patches a few fields without decoding.
+//! A hit ([`Cache::get_fresh`]) costs one hash lookup under a mutex and an `Arc` clone; the
+//! response is then made by [`Answer::render`] (or, into a reused buffer, by
+//! [`Answer::render_fresh_into`]), which copies bytes and patches a few fields without
+//! decoding.
 //! The cache is bounded twice: by entries (`max_entries`) and by bytes (`max_bytes`, the
 //! [cost](entry_cost) of each entry: its answer's bytes plus its key and a fixed overhead),
 //! so that large answers (64 KiB TXT sets) cannot grow it past the byte budget. When either
