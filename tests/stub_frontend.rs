@@ -781,3 +781,123 @@ async fn privileged_port_without_privilege_explains_the_fix() {
         Err(other) => panic!("unexpected bind error: {other}"),
     }
 }
+
+/// Bursts of cached queries from several clients at once (so that the listener reads and
+/// answers them in batches): every query gets exactly one answer, sent to the socket that
+/// asked, with its own ID, its question's letter case and the right record, and none of
+/// them reaches the upstream again.
+#[tokio::test]
+async fn udp_bursts_of_cache_hits_are_answered_each_to_its_sender() {
+    let upstream = Arc::new(TableUpstream::new());
+    let h = start(loopback_opts(), Arc::clone(&upstream) as Arc<dyn Transport>).await;
+    let udp = h.udp_addrs()[0];
+    for i in 0..50u8 {
+        let m = udp_query(
+            udp,
+            &query(1, &format!("n{i}.example."), RecordType::A, None),
+        )
+        .await;
+        assert_eq!(a_records(&m), vec![Ipv4Addr::new(10, 0, 0, i)]);
+    }
+    assert_eq!(upstream.calls(), 50);
+
+    const CLIENTS: usize = 4;
+    const PER_CLIENT: u16 = 200;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap());
+    }
+    // Every client sends its whole burst before anyone reads.
+    for (c, sock) in clients.iter().enumerate() {
+        for n in 0..PER_CLIENT {
+            let id = (c as u16) * 1000 + n;
+            let i = n % 50;
+            // Mixed case (0x20): the answer must echo it.
+            let name = if n.is_multiple_of(2) {
+                format!("N{i}.Example.")
+            } else {
+                format!("n{i}.example.")
+            };
+            sock.send_to(&query(id, &name, RecordType::A, Some(1232)), udp)
+                .await
+                .unwrap();
+        }
+    }
+    for (c, sock) in clients.iter().enumerate() {
+        let mut seen = vec![false; usize::from(PER_CLIENT)];
+        let mut buf = vec![0u8; 4096];
+        for _ in 0..PER_CLIENT {
+            let (len, from) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+                .await
+                .expect("every query answered in time")
+                .unwrap();
+            assert_eq!(from, udp);
+            let m = Message::from_vec(&buf[..len]).unwrap();
+            let n = m
+                .metadata
+                .id
+                .checked_sub((c as u16) * 1000)
+                .expect("an ID this client sent");
+            assert!(n < PER_CLIENT, "ID {} is not this client's", m.metadata.id);
+            assert!(!seen[usize::from(n)], "ID {} answered twice", m.metadata.id);
+            seen[usize::from(n)] = true;
+            let i = n % 50;
+            let expected_name = if n.is_multiple_of(2) {
+                format!("N{i}.Example.")
+            } else {
+                format!("n{i}.example.")
+            };
+            assert_eq!(m.queries[0].name().to_ascii(), expected_name);
+            assert_eq!(a_records(&m), vec![Ipv4Addr::new(10, 0, 0, i as u8)]);
+            assert!(m.answers[0].ttl <= 300);
+            assert!(m.edns.is_some(), "the client sent EDNS");
+        }
+    }
+    assert_eq!(upstream.calls(), 50, "every burst query was a cache hit");
+    let snap = h.metrics();
+    assert_eq!(snap.cache_hits, CLIENTS as u64 * u64::from(PER_CLIENT));
+    h.shutdown().await;
+}
+
+/// A cache hit needs no in-flight slot: with every slot taken by slow upstream queries, a
+/// cached name is still answered at once, before them.
+#[tokio::test]
+async fn udp_cache_hits_do_not_wait_for_in_flight_slots() {
+    let opts = StubOptions {
+        max_udp_in_flight: 2,
+        ..loopback_opts()
+    };
+    let h = start(opts, Arc::new(TableUpstream::new())).await;
+    let udp = h.udp_addrs()[0];
+    udp_query(udp, &query(1, "www.example.", RecordType::A, None)).await;
+
+    let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    // Two slow misses take both slots (400 ms each), then the cached name.
+    for id in [10, 11] {
+        sock.send_to(&query(id, "slow.example.", RecordType::A, None), udp)
+            .await
+            .unwrap();
+    }
+    // Let the listener take the slow queries first.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent = Instant::now();
+    sock.send_to(&query(12, "www.example.", RecordType::A, None), udp)
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    let mut buf = vec![0u8; 512];
+    for _ in 0..3 {
+        let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        if m.metadata.id == 12 {
+            assert!(sent.elapsed() < Duration::from_millis(300), "hit waited");
+            assert_eq!(a_records(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+        }
+        order.push(m.metadata.id);
+    }
+    assert_eq!(order[0], 12, "the hit came first: {order:?}");
+    h.shutdown().await;
+}

@@ -182,62 +182,79 @@ impl Answer {
     }
 
     fn render_with(&self, q: &ClientQuery<'_>, ttls: TtlPatch, limit: usize) -> Rendered {
+        let mut bytes = Vec::new();
+        let truncated = self.render_into(q, ttls, limit, &mut bytes);
+        Rendered { bytes, truncated }
+    }
+
+    /// [`Answer::render`] into `out` (cleared first), so that a caller serving many queries
+    /// reuses one buffer instead of allocating a response each time. Returns whether the
+    /// response was truncated.
+    pub fn render_fresh_into(
+        &self,
+        q: &ClientQuery<'_>,
+        age: u32,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        self.render_into(q, TtlPatch::Age(age), limit, out)
+    }
+
+    /// Copies the stored bytes into `out` (cleared first) and patches them in place: ID, RD,
+    /// the client's question bytes, the TTLs, ARCOUNT without OPT, or the cut to header,
+    /// question and OPT with TC. Returns whether the response was truncated.
+    fn render_into(
+        &self,
+        q: &ClientQuery<'_>,
+        ttls: TtlPatch,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        out.clear();
         let wire = &self.wire[..];
         let body_end = if q.edns { wire.len() } else { self.opt_start };
-        let opt = if q.edns {
-            wire.get(self.opt_start..)
-        } else {
-            None
-        };
         let full = wire.get(..body_end).unwrap_or_default();
-        let mut truncated = false;
-        let mut out = if full.len() <= limit {
-            let mut out = full.to_vec();
+        let truncated = full.len() > limit;
+        if !truncated {
+            out.extend_from_slice(full);
             match ttls {
                 TtlPatch::Age(0) => {}
                 TtlPatch::Age(age) => {
                     for &off in self.ttl_offsets.iter() {
                         let off = usize::from(off);
                         if let Some(ttl) = wire::read_u32(wire, off) {
-                            wire::write_u32(&mut out, off, ttl.saturating_sub(age));
+                            wire::write_u32(out, off, ttl.saturating_sub(age));
                         }
                     }
                 }
                 TtlPatch::Fixed(ttl) => {
                     for &off in self.ttl_offsets.iter() {
-                        wire::write_u32(&mut out, usize::from(off), ttl);
+                        wire::write_u32(out, usize::from(off), ttl);
                     }
                 }
             }
             if !q.edns {
                 let ar = wire::read_u16(wire, header::ARCOUNT).unwrap_or(1);
-                wire::write_u16(&mut out, header::ARCOUNT, ar.saturating_sub(1));
+                wire::write_u16(out, header::ARCOUNT, ar.saturating_sub(1));
             }
-            out
         } else {
-            truncated = true;
-            let head = wire.get(..self.question_end).unwrap_or_default();
-            let opt = opt.unwrap_or_default();
-            let mut out = Vec::with_capacity(head.len() + opt.len());
-            out.extend_from_slice(head);
-            out.extend_from_slice(opt);
-            wire::write_u16(&mut out, header::ANCOUNT, 0);
-            wire::write_u16(&mut out, header::NSCOUNT, 0);
-            wire::write_u16(&mut out, header::ARCOUNT, u16::from(q.edns));
-            wire::set_bits(&mut out, header::FLAGS_HI, header::TC, true);
-            out
-        };
-        wire::write_u16(&mut out, header::ID, q.id);
-        wire::set_bits(&mut out, header::FLAGS_HI, header::RD, q.recursion_desired);
+            out.extend_from_slice(wire.get(..self.question_end).unwrap_or_default());
+            if q.edns {
+                out.extend_from_slice(wire.get(self.opt_start..).unwrap_or_default());
+            }
+            wire::write_u16(out, header::ANCOUNT, 0);
+            wire::write_u16(out, header::NSCOUNT, 0);
+            wire::write_u16(out, header::ARCOUNT, u16::from(q.edns));
+            wire::set_bits(out, header::FLAGS_HI, header::TC, true);
+        }
+        wire::write_u16(out, header::ID, q.id);
+        wire::set_bits(out, header::FLAGS_HI, header::RD, q.recursion_desired);
         if let Some(dst) = out.get_mut(HEADER_LEN..self.question_end) {
             if dst.len() == q.question.len() {
                 dst.copy_from_slice(q.question);
             }
         }
-        Rendered {
-            bytes: out,
-            truncated,
-        }
+        truncated
     }
 }
 
@@ -508,6 +525,48 @@ pub(crate) mod tests {
         // Past the TTL the value saturates at zero instead of wrapping.
         let m = Message::from_vec(&ans.render(&q2, 1000, 65535).bytes).unwrap();
         assert_eq!(m.answers[0].ttl, 0);
+    }
+
+    /// Rendering into a reused buffer (what the UDP listener does for every cache hit)
+    /// gives exactly the bytes of a fresh render, whatever the buffer held before: full and
+    /// truncated responses, with and without EDNS, aged and not.
+    #[test]
+    fn render_into_a_reused_buffer_matches_render() {
+        let qb = query_bytes(7, "big.example.", RecordType::A, Some((512, false)));
+        let q = client(&qb);
+        let ans = Answer::from_upstream(&big_answer(&qb), &q, &opts()).unwrap();
+        let with_edns = query_bytes(0x1234, "BIG.example.", RecordType::A, Some((4096, true)));
+        let without = query_bytes(0x4321, "big.EXAMPLE.", RecordType::A, None);
+        let mut buf = vec![0xAA; 9000];
+        let mut seen_truncated = 0;
+        for bytes in [&qb, &with_edns, &without] {
+            let q = client(bytes);
+            for limit in [q.size_limit(Protocol::Udp), 65535] {
+                for age in [0, 17, 1000] {
+                    let expected = ans.render(&q, age, limit);
+                    let truncated = ans.render_fresh_into(&q, age, limit, &mut buf);
+                    assert_eq!(truncated, expected.truncated);
+                    assert_eq!(buf, expected.bytes, "limit {limit} age {age}");
+                    seen_truncated += usize::from(truncated);
+                    // And the patches are right: client ID, case, TTLs.
+                    let m = Message::from_vec(&buf).unwrap();
+                    assert_eq!(m.metadata.id, q.id);
+                    assert_eq!(m.metadata.truncation, truncated);
+                    assert_eq!(&buf[HEADER_LEN..HEADER_LEN + q.question.len()], q.question);
+                    assert_eq!(m.edns.is_some(), q.edns);
+                    if !truncated {
+                        assert_eq!(m.answers.len(), 60);
+                        assert!(m
+                            .answers
+                            .iter()
+                            .all(|r| r.ttl == 300u32.saturating_sub(age)));
+                    }
+                }
+                // Shrinking from a long response to a short one leaves nothing behind.
+                buf.resize(20_000, 0x55);
+            }
+        }
+        assert!(seen_truncated > 0, "some renders were truncated");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The answer cache: bounded, TTL-honouring, keyed by question and the bits that change the
 //! answer.
 //!
-//! A hit costs one hash lookup under a mutex and an `Arc` clone; the response is then made
-//! by [`Answer::render`], which copies bytes and patches a few fields without decoding.
+//! A hit ([`Cache::get_fresh`]) costs one hash lookup under a mutex and an `Arc` clone; the
+//! response is then made by [`Answer::render`] (or, into a reused buffer, by
+//! [`Answer::render_fresh_into`]), which copies bytes and patches a few fields without
+//! decoding.
 //! The cache is bounded twice: by entries (`max_entries`) and by bytes (`max_bytes`, the
 //! [cost](entry_cost) of each entry: its answer's bytes plus its key and a fixed overhead),
 //! so that large answers (64 KiB TXT sets) cannot grow it past the byte budget. When either
@@ -202,6 +204,29 @@ impl Cache {
         }
     }
 
+    /// The fresh entry for `key` at `now`, if there is one: its answer, its age in whole
+    /// seconds and whether it is due for [prefetch](Lookup::Fresh::prefetch). The cache-hit
+    /// path; [`Cache::lookup`] tells stale entries and misses apart (and removes entries
+    /// past the serve-stale window).
+    pub fn get_fresh(&self, key: &CacheKey, now: Instant) -> Option<(Arc<Answer>, u32, bool)> {
+        if !self.enabled {
+            return None;
+        }
+        let inner = self.lock();
+        let entry = inner.map.get(key)?;
+        let left = entry.expires.checked_duration_since(now)?;
+        if left.is_zero() {
+            return None;
+        }
+        let age = now.saturating_duration_since(entry.stored);
+        let lifetime = entry.expires.saturating_duration_since(entry.stored);
+        Some((
+            Arc::clone(&entry.answer),
+            u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
+            left <= lifetime / PREFETCH_DIVISOR,
+        ))
+    }
+
     /// Records that refreshing `key` failed at `now` (every upstream failed, refused or
     /// timed out), so that stale answers for it are sent without waiting for the upstream
     /// for the next [`STALE_RECHECK`].
@@ -342,6 +367,44 @@ mod tests {
         let m = Message::from_vec(&hit.render(&q, age, q.size_limit(Protocol::Udp)).bytes).unwrap();
         assert_eq!(m.metadata.id, 0x7777);
         assert_eq!(m.answers[0].ttl, 270);
+    }
+
+    /// `get_fresh` (the cache-hit path) agrees with `lookup` on fresh entries, ages and the
+    /// prefetch flag, and finds nothing for stale entries, missing keys or a disabled cache.
+    #[test]
+    fn get_fresh_agrees_with_lookup() {
+        let cache = Cache::new(&CacheOptions::default());
+        let qb = query_bytes(1, "www.example.", RecordType::A, None);
+        let (key, ans) = answer_for(&qb, 100);
+        let t0 = Instant::now();
+        assert!(cache.insert(key.clone(), Arc::clone(&ans), t0));
+        for ms in [
+            0u64, 1_500, 89_999, 90_000, 95_000, 99_999, 100_000, 130_000,
+        ] {
+            let now = t0 + Duration::from_millis(ms);
+            let fresh = cache.get_fresh(&key, now);
+            match cache.lookup(&key, now) {
+                Lookup::Fresh {
+                    answer,
+                    age,
+                    prefetch,
+                } => {
+                    assert_eq!(fresh, Some((answer, age, prefetch)), "{ms} ms");
+                    assert_eq!(u64::from(age), ms / 1000);
+                    assert_eq!(prefetch, ms >= 90_000, "{ms} ms");
+                }
+                Lookup::Stale { .. } => assert!(fresh.is_none(), "{ms} ms: stale"),
+                Lookup::Miss => panic!("{ms} ms: within the serve-stale window"),
+            }
+        }
+        let (other, _) = answer_for(&name_query(3), 100);
+        assert!(cache.get_fresh(&other, t0).is_none());
+        let off = Cache::new(&CacheOptions {
+            enabled: false,
+            ..CacheOptions::default()
+        });
+        assert!(!off.insert(key.clone(), ans, t0));
+        assert!(off.get_fresh(&key, t0).is_none());
     }
 
     #[test]

@@ -115,44 +115,109 @@ impl QueryHandler {
         client: IpAddr,
     ) -> Option<Vec<u8>> {
         let received = Instant::now();
-        let response = self.respond(message, proto, client).await;
+        let mut out = Vec::new();
+        match self.answer_now(message, proto, client, received, &mut out) {
+            Now::Respond => Some(out),
+            Now::Drop => None,
+            Now::Later => self.finish_later(message, proto, client, received).await,
+        }
+    }
+
+    /// Everything of [`QueryHandler::handle_from`] that needs no upstream, without waiting:
+    /// counting, classifying, the rate limit, `allow`, error responses and cache hits (with
+    /// prefetch). When it returns [`Now::Respond`] the response is in `out` (cleared first,
+    /// so that a listener can reuse one buffer for every response) and the metrics are
+    /// updated; on [`Now::Later`] the caller must call [`QueryHandler::finish_later`] with
+    /// the same message, which resolves it through the upstream (a cache miss or a stale
+    /// entry). `received` is when the message arrived.
+    pub fn answer_now(
+        &self,
+        message: &[u8],
+        proto: Protocol,
+        client: IpAddr,
+        received: Instant,
+        out: &mut Vec<u8>,
+    ) -> Now {
+        out.clear();
+        let now = match self.respond_now(message, proto, client, received, out) {
+            Step::Respond => Now::Respond,
+            Step::Drop => Now::Drop,
+            Step::Resolve => return Now::Later,
+        };
+        let response = match now {
+            Now::Respond => Some(&out[..]),
+            _ => None,
+        };
+        self.metrics.responded(proto, response, received.elapsed());
+        now
+    }
+
+    /// The rest of a message for which [`QueryHandler::answer_now`] returned [`Now::Later`]:
+    /// the query is resolved through the upstream (or the cache, should the answer have
+    /// arrived meanwhile) within the query timeout, and the metrics are updated.
+    pub async fn finish_later(
+        &self,
+        message: &[u8],
+        proto: Protocol,
+        client: IpAddr,
+        received: Instant,
+    ) -> Option<Vec<u8>> {
+        // `answer_now` counted the message and passed it through the rate limit and `allow`;
+        // classifying the same bytes again gives the same query.
+        let response = match classify(message, proto) {
+            Classified::Query(q) => {
+                let remote_udp = proto == Protocol::Udp && !is_local_client(client.to_canonical());
+                Some(self.resolve(&q, proto, remote_udp).await)
+            }
+            Classified::Refuse { .. } | Classified::Drop(_) => None,
+        };
         self.metrics
             .responded(proto, response.as_deref(), received.elapsed());
         response
     }
 
-    async fn respond(&self, message: &[u8], proto: Protocol, client: IpAddr) -> Option<Vec<u8>> {
+    /// [`QueryHandler::answer_now`] without the final metrics.
+    fn respond_now(
+        &self,
+        message: &[u8],
+        proto: Protocol,
+        client: IpAddr,
+        received: Instant,
+        out: &mut Vec<u8>,
+    ) -> Step {
         self.metrics.query();
         let client = client.to_canonical();
         let classified = classify(message, proto);
         if let Classified::Drop(reason) = classified {
             self.metrics.dropped();
             tracing::debug!(?reason, len = message.len(), "dropped client message");
-            return None;
+            return Step::Drop;
         }
         let remote_udp = proto == Protocol::Udp && !is_local_client(client);
         if let Some(limiter) = &self.rate_limit {
             if proto == Protocol::Udp && (remote_udp || self.rate_limit_loopback) {
-                match limiter.check(client, Instant::now()) {
+                match limiter.check(client, received) {
                     Verdict::Pass => {}
                     Verdict::Drop => {
                         self.metrics.rate_limited();
-                        return None;
+                        return Step::Drop;
                     }
                     Verdict::Slip => {
                         self.metrics.rate_limit_slip();
-                        return Some(match &classified {
-                            Classified::Query(q) => {
-                                question_only_response(q, ResponseCode::NoError, true)
-                            }
+                        match &classified {
+                            Classified::Query(q) => out.extend_from_slice(&question_only_response(
+                                q,
+                                ResponseCode::NoError,
+                                true,
+                            )),
                             // An error response is header-only already: send it with TC.
                             Classified::Refuse { response, .. } => {
-                                let mut r = response.get(..12).unwrap_or_default().to_vec();
-                                crate::wire::set_bits(&mut r, header::FLAGS_HI, header::TC, true);
-                                r
+                                out.extend_from_slice(response.get(..12).unwrap_or_default());
+                                crate::wire::set_bits(out, header::FLAGS_HI, header::TC, true);
                             }
-                            Classified::Drop(_) => return None,
-                        });
+                            Classified::Drop(_) => return Step::Drop,
+                        }
+                        return Step::Respond;
                     }
                 }
             }
@@ -160,13 +225,16 @@ impl QueryHandler {
         if !self.allows(client) {
             self.metrics.refused();
             tracing::debug!(%client, %proto, "query from outside `allow` refused");
-            return Some(match &classified {
-                Classified::Query(q) => question_only_response(q, ResponseCode::Refused, false),
-                _ => refused_header(message),
-            });
+            match &classified {
+                Classified::Query(q) => {
+                    out.extend_from_slice(&question_only_response(q, ResponseCode::Refused, false))
+                }
+                _ => out.extend_from_slice(&refused_header(message)),
+            }
+            return Step::Respond;
         }
         match classified {
-            Classified::Drop(_) => None,
+            Classified::Drop(_) => Step::Drop,
             Classified::Refuse { response, reason } => {
                 if reason.response_code() == ResponseCode::NotImp {
                     self.metrics.notimp();
@@ -174,17 +242,59 @@ impl QueryHandler {
                     self.metrics.formerr();
                 }
                 tracing::debug!(?reason, "refused client message");
-                Some(response)
+                out.extend_from_slice(&response);
+                Step::Respond
             }
-            Classified::Query(q) => Some(self.resolve(&q, proto, remote_udp).await),
+            Classified::Query(q) => {
+                if self.answer_hit(&q, proto, remote_udp, received, out) {
+                    Step::Respond
+                } else {
+                    Step::Resolve
+                }
+            }
         }
     }
 
-    async fn resolve(&self, q: &ClientQuery<'_>, proto: Protocol, remote_udp: bool) -> Vec<u8> {
-        let mut limit = q.size_limit(proto);
+    /// The largest response for `q` over `proto`.
+    fn limit(q: &ClientQuery<'_>, proto: Protocol, remote_udp: bool) -> usize {
+        let limit = q.size_limit(proto);
         if remote_udp {
-            limit = limit.min(usize::from(MAX_REMOTE_UDP_PAYLOAD));
+            limit.min(usize::from(MAX_REMOTE_UDP_PAYLOAD))
+        } else {
+            limit
         }
+    }
+
+    /// Answers `q` into `out` from a fresh cache entry (starting a prefetch when it is
+    /// due); false when the cache holds no fresh entry for it.
+    fn answer_hit(
+        &self,
+        q: &ClientQuery<'_>,
+        proto: Protocol,
+        remote_udp: bool,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some((answer, age, prefetch)) = self.cache.get_fresh(q.key(), now) else {
+            return false;
+        };
+        self.metrics.cache_hit();
+        if prefetch
+            && self.cache_options.prefetch
+            && self.refresher.start(q.key(), upstream_query(q)).is_some()
+        {
+            self.metrics.prefetch();
+            tracing::debug!(key = ?q.key(), "prefetching");
+        }
+        if answer.render_fresh_into(q, age, Self::limit(q, proto, remote_udp), out) {
+            self.metrics.truncated();
+        }
+        self.metrics.answered();
+        true
+    }
+
+    async fn resolve(&self, q: &ClientQuery<'_>, proto: Protocol, remote_udp: bool) -> Vec<u8> {
+        let limit = Self::limit(q, proto, remote_udp);
         let stale = match self.cache.lookup(q.key(), Instant::now()) {
             Lookup::Fresh {
                 answer,
@@ -290,6 +400,25 @@ impl QueryHandler {
         self.metrics.servfail();
         servfail(q)
     }
+}
+
+/// What [`QueryHandler::answer_now`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Now {
+    /// The response is ready in the buffer passed in: send it.
+    Respond,
+    /// No response is to be sent (dropped, rate-limited).
+    Drop,
+    /// The query needs the upstream: pass the message to [`QueryHandler::finish_later`].
+    Later,
+}
+
+/// What [`QueryHandler::respond_now`] decided, before the metrics of the response.
+enum Step {
+    Respond,
+    Drop,
+    Resolve,
 }
 
 /// A header-only REFUSED for a message that is not a well-formed query: the message's ID,
