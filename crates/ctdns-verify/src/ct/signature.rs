@@ -1,7 +1,7 @@
 //! SCT signature verification with the rustls crypto provider's own algorithms.
 //!
 //! No second crypto stack: the log's signature is checked by one of the
-//! [`SignatureVerificationAlgorithm`]s rustls (ring) already uses for certificate
+//! [`SignatureVerificationAlgorithm`]s rustls' provider already uses for certificate
 //! chains. The algorithm is chosen by matching the log key's `AlgorithmIdentifier`
 //! against `public_key_alg_id()` and the SCT's `(hash, signature)` pair against
 //! `signature_alg_id()`:
@@ -48,12 +48,13 @@ pub enum SctSignatureError {
     SignedData(#[from] SignedDataError),
 }
 
-/// The signature verification algorithms of rustls' ring provider (the same list it
-/// uses for certificate chains).
+/// The signature verification algorithms of the crate's default crypto provider
+/// ([`crate::provider::default_provider`]: ring, or aws-lc-rs), the same list it uses for
+/// certificate chains.
 pub fn default_algorithms() -> &'static [&'static dyn SignatureVerificationAlgorithm] {
     static ALGS: OnceLock<&'static [&'static dyn SignatureVerificationAlgorithm]> = OnceLock::new();
     ALGS.get_or_init(|| {
-        rustls::crypto::ring::default_provider()
+        crate::provider::default_provider()
             .signature_verification_algorithms
             .all
     })

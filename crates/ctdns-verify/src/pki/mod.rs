@@ -1,5 +1,6 @@
 //! A test PKI generator: CA, intermediate, CT logs with real keys, leaves with IP SANs and
-//! embedded SCTs, and a matching log list. For tests, benchmarks, demos and `ctdns pki`.
+//! embedded SCTs, and a matching log list. For tests, benchmarks, demos and `ctdns pki`
+//! (feature `testkit`; ctdns adds writing one to disk).
 //!
 //! Everything is real: certificates are signed by rcgen (ring), SCTs are RFC 6962 v1 SCTs
 //! signed by the logs' ECDSA P-256 or RSA-2048 keys over the exact precertificate TBS (or the
@@ -7,7 +8,7 @@
 //! on [`SctSpec`] produce SCTs that a correct verifier must reject.
 //!
 //! ```
-//! use ctdns::pki::{default_logs, PkiOptions, SctSpec, TestPki};
+//! use ctdns_verify::pki::{default_logs, PkiOptions, SctSpec, TestPki};
 //!
 //! let pki = TestPki::generate(&PkiOptions::default())?;
 //! let ts = pki.now() - time::Duration::minutes(5);
@@ -21,7 +22,7 @@
 //! assert!(leaf.ocsp_response.is_some());
 //! let log_list = pki.log_list_json(pki.now())?;
 //! # let _ = log_list;
-//! # Ok::<(), ctdns::pki::PkiError>(())
+//! # Ok::<(), ctdns_verify::pki::PkiError>(())
 //! ```
 //!
 //! The RSA keys under `src/pki/*.pem` are fixed TEST-ONLY keys (ring cannot generate RSA
@@ -30,7 +31,6 @@
 
 mod ca;
 mod error;
-mod files;
 mod leaf;
 mod log;
 mod loglist;
@@ -38,7 +38,6 @@ mod ocsp;
 
 pub use ca::{default_logs, CaCert, PkiOptions, TestCa, TestPki, OID_PRECERT_SIGNING_EKU};
 pub use error::PkiError;
-pub use files::{demo_pki, write_files, WrittenFiles};
 pub use leaf::{
     IssuedLeaf, LeafIssuer, LeafKeyType, LeafSpec, PrecertIssuance, SctSpec, OID_PRECERT_POISON,
     OID_SCT_LIST, RSA_TEST_LEAF_KEY_PEM,

@@ -1,8 +1,6 @@
 //! TLS verification: the rustls `ServerCertVerifier` that enforces chain, IP SAN, revocation
-//! (stapled OCSP), CT policy, issuer pins and the denylist, and the client configuration
-//! built around it.
+//! (stapled OCSP), CT policy, issuer pins and the denylist.
 
-pub mod config;
 pub mod lineage;
 pub mod pins;
 pub mod presented;
@@ -10,6 +8,5 @@ pub mod revocation;
 pub mod roots;
 pub mod verifier;
 
-pub use config::client_config;
 pub use presented::{Presented, RefusedCertificate};
 pub use verifier::{CtVerifier, Decision, Refusal};
