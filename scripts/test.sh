@@ -7,9 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
+# cc (gcc) builds aws-lc-sys for the verifier crate's aws-lc-rs run below; cmake is its
+# fallback build system on platforms without prebuilt build rules.
 for pair in unbound:unbound dig:bind9-dnsutils kdig:knot-dnsutils dnsperf:dnsperf openssl:openssl \
   named:bind9 dnsdist:dnsdist kresd:knot-resolver systemd-analyze:systemd ss:iproute2 \
-  promtool:prometheus; do
+  promtool:prometheus cc:gcc cmake:cmake; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
@@ -30,11 +32,19 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy -D warnings"
-cargo clippy --all-targets -- -D warnings
-echo "== cargo test (library, binary, integration tests, examples)"
-cargo test --lib --bins --tests --examples -- --test-threads=2
+echo "== cargo clippy -D warnings (workspace; the verifier crate also with aws-lc-rs, ctdns with fuzzing)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p ctdns-verify --all-targets --no-default-features --features aws-lc-rs -- -D warnings
+cargo clippy -p ctdns --lib --features fuzzing -- -D warnings
+echo "== cargo test (workspace: libraries, binary, integration tests, examples)"
+cargo test --workspace --lib --bins --tests --examples -- --test-threads=2
+echo "== cargo test -p ctdns-verify with the aws-lc-rs provider"
+cargo test -p ctdns-verify --no-default-features --features aws-lc-rs -- --test-threads=2
 echo "== cargo test --benches (each benchmark runs once, as a check that it works)"
-cargo test --benches
-echo "== doc tests"
-cargo test --doc
+cargo test --workspace --benches
+echo "== doc tests, and the docs build without warnings"
+cargo test --workspace --doc
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
+echo "== the verifier crate packages"
+cargo package -p ctdns-verify --no-verify --allow-dirty --list >/dev/null
+cargo package -p ctdns-verify --no-verify --allow-dirty

@@ -19,7 +19,7 @@
 //!
 //! [`counts_now`] decides whether an SCT a log issues at the time of the check would count:
 //! the log is not a mimic log, its state is current under
-//! [`LogState::is_current_at`] — the same test the CT policy (`src/ct/policy.rs`) applies to
+//! [`LogState::is_current_at`] — the same test the CT policy (`ctdns_verify::ct::policy`) applies to
 //! SCTs (qualified, usable or readonly; retired only while the retirement is still ahead) —
 //! and its `temporal_interval`, when it has one, has not ended. The interval bounds the
 //! *expiry* of the certificates a log accepts, so a shard whose interval starts later (the

@@ -37,7 +37,7 @@ pub enum SctSignatureError {
     /// The log key is not a well-formed DER `SubjectPublicKeyInfo`.
     #[error("SCT signature: malformed log public key")]
     MalformedLogKey,
-    /// No available algorithm accepts the log key's type (e.g. a curve ring lacks).
+    /// No available algorithm accepts the log key's type (e.g. a curve the provider lacks).
     #[error("SCT signature: unsupported log public key algorithm")]
     UnsupportedLogKey,
     /// The signature does not verify over the reconstructed signed data.
@@ -386,14 +386,18 @@ mod tests {
             verify_sct_signature(&sct, entry, &spki, &[]),
             Err(SctSignatureError::UnsupportedLogKey)
         );
-        // A P-521 key: no ring algorithm takes it.
-        let p521 = [
-            der::element(tag::SEQUENCE, &alg_id::ECDSA_P521),
+        // A DSA key (id-dsa, 1.2.840.10040.4.1): neither ring's nor aws-lc-rs' provider
+        // takes it. (A P-521 key is provider-dependent: aws-lc-rs verifies P-521, ring not.)
+        let dsa = [
+            der::element(
+                tag::SEQUENCE,
+                &der::element(tag::OID, &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01]),
+            ),
             der::element(tag::BIT_STRING, &[0, 4, 1, 2]),
         ]
         .concat();
         assert_eq!(
-            verify_sct_signature(&sct, entry, &der::element(tag::SEQUENCE, &p521), algs),
+            verify_sct_signature(&sct, entry, &der::element(tag::SEQUENCE, &dsa), algs),
             Err(SctSignatureError::UnsupportedLogKey)
         );
     }
