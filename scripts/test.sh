@@ -7,11 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-# cc (gcc) builds aws-lc-sys for the verifier crate's aws-lc-rs run below; cmake is its
-# fallback build system on platforms without prebuilt build rules.
+# cc (gcc) builds aws-lc-sys for the verifier crate's aws-lc-rs run below (aws-lc-sys 0.47
+# builds with cc alone on x86_64 Linux; no cmake or clang needed).
 for pair in unbound:unbound dig:bind9-dnsutils kdig:knot-dnsutils dnsperf:dnsperf openssl:openssl \
   named:bind9 dnsdist:dnsdist kresd:knot-resolver systemd-analyze:systemd ss:iproute2 \
-  promtool:prometheus cc:gcc cmake:cmake; do
+  promtool:prometheus cc:gcc; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
