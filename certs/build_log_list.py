@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate ctdns's curated CT log list (certs/ct_log_list.json).
+"""Regenerate ctdns's curated CT log list (crates/ctdns-verify/certs/ct_log_list.json).
 
 Python 3 standard library only. `openssl` on PATH is optional: when present the
 Android list's detached signature is verified, otherwise a warning is printed.
@@ -177,7 +177,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sources", required=True, help="directory holding the source lists")
-    ap.add_argument("--out", default=os.path.join(here, "ct_log_list.json"))
+    ap.add_argument("--out", default=os.path.join(here, "..", "crates", "ctdns-verify", "certs", "ct_log_list.json"))
     ap.add_argument("--check", action="store_true",
                     help="do not write; exit 1 if --out differs from the regenerated list")
     args = ap.parse_args()

@@ -7,9 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
+# cc (gcc) builds aws-lc-sys for the verifier crate's aws-lc-rs run below (aws-lc-sys 0.47
+# builds with cc alone on x86_64 Linux; no cmake or clang needed).
 for pair in unbound:unbound dig:bind9-dnsutils kdig:knot-dnsutils dnsperf:dnsperf openssl:openssl \
   named:bind9 dnsdist:dnsdist kresd:knot-resolver systemd-analyze:systemd ss:iproute2 \
-  promtool:prometheus; do
+  promtool:prometheus cc:gcc; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
@@ -30,13 +32,22 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-# --all-features: the optional app integrations (reqwest, hickory-resolver; off by default)
-# are linted and tested too, with one feature set throughout so nothing builds twice.
-echo "== cargo clippy -D warnings"
-cargo clippy --all-targets --all-features -- -D warnings
-echo "== cargo test (library, binary, integration tests, examples)"
-cargo test --all-features --lib --bins --tests --examples -- --test-threads=2
+# The optional app integrations of ctdns (reqwest, hickory-resolver; off by default) are
+# linted and tested too, with one feature set throughout so nothing builds twice.
+APPS="--features ctdns/reqwest,ctdns/hickory-resolver"
+echo "== cargo clippy -D warnings (workspace; the verifier crate also with aws-lc-rs, ctdns with fuzzing)"
+cargo clippy --workspace --all-targets $APPS -- -D warnings
+cargo clippy -p ctdns-verify --all-targets --no-default-features --features aws-lc-rs -- -D warnings
+cargo clippy -p ctdns --lib --features fuzzing -- -D warnings
+echo "== cargo test (workspace: libraries, binary, integration tests, examples)"
+cargo test --workspace $APPS --lib --bins --tests --examples -- --test-threads=2
+echo "== cargo test -p ctdns-verify with the aws-lc-rs provider"
+cargo test -p ctdns-verify --no-default-features --features aws-lc-rs -- --test-threads=2
 echo "== cargo test --benches (each benchmark runs once, as a check that it works)"
-cargo test --all-features --benches
-echo "== doc tests"
-cargo test --all-features --doc
+cargo test --workspace $APPS --benches
+echo "== doc tests, and the docs build without warnings"
+cargo test --workspace $APPS --doc
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace $APPS
+echo "== the verifier crate packages"
+cargo package -p ctdns-verify --no-verify --allow-dirty --list >/dev/null
+cargo package -p ctdns-verify --no-verify --allow-dirty

@@ -14,14 +14,11 @@
 //! | `log_list_stale` | WARN (ERROR when refusing) | `ctdns serve` at startup, and the verifier at most once an hour while the list is stale |
 //! | `config_reload` | INFO / ERROR | `ctdns serve` on SIGHUP (`crate::cli::reload`), with `result`, `config`, and `generation` or `error` |
 
-/// `event` of a certificate refusal.
-pub const REFUSAL: &str = "refusal";
+pub use ctdns_verify::events::{LOG_LIST_STALE, REFUSAL};
 /// `event` of an upstream starting to fail.
 pub const UPSTREAM_DOWN: &str = "upstream_down";
 /// `event` of an upstream recovering.
 pub const UPSTREAM_UP: &str = "upstream_up";
-/// `event` of a stale (or undated) CT log list.
-pub const LOG_LIST_STALE: &str = "log_list_stale";
 /// `event` of a configuration reload attempt.
 pub const CONFIG_RELOAD: &str = "config_reload";
 

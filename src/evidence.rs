@@ -547,13 +547,7 @@ pub fn pem_block(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// RFC 3339 UTC time for Unix seconds.
-pub fn format_time(secs: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(secs as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| secs.to_string())
-}
+pub use ctdns_verify::timefmt::format_time;
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,8 @@
 //! The tree reads as the path a query takes:
 //! [`stub`] (local listeners, cache) → [`upstream`] (pool, DoT/DoH transports) →
 //! [`tls`] (the rustls verifier that decides every refusal) → [`ct`] (SCTs, log list, policy).
+//! The verifier, the CT core and the test PKI live in the `ctdns-verify` crate (usable by any
+//! rustls client on its own); ctdns re-exports them as [`ct`], [`tls`] and `pki`.
 //!
 //! # The verifier, for any rustls client
 //!
@@ -46,19 +48,37 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod ct;
+/// Certificate Transparency (re-exported from the `ctdns-verify` crate).
+pub use ctdns_verify::ct;
 #[cfg(feature = "testkit")]
 pub mod demo;
 pub mod events;
 pub mod evidence;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    //! Internals exported for the cargo-fuzz targets (`fuzz/`) only, with the feature
+    //! `fuzzing`; not part of the stable API.
+
+    pub use crate::upstream::doh::{check_head, PreparedQuery};
+
+    /// Split one complete length-prefixed DNS-over-TLS frame off the front of `buf`, if
+    /// there is one (what the DoT reader does with the bytes of a connection).
+    pub fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+        crate::upstream::dot::take_frame(buf)
+    }
+}
 pub mod metrics;
 #[cfg(feature = "testkit")]
 pub mod pki;
+pub mod provider {
+    //! The crypto provider and hashes (re-exported from the `ctdns-verify` crate).
+    pub use ctdns_verify::provider::*;
+}
 pub mod privileges;
 pub mod runtime;
 pub mod safe_file;

@@ -33,7 +33,7 @@ fn list(name: &str) -> String {
 
 fn bundled() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("certs/ct_log_list.json")
+        .join("crates/ctdns-verify/certs/ct_log_list.json")
         .to_string_lossy()
         .into_owned()
 }

@@ -576,7 +576,7 @@ fn log_list_mutation_seeds(out: &Out) -> Result<()> {
     }
     let mut own = vec![0u8];
     own.extend(fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/ct_log_list.json"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/ctdns-verify/certs/ct_log_list.json"),
     )?);
     out.write("log_list", "bundled", &own)?;
     let mut test = vec![0u8];

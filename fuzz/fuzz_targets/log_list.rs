@@ -15,7 +15,7 @@ use ctdns_fuzz::PKI_LOG_LIST_JSON;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
-const BUNDLED: &[u8] = include_bytes!("../../certs/ct_log_list.json");
+const BUNDLED: &[u8] = include_bytes!("../../crates/ctdns-verify/certs/ct_log_list.json");
 
 fn bases() -> &'static [Value; 2] {
     static BASES: OnceLock<[Value; 2]> = OnceLock::new();

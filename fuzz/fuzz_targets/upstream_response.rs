@@ -4,7 +4,7 @@
 //! The input is split (see `ctdns_fuzz::split`) into `flags, query, upstream bytes`. A
 //! query that is not a usable stub query is replaced by a fixed one. Then:
 //! - DoT: the query is padded (`pad_query`) as the DoT transport sends it; the upstream
-//!   bytes are a TCP stream cut into frames by `dot::take_frame`; each frame goes through
+//!   bytes are a TCP stream cut into frames by `take_frame` (the DoT reader's); each frame goes through
 //!   the checks of the DoT reader (`Header::parse`, QR, `wire::question` equal to the
 //!   query's), then `set_message_id` and `strip_opt` (when an OPT was added) or `layout`;
 //! - DoH: `PreparedQuery::new` (padded as DoT pads) + `accept_response` on the whole
@@ -21,8 +21,7 @@
 use ctdns::stub::answer::Answer;
 use ctdns::stub::message::{classify, Classified, ClientQuery};
 use ctdns::stub::{CacheOptions, Protocol};
-use ctdns::upstream::doh::{check_head, PreparedQuery};
-use ctdns::upstream::dot::take_frame;
+use ctdns::fuzzing::{check_head, take_frame, PreparedQuery};
 use ctdns::upstream::msgid::{message_id, set_message_id};
 use ctdns::upstream::padding::{pad_query, strip_opt, PadOutcome, QUERY_BLOCK};
 use ctdns::wire::{self, Header};

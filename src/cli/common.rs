@@ -27,7 +27,7 @@ pub struct CtArgs {
     #[arg(long, value_name = "FILE.pem")]
     pub roots: Option<PathBuf>,
     /// CT policy.
-    #[arg(long, value_enum, default_value = "chrome")]
+    #[arg(long, default_value = "chrome", value_parser = policy_parser())]
     pub policy: PolicyKind,
     /// Maximum log list age in days before warning (or refusing with --refuse-stale-list).
     #[arg(long, default_value_t = 70)]
@@ -35,6 +35,13 @@ pub struct CtArgs {
     /// Refuse when the log list is older than --max-list-age-days.
     #[arg(long)]
     pub refuse_stale_list: bool,
+}
+
+/// `chrome` or `apple`, listed in `--help` and completions.
+fn policy_parser() -> impl clap::builder::TypedValueParser<Value = PolicyKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["chrome", "apple"])
+        .try_map(|s| s.parse::<PolicyKind>())
 }
 
 /// The checker for CLI options.

@@ -5,10 +5,8 @@ use std::path::{Path, PathBuf};
 
 use time::{Duration, OffsetDateTime};
 
-use super::ca::{default_logs, PkiOptions, TestPki};
-use super::leaf::{IssuedLeaf, SctSpec};
-use super::PkiError;
 use crate::safe_file::{MODE_PRIVATE as PRIVATE, MODE_PUBLIC as PUBLIC};
+use ctdns_verify::pki::{default_logs, IssuedLeaf, PkiError, PkiOptions, SctSpec, TestPki};
 
 /// The files [`write_files`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -36,10 +36,15 @@ use self::classify::{classify, Failure};
 use self::connection::{Conn, Dialer, ALPN_H2};
 pub(crate) use self::error::ConnectionGone;
 pub use self::error::{DohError, EndpointError};
-#[doc(hidden)]
+// Public only with the feature `fuzzing`, for the fuzz targets (`ctdns::fuzzing`).
+#[cfg(feature = "fuzzing")]
 pub use self::message::PreparedQuery;
-#[doc(hidden)]
+#[cfg(not(feature = "fuzzing"))]
+use self::message::PreparedQuery;
+#[cfg(feature = "fuzzing")]
 pub use self::request::check_head;
+#[cfg(not(feature = "fuzzing"))]
+use self::request::check_head;
 use self::request::RequestTarget;
 use super::connect::{self, SessionInfo};
 use super::deadline::Deadline;

@@ -567,9 +567,8 @@ impl QuickAck {
 }
 
 /// Split one complete length-prefixed frame off the front of `buf`, if there is one.
-/// Public (hidden) only for the fuzz targets.
-#[doc(hidden)]
-pub fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+/// Exported for the fuzz targets as `ctdns::fuzzing::take_frame` (feature `fuzzing`).
+pub(crate) fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     let len = usize::from(wire::read_u16(buf, 0)?);
     let end = 2 + len;
     let frame = buf.get(2..end)?.to_vec();

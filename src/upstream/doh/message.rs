@@ -10,9 +10,9 @@ use super::DohError;
 use crate::upstream::query::Prepared;
 use crate::upstream::UpstreamError;
 
-/// A validated query ready to be sent over DoH. Public (hidden) only for the fuzz targets.
+/// A validated query ready to be sent over DoH. Exported only with the feature `fuzzing`,
+/// for the fuzz targets.
 #[derive(Debug, Clone)]
-#[doc(hidden)]
 pub struct PreparedQuery {
     /// The checked, padded query.
     prepared: Prepared,
@@ -24,7 +24,9 @@ pub struct PreparedQuery {
 
 impl PreparedQuery {
     /// Checks that `query` is a DNS query and prepares its wire form with ID 0, padded to a
-    /// multiple of 128 bytes ([`Prepared::new`]).
+    /// multiple of 128 bytes ([`Prepared::new`]). For tests and the fuzz targets (feature
+    /// `fuzzing`); the transport calls [`PreparedQuery::with_padding`].
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn new(query: &[u8]) -> Result<Self, UpstreamError> {
         Self::with_padding(query, true)
     }

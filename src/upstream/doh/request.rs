@@ -89,8 +89,8 @@ impl RequestTarget {
 }
 
 /// Checks the response head: status 200, content type `application/dns-message`, and a
-/// declared length (if any) within `limit`. Public (hidden) only for the fuzz targets.
-#[doc(hidden)]
+/// declared length (if any) within `limit`. Exported only with the feature `fuzzing`, for
+/// the fuzz targets.
 pub fn check_head<B>(response: &Response<B>, limit: usize) -> Result<(), DohError> {
     let status = response.status();
     if status != StatusCode::OK {

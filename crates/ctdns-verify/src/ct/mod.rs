@@ -14,12 +14,9 @@ pub mod signed_data;
 
 pub use sct::{LogId, Sct};
 
-/// SHA-256 with the same crypto provider rustls uses (ring).
+/// SHA-256 of `data` (see [`crate::provider::sha256`]).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    crate::provider::sha256(data)
 }
 
 /// Where an SCT was delivered.

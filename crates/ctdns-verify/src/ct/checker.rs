@@ -56,6 +56,16 @@ impl CtChecker {
         }
     }
 
+    /// The same checker verifying SCT signatures with `algs` (a crypto provider's
+    /// `signature_verification_algorithms.all`) instead of [`default_algorithms`].
+    pub fn with_algorithms(
+        mut self,
+        algs: &'static [&'static dyn SignatureVerificationAlgorithm],
+    ) -> Self {
+        self.algs = algs;
+        self
+    }
+
     /// The same checker verifying every SCT signature with a public-key operation each
     /// time, remembering nothing.
     pub fn without_signature_memo(mut self) -> Self {

@@ -73,13 +73,13 @@ impl MemoKey {
         wanted: &AlgorithmIdentifier,
         candidates: &[&'static dyn SignatureVerificationAlgorithm],
     ) -> Self {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut ctx = <sha2::Sha256 as sha2::Digest>::new();
         let mut field = |bytes: &[u8]| {
             // Lengths above u32 cannot occur (the signed data is bounded by its u24 length
             // field); saturating keeps the prefix well defined regardless.
             let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-            ctx.update(&len.to_be_bytes());
-            ctx.update(bytes);
+            sha2::Digest::update(&mut ctx, len.to_be_bytes());
+            sha2::Digest::update(&mut ctx, bytes);
         };
         field(KEY_LABEL);
         field(log_spki);
@@ -95,10 +95,7 @@ impl MemoKey {
             field(alg.public_key_alg_id().as_ref());
             field(alg.signature_alg_id().as_ref());
         }
-        let digest = ctx.finish();
-        let mut key = [0u8; 32];
-        key.copy_from_slice(digest.as_ref());
-        MemoKey(key)
+        MemoKey(sha2::Digest::finalize(ctx).into())
     }
 }
 

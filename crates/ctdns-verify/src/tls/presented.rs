@@ -45,7 +45,7 @@ impl Presented {
                 Ok((_, cert)) => (
                     cert.subject().to_string(),
                     cert.issuer().to_string(),
-                    Some(crate::evidence::format_time(
+                    Some(crate::timefmt::format_time(
                         cert.validity().not_after.timestamp().max(0).unsigned_abs(),
                     )),
                 ),

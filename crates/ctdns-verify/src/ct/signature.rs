@@ -1,7 +1,7 @@
 //! SCT signature verification with the rustls crypto provider's own algorithms.
 //!
 //! No second crypto stack: the log's signature is checked by one of the
-//! [`SignatureVerificationAlgorithm`]s rustls (ring) already uses for certificate
+//! [`SignatureVerificationAlgorithm`]s rustls' provider already uses for certificate
 //! chains. The algorithm is chosen by matching the log key's `AlgorithmIdentifier`
 //! against `public_key_alg_id()` and the SCT's `(hash, signature)` pair against
 //! `signature_alg_id()`:
@@ -37,7 +37,7 @@ pub enum SctSignatureError {
     /// The log key is not a well-formed DER `SubjectPublicKeyInfo`.
     #[error("SCT signature: malformed log public key")]
     MalformedLogKey,
-    /// No available algorithm accepts the log key's type (e.g. a curve ring lacks).
+    /// No available algorithm accepts the log key's type (e.g. a curve the provider lacks).
     #[error("SCT signature: unsupported log public key algorithm")]
     UnsupportedLogKey,
     /// The signature does not verify over the reconstructed signed data.
@@ -48,12 +48,13 @@ pub enum SctSignatureError {
     SignedData(#[from] SignedDataError),
 }
 
-/// The signature verification algorithms of rustls' ring provider (the same list it
-/// uses for certificate chains).
+/// The signature verification algorithms of the crate's default crypto provider
+/// ([`crate::provider::default_provider`]: ring, or aws-lc-rs), the same list it uses for
+/// certificate chains.
 pub fn default_algorithms() -> &'static [&'static dyn SignatureVerificationAlgorithm] {
     static ALGS: OnceLock<&'static [&'static dyn SignatureVerificationAlgorithm]> = OnceLock::new();
     ALGS.get_or_init(|| {
-        rustls::crypto::ring::default_provider()
+        crate::provider::default_provider()
             .signature_verification_algorithms
             .all
     })
@@ -385,14 +386,18 @@ mod tests {
             verify_sct_signature(&sct, entry, &spki, &[]),
             Err(SctSignatureError::UnsupportedLogKey)
         );
-        // A P-521 key: no ring algorithm takes it.
-        let p521 = [
-            der::element(tag::SEQUENCE, &alg_id::ECDSA_P521),
+        // A DSA key (id-dsa, 1.2.840.10040.4.1): neither ring's nor aws-lc-rs' provider
+        // takes it. (A P-521 key is provider-dependent: aws-lc-rs verifies P-521, ring not.)
+        let dsa = [
+            der::element(
+                tag::SEQUENCE,
+                &der::element(tag::OID, &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01]),
+            ),
             der::element(tag::BIT_STRING, &[0, 4, 1, 2]),
         ]
         .concat();
         assert_eq!(
-            verify_sct_signature(&sct, entry, &der::element(tag::SEQUENCE, &p521), algs),
+            verify_sct_signature(&sct, entry, &der::element(tag::SEQUENCE, &dsa), algs),
             Err(SctSignatureError::UnsupportedLogKey)
         );
     }

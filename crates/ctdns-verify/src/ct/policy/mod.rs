@@ -70,16 +70,7 @@ pub struct SctInput {
 /// Which published policy the rules follow: `ct.policy` in the configuration and
 /// `--policy` on the command line (`chrome` or `apple`).
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyKind {
@@ -88,6 +79,23 @@ pub enum PolicyKind {
     Chrome,
     /// Apple's CT policy.
     Apple,
+}
+
+/// A policy name that is neither `chrome` nor `apple`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown CT policy `{0}` (expected `chrome` or `apple`)")]
+pub struct UnknownPolicy(pub String);
+
+impl std::str::FromStr for PolicyKind {
+    type Err = UnknownPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "chrome" => Ok(PolicyKind::Chrome),
+            "apple" => Ok(PolicyKind::Apple),
+            other => Err(UnknownPolicy(other.to_string())),
+        }
+    }
 }
 
 impl fmt::Display for PolicyKind {

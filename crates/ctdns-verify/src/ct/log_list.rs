@@ -1091,7 +1091,7 @@ mod schema_names {
 }
 
 /// Unix milliseconds as RFC 3339 (for messages); the raw number if out of range.
-pub(crate) fn fmt_ms(ms: u64) -> String {
+pub fn fmt_ms(ms: u64) -> String {
     let formatted = i128::from(ms)
         .checked_mul(1_000_000)
         .and_then(|ns| time::OffsetDateTime::from_unix_timestamp_nanos(ns).ok())
@@ -1180,7 +1180,11 @@ mod tests {
 
     macro_rules! list_file {
         ($name:literal) => {
-            include_bytes!(concat!("../../tests/data/ct-vectors/loglists/", $name)).as_slice()
+            include_bytes!(concat!(
+                "../../../../tests/data/ct-vectors/loglists/",
+                $name
+            ))
+            .as_slice()
         };
     }
 
@@ -1191,7 +1195,7 @@ mod tests {
     const ANDROID: &[u8] = list_file!("android_log_list_v85.28_2026-03-27.json");
     const APPLE: &[u8] = list_file!("apple_current_log_list_2026-04-01.json");
     const FIXTURE: &[u8] =
-        include_bytes!("../../tests/data/ct-vectors/google-ct-go/loglist3-test-fixture.json");
+        include_bytes!("../../../../tests/data/ct-vectors/google-ct-go/loglist3-test-fixture.json");
 
     fn id(b64: &str) -> LogId {
         let v = base64::engine::general_purpose::STANDARD
@@ -2025,11 +2029,11 @@ mod tests {
         // The constants are SHA-256 of the public halves of the published private keys.
         for (pem, want) in [
             (
-                include_str!("../../tests/data/ct-vectors/mimics/mimic1.pem"),
+                include_str!("../../../../tests/data/ct-vectors/mimics/mimic1.pem"),
                 MIMIC_LOG_IDS[0],
             ),
             (
-                include_str!("../../tests/data/ct-vectors/mimics/mimic2.pem"),
+                include_str!("../../../../tests/data/ct-vectors/mimics/mimic2.pem"),
                 MIMIC_LOG_IDS[1],
             ),
         ] {
@@ -2046,7 +2050,7 @@ mod tests {
     fn a_mimic_log_loads_but_is_marked() {
         use rcgen::PublicKeyData;
         let kp = rcgen::KeyPair::from_pem(include_str!(
-            "../../tests/data/ct-vectors/mimics/mimic1.pem"
+            "../../../../tests/data/ct-vectors/mimics/mimic1.pem"
         ))
         .unwrap();
         let spki = kp.subject_public_key_info();

@@ -33,7 +33,7 @@
 //! its verdict is the first failed rule, the refusal `verify` decides.
 //!
 //! Every connection runs all of them: the client configuration built by
-//! [`crate::tls::client_config`] disables session resumption (which would skip
+//! `ctdns::tls::client_config` disables session resumption (which would skip
 //! `verify_server_cert`) and 0-RTT (which would send DNS bytes before verification).
 
 use std::collections::HashSet;
@@ -483,7 +483,7 @@ pub trait RefusalObserver: Send + Sync + fmt::Debug {
 }
 
 /// The CT-enforcing certificate verifier. Build one per upstream (cheap: the log list and
-/// roots are shared behind `Arc`s), and use it with [`crate::tls::client_config`].
+/// roots are shared behind `Arc`s), and use it with `ctdns::tls::client_config`.
 #[derive(Clone)]
 pub struct CtVerifier {
     roots: Arc<Vec<TrustAnchor<'static>>>,
@@ -529,7 +529,7 @@ impl CtVerifier {
             name_mode: false,
             observers: Vec::new(),
             label: String::new(),
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            provider: crate::provider::default_provider(),
         }
     }
 
@@ -599,7 +599,17 @@ impl CtVerifier {
         self
     }
 
-    /// The crypto provider (ring) used for chains, handshakes and SCTs alike.
+    /// Use `provider` for chains, handshake signatures, OCSP and SCT signatures alike
+    /// (instead of [`crate::provider::default_provider`]).
+    pub fn with_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.checker = self
+            .checker
+            .with_algorithms(provider.signature_verification_algorithms.all);
+        self.provider = provider;
+        self
+    }
+
+    /// The crypto provider used for chains, handshakes and SCTs alike.
     pub fn provider(&self) -> &Arc<CryptoProvider> {
         &self.provider
     }
@@ -1022,6 +1032,7 @@ impl CtVerifier {
                     return Ok(());
                 }
                 tracing::warn!(
+                target: crate::events::TARGET,
                     event = crate::events::LOG_LIST_STALE,
                     age_days = age.as_secs() / 86_400,
                     max_days = self.staleness.max_age.as_secs() / 86_400,
@@ -1274,6 +1285,7 @@ impl CtVerifier {
         };
         // The `refusal` event of the operator event stream (crate::events, README).
         tracing::warn!(
+                target: crate::events::TARGET,
             event = crate::events::REFUSAL,
             upstream = %self.label,
             rule = refused.refusal.rule(),

@@ -566,7 +566,7 @@ fn future_timestamps_never_count() {
 fn mimic_logs_never_count_even_when_listed() {
     use rcgen::PublicKeyData;
     // The mimic log's id is SHA-256 of its published public key (parsed, not generated).
-    let mimic_pem = include_str!("../../../tests/data/ct-vectors/mimics/mimic1.pem");
+    let mimic_pem = include_str!("../../../../../tests/data/ct-vectors/mimics/mimic1.pem");
     let spki = rcgen::KeyPair::from_pem(mimic_pem)
         .unwrap()
         .subject_public_key_info();
@@ -1289,4 +1289,15 @@ fn configured_minimums_only_raise_and_name_the_setting() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn policy_names_parse_and_print_back() {
+    for kind in [PolicyKind::Chrome, PolicyKind::Apple] {
+        assert_eq!(kind.to_string().parse::<PolicyKind>(), Ok(kind));
+    }
+    assert_eq!(
+        "Chrome".parse::<PolicyKind>(),
+        Err(UnknownPolicy("Chrome".into()))
+    );
 }

@@ -186,20 +186,20 @@ pub enum StapleIgnored {
     #[error("no response for this certificate (CertID names another serial or issuer)")]
     NotForThisCertificate,
     /// `thisUpdate` is in the future (beyond the allowed clock skew).
-    #[error("thisUpdate {} is in the future", crate::evidence::format_time(*this_update))]
+    #[error("thisUpdate {} is in the future", crate::timefmt::format_time(*this_update))]
     NotYetValid {
         /// `thisUpdate`, Unix seconds.
         this_update: u64,
     },
     /// `nextUpdate` has passed.
-    #[error("stale: nextUpdate {} has passed", crate::evidence::format_time(*next_update))]
+    #[error("stale: nextUpdate {} has passed", crate::timefmt::format_time(*next_update))]
     Expired {
         /// `nextUpdate`, Unix seconds.
         next_update: u64,
     },
     /// No `nextUpdate`, and `thisUpdate` is older than
     /// [`MAX_AGE_WITHOUT_NEXT_UPDATE_SECS`].
-    #[error("stale: no nextUpdate and thisUpdate {} is more than 7 days old", crate::evidence::format_time(*this_update))]
+    #[error("stale: no nextUpdate and thisUpdate {} is more than 7 days old", crate::timefmt::format_time(*this_update))]
     TooOld {
         /// `thisUpdate`, Unix seconds.
         this_update: u64,
@@ -250,7 +250,7 @@ impl fmt::Display for StapleCheck {
                         write!(
                             f,
                             "revoked at {}",
-                            crate::evidence::format_time(r.revoked_at)
+                            crate::timefmt::format_time(r.revoked_at)
                         )?;
                         if let Some(reason) = r.reason {
                             write!(f, " ({reason})")?;
@@ -266,10 +266,10 @@ impl fmt::Display for StapleCheck {
                 write!(
                     f,
                     ", thisUpdate {}",
-                    crate::evidence::format_time(v.this_update)
+                    crate::timefmt::format_time(v.this_update)
                 )?;
                 if let Some(next) = v.next_update {
-                    write!(f, ", nextUpdate {}", crate::evidence::format_time(next))?;
+                    write!(f, ", nextUpdate {}", crate::timefmt::format_time(next))?;
                 }
                 f.write_str(")")
             }
@@ -283,7 +283,7 @@ impl serde::Serialize for StapleCheck {
     /// "revocation_reason", "ignored": reason|null, "summary"}`; times RFC 3339.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let time = |t: u64| crate::evidence::format_time(t);
+        let time = |t: u64| crate::timefmt::format_time(t);
         let verified = match self {
             StapleCheck::Verified(v) => Some(v),
             StapleCheck::Ignored(_) => None,
@@ -336,7 +336,7 @@ pub fn describe_revocation(
     let mut out = format!(
         "a verified stapled OCSP response says certificate serial {} was revoked at {}",
         serial_hex(serial),
-        crate::evidence::format_time(*revoked_at)
+        crate::timefmt::format_time(*revoked_at)
     );
     if let Some(reason) = reason {
         out.push_str(&format!(" ({reason})"));
@@ -538,16 +538,17 @@ impl SingleResponse<'_> {
     /// Whether this `CertID` names the certificate with `serial` issued under
     /// `issuer_name` (whole DER `Name`) with key `issuer_key` (BIT STRING contents).
     fn names(&self, serial: &[u8], issuer_name: &[u8], issuer_key: &[u8]) -> bool {
-        let alg: &'static ring::digest::Algorithm = match self.hash_alg {
-            OID_SHA1 => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
-            OID_SHA256 => &ring::digest::SHA256,
-            OID_SHA384 => &ring::digest::SHA384,
-            OID_SHA512 => &ring::digest::SHA512,
+        use sha2::Digest;
+        let digest: fn(&[u8]) -> Vec<u8> = match self.hash_alg {
+            OID_SHA1 => |d| sha1::Sha1::digest(d).to_vec(),
+            OID_SHA256 => |d| sha2::Sha256::digest(d).to_vec(),
+            OID_SHA384 => |d| sha2::Sha384::digest(d).to_vec(),
+            OID_SHA512 => |d| sha2::Sha512::digest(d).to_vec(),
             _ => return false,
         };
         self.serial == serial
-            && ring::digest::digest(alg, issuer_name).as_ref() == self.name_hash
-            && ring::digest::digest(alg, issuer_key).as_ref() == self.key_hash
+            && digest(issuer_name) == self.name_hash
+            && digest(issuer_key) == self.key_hash
     }
 
     /// `Ok` when current at `now` (Unix seconds), else why not.

@@ -421,7 +421,10 @@ mod tests {
     use crate::ct::der::element;
 
     fn vector(rel: &str) -> Vec<u8> {
-        let path = format!("{}/tests/data/ct-vectors/{rel}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../tests/data/ct-vectors/{rel}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
