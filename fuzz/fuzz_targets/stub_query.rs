@@ -43,7 +43,7 @@ struct TableTransport {
 impl TableTransport {
     fn answer(&self, query: &[u8]) -> Result<Vec<u8>, UpstreamError> {
         let q = Message::from_vec(query)
-            .map_err(|e| UpstreamError::BadQuery(format!("stub sent an undecodable query: {e}")))?;
+            .map_err(|e| UpstreamError::ConnectionLost(format!("stub sent an undecodable query: {e}")))?;
         let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
         m.metadata.recursion_desired = true;
         m.metadata.recursion_available = true;
@@ -100,7 +100,7 @@ impl TableTransport {
             }
             3 => return Ok(self.raw.clone()),
             4 => {
-                return Err(UpstreamError::BadResponse(
+                return Err(UpstreamError::ConnectionLost(
                     "table entry: transport error".into(),
                 ))
             }
@@ -123,7 +123,7 @@ impl TableTransport {
             }
         }
         m.to_vec()
-            .map_err(|e| UpstreamError::BadResponse(format!("table answer does not encode: {e}")))
+            .map_err(|e| UpstreamError::ConnectionLost(format!("table answer does not encode: {e}")))
     }
 }
 
