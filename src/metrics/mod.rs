@@ -264,6 +264,7 @@ impl Collector for Scrape {
         let mut durations = Vec::new();
         let mut refusals = Vec::new();
         let mut ups = Vec::new();
+        let mut latency = Vec::new();
         for s in &stats {
             for (outcome, n) in s.outcomes {
                 let mut l = up(&s.name);
@@ -277,6 +278,10 @@ impl Collector for Scrape {
                 refusals.push((l, *n));
             }
             ups.push((up(&s.name), i64::from(s.up)));
+            if let Some(estimate) = s.latency_estimate {
+                let micros = i64::try_from(estimate.as_micros()).unwrap_or(i64::MAX);
+                latency.push((up(&s.name), micros));
+            }
         }
         counters(
             &mut enc,
@@ -295,6 +300,12 @@ impl Collector for Scrape {
             "ctdns_upstream_up",
             "1 while the upstream's last attempt succeeded (or none was made yet), 0 from a failure until the next success.",
             &ups,
+        )?;
+        gauges(
+            &mut enc,
+            "ctdns_upstream_latency_estimate_microseconds",
+            "Decaying (EWMA) estimate of each upstream's answer latency, failures counted as the per-attempt timeout; what strategy = \"fastest\" orders by.",
+            &latency,
         )?;
         let handshakes: Vec<_> = health.iter().map(|h| (up(&h.name), h.dials)).collect();
         counters(
