@@ -14,6 +14,7 @@ pub struct Unbound {
     /// DoH address.
     pub doh: SocketAddr,
     /// Plain TCP/UDP address (for comparisons only; ctdns never uses it).
+    #[allow(dead_code)]
     pub plain: SocketAddr,
     /// Its working directory.
     pub dir: PathBuf,
@@ -34,7 +35,21 @@ pub use ports::free_port;
 impl Unbound {
     /// Start unbound in `dir` serving the certificate chain `chain_pem` with `key_pem`.
     /// `local_data` lines are `"name. TTL IN TYPE rdata"`.
+    #[allow(dead_code)]
     pub fn start(dir: &Path, chain_pem: &Path, key_pem: &Path, local_data: &[&str]) -> Unbound {
+        Self::start_with(dir, chain_pem, key_pem, local_data, &[])
+    }
+
+    /// [`Unbound::start`] with `extra` lines added to its `server:` section (e.g.
+    /// `"tcp-idle-timeout: 1000"`).
+    #[allow(dead_code)]
+    pub fn start_with(
+        dir: &Path,
+        chain_pem: &Path,
+        key_pem: &Path,
+        local_data: &[&str],
+        extra: &[&str],
+    ) -> Unbound {
         let bin = unbound_binary().expect("unbound is installed (scripts/test.sh installs it)");
         let (dot, doh, plain) = (free_port(), free_port(), free_port());
         let mut conf = format!(
@@ -50,6 +65,9 @@ impl Unbound {
         );
         for line in local_data {
             conf.push_str(&format!("  local-data: \"{line}\"\n"));
+        }
+        for line in extra {
+            conf.push_str(&format!("  {line}\n"));
         }
         conf.push_str("remote-control:\n  control-enable: no\n");
         let conf_path = dir.join("unbound.conf");
