@@ -173,6 +173,19 @@ fn gauges(
     Ok(())
 }
 
+fn gauges_f64(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels, f64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(*value).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 fn info(
     enc: &mut DescriptorEncoder,
     name: &str,
@@ -279,8 +292,7 @@ impl Collector for Scrape {
             }
             ups.push((up(&s.name), i64::from(s.up)));
             if let Some(estimate) = s.latency_estimate {
-                let micros = i64::try_from(estimate.as_micros()).unwrap_or(i64::MAX);
-                latency.push((up(&s.name), micros));
+                latency.push((up(&s.name), estimate.as_secs_f64()));
             }
         }
         counters(
@@ -301,9 +313,9 @@ impl Collector for Scrape {
             "1 while the upstream's last attempt succeeded (or none was made yet), 0 from a failure until the next success.",
             &ups,
         )?;
-        gauges(
+        gauges_f64(
             &mut enc,
-            "ctdns_upstream_latency_estimate_microseconds",
+            "ctdns_upstream_latency_estimate_seconds",
             "Decaying (EWMA) estimate of each upstream's answer latency, failures counted as the per-attempt timeout; what strategy = \"fastest\" orders by.",
             &latency,
         )?;
