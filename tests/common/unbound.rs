@@ -40,15 +40,14 @@ impl Unbound {
         Self::start_with(dir, chain_pem, key_pem, local_data, &[])
     }
 
-    /// [`Unbound::start`] with `extra` lines added to its `server:` section (e.g.
-    /// `"tcp-idle-timeout: 1000"`).
-    #[allow(dead_code)]
+    /// [`Unbound::start`] with extra `server:` options, e.g. `"log-queries: yes"` (every
+    /// query it receives is logged to `unbound.log`, see [`Unbound::log`]).
     pub fn start_with(
         dir: &Path,
         chain_pem: &Path,
         key_pem: &Path,
         local_data: &[&str],
-        extra: &[&str],
+        server_options: &[&str],
     ) -> Unbound {
         let bin = unbound_binary().expect("unbound is installed (scripts/test.sh installs it)");
         let (dot, doh, plain) = (free_port(), free_port(), free_port());
@@ -66,8 +65,8 @@ impl Unbound {
         for line in local_data {
             conf.push_str(&format!("  local-data: \"{line}\"\n"));
         }
-        for line in extra {
-            conf.push_str(&format!("  {line}\n"));
+        for option in server_options {
+            conf.push_str(&format!("  {option}\n"));
         }
         conf.push_str("remote-control:\n  control-enable: no\n");
         let conf_path = dir.join("unbound.conf");
@@ -96,6 +95,12 @@ impl Unbound {
     #[allow(dead_code)]
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What unbound has logged so far (its stderr).
+    #[allow(dead_code)]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("unbound.log")).unwrap_or_default()
     }
 
     fn wait_ready(&self) {
