@@ -178,6 +178,41 @@ async fn after_the_servers_keepalive_timeout_the_next_query_opens_a_new_connecti
     assert_eq!(pool.health()[0].consecutive_failures, 0);
 }
 
+/// ctdns closes before the server does: unbound keeps idle connections 3 s and says so;
+/// ctdns counts a connection as expiring 0.75 s earlier (`keepalive_margin`). A query after
+/// 2.5 s of silence, while unbound still holds the connection, goes on a new one; the same
+/// transport with the keepalive option off reuses the old one.
+#[tokio::test]
+async fn the_connection_is_replaced_before_the_server_closes_it() {
+    let f = fixture(&[
+        "edns-tcp-keepalive: yes",
+        "edns-tcp-keepalive-timeout: 3000",
+        "tcp-idle-timeout: 3000",
+    ]);
+    assert_eq!(
+        ctdns::upstream::dot::keepalive_margin(Duration::from_secs(3)),
+        Duration::from_millis(750)
+    );
+    let (on, on_pool) = f.pool(DotOptions::default());
+    let (off, off_pool) = f.pool(DotOptions {
+        keepalive: false,
+        ..DotOptions::default()
+    });
+    assert_answered(&on_pool.query(&query(1, None)).await.unwrap(), 1);
+    assert_answered(&off_pool.query(&query(1, None)).await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_answered(&on_pool.query(&query(2, None)).await.unwrap(), 2);
+    assert_answered(&off_pool.query(&query(2, None)).await.unwrap(), 2);
+    assert_eq!(on.dial_stats().dials, 2, "replaced before unbound's 3 s");
+    assert_eq!(
+        off.dial_stats().dials,
+        1,
+        "without keepalive: still open, reused"
+    );
+    assert_eq!(on.idle_retries() + off.idle_retries(), 0);
+    assert_eq!(outcomes(&on_pool), vec![(AttemptOutcome::Ok, 2)]);
+}
+
 /// With the keepalive option off on both sides, unbound closes idle connections after 1 s
 /// without saying so in advance: still one attempt per query, no failure counted.
 #[tokio::test]
