@@ -105,6 +105,11 @@ pub struct Config {
     /// Maximum concurrent local TCP connections.
     #[serde(default = "default_max_tcp")]
     pub max_tcp_connections: usize,
+    /// How queries are spread over the upstreams that are up: `ordered` (default: the
+    /// first that is up), `fastest` (lowest decaying latency estimate, with probes of the
+    /// others) or `round_robin`. Failover and backoff apply with each.
+    #[serde(default)]
+    pub strategy: crate::upstream::pool::Strategy,
     /// Client networks served (CIDR); queries from elsewhere get REFUSED. Default: loopback
     /// only (`127.0.0.0/8`, `::1/128`).
     #[serde(default = "default_allow")]
@@ -596,6 +601,7 @@ impl Default for Config {
             query_timeout_ms: default_query_timeout_ms(),
             tcp_idle_timeout_ms: default_tcp_idle_ms(),
             max_tcp_connections: default_max_tcp(),
+            strategy: crate::upstream::pool::Strategy::default(),
             allow: default_allow(),
             rate_limit: RateLimitConfig::default(),
             cache: CacheConfig::default(),
@@ -1078,6 +1084,30 @@ mod tests {
         let name: HostName = serde_json::from_str("\"dns.example\"").unwrap();
         assert_eq!(name.as_str(), "dns.example");
         assert!(serde_json::from_str::<HostName>("\"a b\"").is_err());
+    }
+
+    #[test]
+    fn strategy_defaults_to_ordered_and_reads_back() {
+        use crate::upstream::pool::Strategy;
+        assert_eq!(Config::from_toml("").unwrap().strategy, Strategy::Ordered);
+        for (text, want) in [
+            ("ordered", Strategy::Ordered),
+            ("fastest", Strategy::Fastest),
+            ("round_robin", Strategy::RoundRobin),
+        ] {
+            let c = Config::from_toml(&format!("strategy = \"{text}\"")).unwrap();
+            assert_eq!(c.strategy, want);
+            assert_eq!(text.parse::<Strategy>().unwrap(), want);
+            // What `ctdns config show` prints reads back to the same configuration.
+            let shown = toml::to_string(&c.effective()).unwrap();
+            assert!(shown.contains(&format!("strategy = \"{text}\"")), "{shown}");
+            let back = Config::from_toml(&shown).unwrap();
+            assert_eq!(back.strategy, want);
+            assert_eq!(back.upstreams, c.effective().upstreams);
+        }
+        let e = Config::from_toml("strategy = \"random\"").unwrap_err();
+        assert!(e.to_string().contains("strategy"), "{e}");
+        assert!("random".parse::<Strategy>().is_err());
     }
 
     #[test]

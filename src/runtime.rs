@@ -327,6 +327,7 @@ pub fn pool(config: &Config, trust: &Trust) -> Result<Arc<Pool>, SetupError> {
     let opts = PoolOptions {
         query_timeout,
         per_attempt_timeout: query_timeout / 2,
+        strategy: config.strategy,
         ..PoolOptions::default()
     };
     Ok(Arc::new(Pool::new(transports, opts)))

@@ -338,17 +338,20 @@ async fn queries_are_padded_to_128_byte_blocks() -> TestResult {
         let m = Message::from_vec(q)?;
         let edns = m.edns.ok_or("padded query has an OPT record")?;
         assert!(edns.option(EdnsCode::Padding).is_some());
+        // RFC 7828 §3.2.1: the empty edns-tcp-keepalive option asks for the idle timeout.
+        assert!(edns.option(EdnsCode::Keepalive).is_some());
         lengths.insert(q.len());
     }
     // The long name needs a second block; the short ones fit the first.
     assert_eq!(lengths, HashSet::from([128, 256]));
 
-    // With padding off, the query goes out as sent, apart from the message ID.
+    // With padding and keepalive off, the query goes out as sent, apart from the message ID.
     let plain = dot(
         &server,
         &client_config(&pki.root)?,
         DotOptions {
             padding: false,
+            keepalive: false,
             ..quick_opts()
         },
     );

@@ -280,6 +280,14 @@ fn metrics_move_with_queries_and_refusals_and_promtool_accepts_them() {
         value(&after, &format!("ctdns_upstream_up{{{honest_label}}}")),
         Some(1.0)
     );
+    // The latency estimate of the honest upstream (it answered): positive, well under the
+    // query timeout.
+    let estimate = value(
+        &after,
+        &format!("ctdns_upstream_latency_estimate_seconds{{{honest_label}}}"),
+    )
+    .expect("a latency estimate for the upstream that answered");
+    assert!(estimate > 0.0 && estimate < 5.0, "{estimate}");
     assert_eq!(
         value(
             &after,

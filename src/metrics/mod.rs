@@ -173,6 +173,19 @@ fn gauges(
     Ok(())
 }
 
+fn gauges_f64(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels, f64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(*value).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 fn info(
     enc: &mut DescriptorEncoder,
     name: &str,
@@ -264,6 +277,7 @@ impl Collector for Scrape {
         let mut durations = Vec::new();
         let mut refusals = Vec::new();
         let mut ups = Vec::new();
+        let mut latency = Vec::new();
         for s in &stats {
             for (outcome, n) in s.outcomes {
                 let mut l = up(&s.name);
@@ -277,6 +291,9 @@ impl Collector for Scrape {
                 refusals.push((l, *n));
             }
             ups.push((up(&s.name), i64::from(s.up)));
+            if let Some(estimate) = s.latency_estimate {
+                latency.push((up(&s.name), estimate.as_secs_f64()));
+            }
         }
         counters(
             &mut enc,
@@ -295,6 +312,12 @@ impl Collector for Scrape {
             "ctdns_upstream_up",
             "1 while the upstream's last attempt succeeded (or none was made yet), 0 from a failure until the next success.",
             &ups,
+        )?;
+        gauges_f64(
+            &mut enc,
+            "ctdns_upstream_latency_estimate_seconds",
+            "Decaying (EWMA) estimate of each upstream's answer latency, failures counted as the per-attempt timeout; what strategy = \"fastest\" orders by.",
+            &latency,
         )?;
         let handshakes: Vec<_> = health.iter().map(|h| (up(&h.name), h.dials)).collect();
         counters(

@@ -23,6 +23,18 @@
 //! `stall_timeout` with no byte received since it was sent). Closing fails every query still
 //! outstanding on that connection with [`UpstreamError::ConnectionLost`], so the pool can
 //! retry it elsewhere; the next query opens a new connection.
+//!
+//! # Idle connections (RFC 7828)
+//! With `keepalive` on (the default), every query carries an empty edns-tcp-keepalive
+//! option ([`super::keepalive`]; stripped from the answer again when ctdns added it), and
+//! the idle timeout the server announces in its answers is remembered per connection. A
+//! connection then counts as expiring at its last activity plus the smaller of the server's
+//! timeout (less [`keepalive_margin`]) and `idle_timeout`: it is closed then, and a query
+//! arriving later opens a new connection instead of writing into one the server is about
+//! to close. A server that closes silently (no keepalive option, or earlier than it said)
+//! is covered too: a query whose connection had been idle for at least `idle_retry_after`
+//! and is lost before its answer is sent again at once on a new connection, once, inside
+//! the transport, so the pool sees no failure ([`DotTransport::idle_retries`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,6 +55,7 @@ use tracing::{debug, warn};
 use super::connect::{self, SessionInfo};
 use super::deadline::Deadline;
 use super::dial::{DialCounters, LastFailure};
+use super::keepalive;
 use super::msgid::IdAllocator;
 use super::query::Prepared;
 use super::{BoxFuture, DialStats, Transport, UpstreamError};
@@ -71,6 +84,12 @@ pub struct DotOptions {
     pub max_in_flight: usize,
     /// Pad queries with EDNS(0) Padding to 128-byte blocks (RFC 8467).
     pub padding: bool,
+    /// Ask for the server's idle timeout with the edns-tcp-keepalive option (RFC 7828) and
+    /// close the connection before the server would ([module docs](self)).
+    pub keepalive: bool,
+    /// A query lost on a connection that had been idle at least this long is retried once at
+    /// once on a new connection, not reported as a failure ([module docs](self)).
+    pub idle_retry_after: Duration,
 }
 
 impl Default for DotOptions {
@@ -82,6 +101,8 @@ impl Default for DotOptions {
             stall_timeout: Duration::from_secs(1),
             max_in_flight: 128,
             padding: true,
+            keepalive: true,
+            idle_retry_after: Duration::from_secs(1),
         }
     }
 }
@@ -98,6 +119,7 @@ pub struct DotTransport {
     current: tokio::sync::Mutex<Slot>,
     generations: AtomicU64,
     dials: DialCounters,
+    idle_retries: AtomicU64,
 }
 
 /// The shared connection, and the last failed attempt to open one.
@@ -141,6 +163,7 @@ impl DotTransport {
             current: tokio::sync::Mutex::new(Slot::default()),
             generations: AtomicU64::new(0),
             dials: DialCounters::default(),
+            idle_retries: AtomicU64::new(0),
             opts: DotOptions {
                 max_in_flight,
                 ..opts
@@ -153,23 +176,54 @@ impl DotTransport {
         self.addr
     }
 
+    /// Queries sent again on a new connection because the connection they were written to,
+    /// idle before them for at least `idle_retry_after`, was lost before their answer.
+    pub fn idle_retries(&self) -> u64 {
+        self.idle_retries.load(Ordering::Relaxed)
+    }
+
     async fn exchange(&self, query: &[u8]) -> Result<Vec<u8>, UpstreamError> {
         let deadline = Deadline::after(self.opts.query_timeout);
-        let prepared = Prepared::new(query, self.opts.padding)?;
-        let question = prepared.question().clone();
+        let prepared = Prepared::with_keepalive(query, self.opts.padding, self.opts.keepalive)?;
 
         let _slot = deadline
             .run(self.slots.acquire())
             .await
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(|_| UpstreamError::ConnectionLost("transport shut down".into()))?;
-        let mut conn = self.connection(&deadline).await?;
+        let (conn, idle) = self.connection(&deadline).await?;
+        match self.send(&prepared, &deadline, Arc::clone(&conn)).await {
+            Err(UpstreamError::ConnectionLost(reason))
+                if idle.is_some_and(|idle| idle >= self.opts.idle_retry_after) =>
+            {
+                // Most likely the server closed the connection during the pause and we wrote
+                // before noticing: not the upstream's failure. Once, on a new connection.
+                debug!(upstream = %self.name, ?idle, %reason,
+                    "connection idle before this query was lost: sending again on a new one");
+                conn.close(format!("lost after {idle:?} idle: {reason}"));
+                self.idle_retries.fetch_add(1, Ordering::Relaxed);
+                let (conn, _) = self.connection(&deadline).await?;
+                self.send(&prepared, &deadline, conn).await
+            }
+            other => other,
+        }
+    }
+
+    /// Send `prepared` on `conn` (or, if it closed before the query was registered, on a new
+    /// connection) and wait for its answer.
+    async fn send(
+        &self,
+        prepared: &Prepared,
+        deadline: &Deadline,
+        mut conn: Arc<Connection>,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let question = prepared.question().clone();
         let (id, reply) = match conn.register(&self.ids, question.clone()) {
             Ok(registered) => registered,
             // The connection closed (e.g. idle timeout) between lookup and registration.
             // Nothing was sent, so opening a new one is safe.
             Err(_) => {
-                conn = self.connection(&deadline).await?;
+                conn = self.connection(deadline).await?.0;
                 conn.register(&self.ids, question)?
             }
         };
@@ -204,15 +258,24 @@ impl DotTransport {
             .map_err(UpstreamError::MalformedResponse)
     }
 
-    /// The live connection, or a new one; or the error of the attempt this query waited for.
-    async fn connection(&self, deadline: &Deadline) -> Result<Arc<Connection>, UpstreamError> {
+    /// The live connection and how long it had been idle, or a new one (`None`); or the
+    /// error of the attempt this query waited for. A live connection that is expiring (its
+    /// idle time, the server's keepalive timeout included, is up) is closed and replaced.
+    async fn connection(
+        &self,
+        deadline: &Deadline,
+    ) -> Result<(Arc<Connection>, Option<Duration>), UpstreamError> {
         let waiting_since = Instant::now();
         let mut current = deadline
             .run(self.current.lock())
             .await
             .map_err(|_| UpstreamError::Timeout)?;
         if let Some(conn) = current.conn.as_ref().filter(|c| c.is_open()) {
-            return Ok(Arc::clone(conn));
+            let (expired, _) = conn.idle_check(self.opts.idle_timeout);
+            if !expired {
+                return Ok((Arc::clone(conn), Some(conn.idle_for())));
+            }
+            conn.close("idle: about to expire (keepalive or idle timeout)".into());
         }
         current.conn = None;
         let conn = current
@@ -220,7 +283,7 @@ impl DotTransport {
             .dial(&self.name, &self.dials, waiting_since, self.open(deadline))
             .await?;
         current.conn = Some(Arc::clone(&conn));
-        Ok(conn)
+        Ok((conn, None))
     }
 
     /// The TLS server name the certificate is verified against: the dialed IP address.
@@ -249,6 +312,7 @@ impl DotTransport {
             generation,
             self.opts.max_in_flight,
             self.opts.idle_timeout,
+            self.opts.keepalive,
         ))
     }
 }
@@ -279,7 +343,7 @@ impl Transport for DotTransport {
     fn connect(&self) -> BoxFuture<'_, Result<Option<SessionInfo>, UpstreamError>> {
         Box::pin(async {
             let deadline = Deadline::after(self.opts.query_timeout);
-            let conn = self.connection(&deadline).await?;
+            let (conn, _) = self.connection(&deadline).await?;
             Ok(Some(conn.session.clone()))
         })
     }
@@ -316,6 +380,8 @@ struct ConnState {
     last_rx: Instant,
     /// When bytes last went either way.
     last_activity: Instant,
+    /// The idle timeout the server last announced (RFC 7828).
+    server_timeout: Option<Duration>,
 }
 
 /// One TLS session and its reader and writer tasks.
@@ -327,6 +393,8 @@ struct Connection {
     state: Mutex<ConnState>,
     shutdown: watch::Sender<bool>,
     acks: QuickAck,
+    /// Whether responses are read for the server's keepalive timeout.
+    keepalive: bool,
 }
 
 impl Connection {
@@ -337,6 +405,7 @@ impl Connection {
         generation: u64,
         capacity: usize,
         idle_timeout: Duration,
+        keepalive: bool,
     ) -> Arc<Connection> {
         let (outgoing, frames) = mpsc::channel(capacity.max(1));
         let (shutdown, _) = watch::channel(false);
@@ -351,9 +420,11 @@ impl Connection {
                 closed: None,
                 last_rx: now,
                 last_activity: now,
+                server_timeout: None,
             }),
             shutdown,
             acks,
+            keepalive,
         });
         let (reader, writer) = tokio::io::split(stream);
         tokio::spawn(read_loop(
@@ -466,16 +537,30 @@ impl Connection {
             }
         }
         if let Some(pending) = state.inflight.remove(&header.id) {
+            if self.keepalive {
+                if let Some(timeout) = keepalive::server_timeout(&frame) {
+                    if state.server_timeout != Some(timeout) {
+                        debug!(upstream = %self.peer, generation = self.generation, ?timeout,
+                            "server announced its TCP keepalive timeout");
+                    }
+                    state.server_timeout = Some(timeout);
+                }
+            }
             drop(state);
             // The caller may have given up in the meantime; nothing to do then.
             let _ = pending.reply.send(Ok(frame));
         }
     }
 
-    /// Whether the connection has been idle for `idle_timeout`, and when to look again.
+    /// Whether the connection has been idle for `idle_timeout`, or for the server's keepalive
+    /// timeout less [`keepalive_margin`] if that is shorter, and when to look again.
     fn idle_check(&self, idle_timeout: Duration) -> (bool, Instant) {
         let state = self.lock();
         let now = Instant::now();
+        let idle_timeout = match state.server_timeout {
+            Some(server) => idle_timeout.min(server.saturating_sub(keepalive_margin(server))),
+            None => idle_timeout,
+        };
         // An idle timeout too large to add means "never": look again in a day.
         let later = |from: Instant| {
             from.checked_add(idle_timeout)
@@ -486,6 +571,16 @@ impl Connection {
         }
         let due = later(state.last_activity);
         (due <= now, due)
+    }
+
+    /// How long the connection has been idle (zero while a query is outstanding).
+    fn idle_for(&self) -> Duration {
+        let state = self.lock();
+        if state.inflight.is_empty() {
+            state.last_activity.elapsed()
+        } else {
+            Duration::ZERO
+        }
     }
 
     fn touch(&self) {
@@ -512,6 +607,12 @@ impl Connection {
         }
         self.shutdown.send_replace(true);
     }
+}
+
+/// How long before the server's announced keepalive timeout ctdns closes an idle connection:
+/// a quarter of it, at most one second (time for a query written just before to arrive).
+pub fn keepalive_margin(server_timeout: Duration) -> Duration {
+    (server_timeout / 4).min(Duration::from_secs(1))
 }
 
 /// Prompt TCP acknowledgements of what the resolver sends.

@@ -38,6 +38,7 @@ pub mod connect;
 pub mod deadline;
 mod dial;
 pub mod dot;
+pub mod keepalive;
 pub mod msgid;
 pub mod padding;
 pub mod pool;

@@ -41,10 +41,29 @@
 //! `chain`), the network is likely intercepting TLS (captive portal, proxy): that is logged
 //! once as a WARN, and again only after some upstream succeeded in between.
 //!
+//! # Selection strategy
+//! Among the upstreams that are up (neither marked down nor in dial backoff), the
+//! [`Strategy`] picks the order; those that are down always come after them, as above, so
+//! every strategy keeps the health tracking, backoff and failover described here.
+//! - [`Strategy::Ordered`] (the default): configuration order.
+//! - [`Strategy::RoundRobin`]: configuration order rotated by one with each query.
+//! - [`Strategy::Fastest`]: by a decaying latency estimate per upstream, an exponentially
+//!   weighted moving average (weight [`EWMA_WEIGHT`]) of the duration of successful
+//!   attempts; a failed attempt counts as one that took `per_attempt_timeout`, so failures
+//!   push an upstream back. An upstream never measured comes first, so that every one gets
+//!   an estimate. One query in [`PoolOptions::probe_every`], and any query while some
+//!   upstream's estimate is older than [`PoolOptions::probe_after`], goes first to the
+//!   upstream whose estimate is the oldest instead, so that a slow upstream that got
+//!   faster is noticed.
+//!
+//! The estimate is kept whatever the strategy ([`UpstreamStats::latency_estimate`]).
+//!
 //! DNS answers are returned as they come, whatever their RCODE.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::hash::BuildHasher;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -58,9 +77,69 @@ use super::{BoxFuture, DialStats, Transport, UpstreamError};
 use crate::events;
 use crate::metrics::histogram::{AtomicHistogram, HistogramSnapshot};
 
+/// Weight of the newest sample in the latency estimate of [`Strategy::Fastest`].
+pub const EWMA_WEIGHT: f64 = 0.3;
+
+/// How a [`Pool`] orders the upstreams that are up (module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Configuration order: the first upstream that is up gets every query.
+    #[default]
+    Ordered,
+    /// The upstream with the lowest latency estimate first, with occasional probes of the
+    /// others.
+    Fastest,
+    /// Each query starts one upstream further down the configuration order.
+    RoundRobin,
+}
+
+impl Strategy {
+    /// The configuration value: `ordered`, `fastest`, `round_robin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Ordered => "ordered",
+            Strategy::Fastest => "fastest",
+            Strategy::RoundRobin => "round_robin",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A strategy name that is not one of `ordered`, `fastest`, `round_robin`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown strategy {0:?} (expected ordered, fastest or round_robin)")]
+pub struct UnknownStrategy(pub String);
+
+impl FromStr for Strategy {
+    type Err = UnknownStrategy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ordered" => Ok(Strategy::Ordered),
+            "fastest" => Ok(Strategy::Fastest),
+            "round_robin" => Ok(Strategy::RoundRobin),
+            other => Err(UnknownStrategy(other.to_owned())),
+        }
+    }
+}
+
 /// Tuning of a [`Pool`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolOptions {
+    /// How the upstreams that are up are ordered.
+    pub strategy: Strategy,
+    /// [`Strategy::Fastest`]: one query in this many probes the upstream with the oldest
+    /// estimate first (0: never on count alone).
+    pub probe_every: u32,
+    /// [`Strategy::Fastest`]: an estimate older than this gets its upstream probed by the
+    /// next query.
+    pub probe_after: Duration,
     /// Overall deadline of one query across all attempts.
     pub query_timeout: Duration,
     /// Limit of one attempt on one upstream.
@@ -86,6 +165,9 @@ impl Default for PoolOptions {
             refusal_backoff_initial: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             backoff_jitter_percent: 20,
+            strategy: Strategy::Ordered,
+            probe_every: 20,
+            probe_after: Duration::from_secs(60),
         }
     }
 }
@@ -190,6 +272,35 @@ pub struct UpstreamStats {
     /// Certificate refusals by rule, counted once per refused handshake the pool recorded
     /// (queries that shared one failed dial count once).
     pub refusals_by_rule: Vec<(&'static str, u64)>,
+    /// The decaying latency estimate ([module docs](self)); `None` before the first attempt
+    /// that counted.
+    pub latency_estimate: Option<Duration>,
+}
+
+/// A decaying estimate of one upstream's answer latency.
+#[derive(Debug, Default, Clone, Copy)]
+struct Latency {
+    /// The estimate, in seconds.
+    seconds: Option<f64>,
+    /// When it last changed.
+    updated: Option<Instant>,
+}
+
+impl Latency {
+    fn observe(&mut self, sample: Duration) {
+        let sample = sample.as_secs_f64();
+        self.seconds = Some(match self.seconds {
+            Some(old) => EWMA_WEIGHT * sample + (1.0 - EWMA_WEIGHT) * old,
+            None => sample,
+        });
+        self.updated = Some(Instant::now());
+    }
+
+    fn estimate(&self) -> Option<Duration> {
+        self.seconds
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
+    }
 }
 
 /// Per-member counters that only grow.
@@ -260,11 +371,16 @@ struct Member {
     /// Set by a failure, cleared by a success: the state `upstream_down` / `upstream_up`
     /// events report changes of.
     down: AtomicBool,
+    latency: Mutex<Latency>,
 }
 
 impl Member {
     fn health(&self) -> MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn latency(&self) -> MutexGuard<'_, Latency> {
+        self.latency.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -275,6 +391,8 @@ pub struct Pool {
     opts: PoolOptions,
     /// Set once the "TLS is likely intercepted" warning was logged; cleared by a success.
     interception_warned: AtomicBool,
+    /// Queries ordered so far (round robin's rotation, fastest's probe count).
+    queries: AtomicU64,
 }
 
 impl Pool {
@@ -289,10 +407,12 @@ impl Pool {
                     skipped: AtomicU64::new(0),
                     counters: Counters::default(),
                     down: AtomicBool::new(false),
+                    latency: Mutex::new(Latency::default()),
                 })
                 .collect(),
             opts,
             interception_warned: AtomicBool::new(false),
+            queries: AtomicU64::new(0),
         }
     }
 
@@ -346,6 +466,7 @@ impl Pool {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .clone(),
+                    latency_estimate: m.latency().estimate(),
                 }
             })
             .collect()
@@ -373,22 +494,60 @@ impl Pool {
         self.members.iter().position(|m| m.transport.name() == name)
     }
 
-    /// Indices of the members in the order to try them now.
+    /// The strategy in use.
+    pub fn strategy(&self) -> Strategy {
+        self.opts.strategy
+    }
+
+    /// Indices of the members in the order to try them now: those that are up in the
+    /// strategy's order, then those that are down, soonest back first.
     fn order(&self) -> Vec<usize> {
         let now = Instant::now();
-        let mut keyed: Vec<(Option<Instant>, usize)> = self
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
+        let n = self.members.len();
+        let query = self.queries.fetch_add(1, Ordering::Relaxed);
+        let mut preferred: Vec<usize> = (0..n).collect();
+        match self.opts.strategy {
+            Strategy::Ordered => {}
+            Strategy::RoundRobin => {
+                if n > 0 {
+                    let shift = usize::try_from(query % n as u64).unwrap_or(0);
+                    preferred.rotate_left(shift);
+                }
+            }
+            Strategy::Fastest => {
+                let latencies: Vec<Latency> = self.members.iter().map(|m| *m.latency()).collect();
+                let key = |i: &usize| latencies.get(*i).and_then(|l| l.seconds).unwrap_or(0.0);
+                preferred.sort_by(|a, b| key(a).total_cmp(&key(b)));
+                let stale = latencies.iter().any(|l| {
+                    l.updated.is_some_and(|at| {
+                        now.saturating_duration_since(at) >= self.opts.probe_after
+                    })
+                });
+                let counted = self.opts.probe_every > 0
+                    && query % u64::from(self.opts.probe_every)
+                        == u64::from(self.opts.probe_every) - 1;
+                if n > 1 && (stale || counted) {
+                    // Probe the upstream with the oldest estimate (never measured: oldest).
+                    let oldest = (0..n).min_by_key(|&i| latencies.get(i).and_then(|l| l.updated));
+                    if let Some(oldest) = oldest {
+                        preferred.retain(|&i| i != oldest);
+                        preferred.insert(0, oldest);
+                    }
+                }
+            }
+        }
+        let back_at = |i: usize| {
+            self.members.get(i).and_then(|m| {
                 let h = m.health();
                 let retry_at = h.retry_at.filter(|_| h.dial_failures > 0);
-                let back_at = h.down_until.max(retry_at).filter(|&at| at > now);
-                (back_at, i)
+                h.down_until.max(retry_at).filter(|&at| at > now)
             })
-            .collect();
-        // `None` (up) sorts before any `Some` (down); ties keep configuration order.
-        keyed.sort();
+        };
+        let mut keyed: Vec<(Option<Instant>, usize)> =
+            preferred.into_iter().map(|i| (back_at(i), i)).collect();
+        // `None` (up) sorts before any `Some` (down); the sort is stable, so the upstreams
+        // that are up keep the strategy's order, and ties among those down too.
+        keyed.sort_by_key(|&(at, _)| at);
         keyed.into_iter().map(|(_, i)| i).collect()
     }
 
@@ -556,6 +715,7 @@ impl Pool {
             let error = match result {
                 Ok(Ok(response)) => {
                     member.counters.attempt(AttemptOutcome::Ok, elapsed);
+                    member.latency().observe(elapsed);
                     self.record_success(member);
                     return Ok(response);
                 }
@@ -567,6 +727,9 @@ impl Pool {
                 Err(_) => UpstreamError::Timeout,
             };
             member.counters.attempt(AttemptOutcome::of(&error), elapsed);
+            member
+                .latency()
+                .observe(elapsed.max(self.opts.per_attempt_timeout));
             self.record_failure(member, &error, ticket);
             match &error {
                 UpstreamError::Tls { .. } | UpstreamError::Refused { .. } => {
@@ -1134,6 +1297,86 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(170)).await;
         assert!(p.query(b"q").await.is_err());
         assert!(p.interception_warned.load(Ordering::Relaxed));
+    }
+
+    fn with(strategy: Strategy, n: usize) -> (Vec<Arc<Scripted>>, Pool) {
+        let members: Vec<_> = (0..n)
+            .map(|i| Scripted::new(&format!("u{i}"), vec![]))
+            .collect();
+        let p = pool(
+            &members,
+            PoolOptions {
+                strategy,
+                probe_every: 5,
+                ..quick()
+            },
+        );
+        (members, p)
+    }
+
+    #[test]
+    fn ordered_keeps_configuration_order() {
+        let (_, p) = with(Strategy::Ordered, 3);
+        for _ in 0..5 {
+            assert_eq!(p.order(), vec![0, 1, 2]);
+        }
+    }
+
+    #[test]
+    fn round_robin_rotates_but_keeps_the_down_ones_last() {
+        let (_, p) = with(Strategy::RoundRobin, 3);
+        assert_eq!(p.order(), vec![0, 1, 2]);
+        assert_eq!(p.order(), vec![1, 2, 0]);
+        assert_eq!(p.order(), vec![2, 0, 1]);
+        let member = &p.members[1];
+        p.record_failure(
+            member,
+            &lost(),
+            Ticket {
+                epoch: 0,
+                probe: false,
+            },
+        );
+        for _ in 0..3 {
+            assert_eq!(p.order().last(), Some(&1));
+        }
+    }
+
+    #[test]
+    fn fastest_orders_by_estimate_and_probes_the_oldest() {
+        let (_, p) = with(Strategy::Fastest, 3);
+        p.members[0].latency().observe(Duration::from_millis(50));
+        p.members[1].latency().observe(Duration::from_millis(1));
+        // u2 was never measured: it comes first until it is.
+        assert_eq!(p.order()[0], 2);
+        p.members[2].latency().observe(Duration::from_millis(10));
+        let mut firsts = Vec::new();
+        for _ in 0..10 {
+            firsts.push(p.order()[0]);
+        }
+        // probe_every = 5: queries 5 and 10 (counting from 1, the first order() above
+        // included) probe the oldest estimate, u0.
+        assert_eq!(firsts.iter().filter(|&&i| i == 1).count(), 8, "{firsts:?}");
+        assert_eq!(firsts.iter().filter(|&&i| i == 0).count(), 2, "{firsts:?}");
+        // A failure counts as a per-attempt timeout: the fast one falls behind.
+        p.members[1].latency().observe(Duration::from_secs(5));
+        assert_ne!(p.order()[0], 1);
+    }
+
+    #[test]
+    fn estimates_decay_toward_new_samples() {
+        let mut l = Latency::default();
+        assert_eq!(l.estimate(), None);
+        l.observe(Duration::from_millis(100));
+        assert_eq!(l.estimate(), Some(Duration::from_millis(100)));
+        for _ in 0..30 {
+            l.observe(Duration::from_millis(10));
+        }
+        let e = l.estimate().unwrap();
+        assert!(
+            e < Duration::from_millis(11) && e >= Duration::from_millis(10),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,12 @@
 //! message ID the transport chooses (a connection-unique one for DoT, 0 for DoH, RFC 8484
 //! §4.1). [`Prepared::finish`] restores the client's ID on the response and removes the
 //! OPT record again when it was added only to carry the padding.
+//!
+//! [`Prepared::with_keepalive`] also asks for the server's TCP idle timeout with an empty
+//! edns-tcp-keepalive option (RFC 7828, [`super::keepalive`]; DoT only), and
+//! [`Prepared::finish`] removes that option from the response again when ctdns added it.
 
+use super::keepalive::{self, KeepaliveOutcome};
 use super::padding::{self, PadOutcome};
 use super::UpstreamError;
 use crate::wire::{self, Header, Question, WireError};
@@ -22,8 +27,12 @@ pub struct Prepared {
     original_id: u16,
     /// The question, which the response must repeat.
     question: Question,
-    /// Whether an OPT record was added for padding (and is stripped from the response).
+    /// Whether an OPT record was added for padding or keepalive (and is stripped from the
+    /// response).
     added_opt: bool,
+    /// Whether the keepalive option was added to the client's own OPT record (and is
+    /// stripped from the response's).
+    added_keepalive: bool,
 }
 
 impl Prepared {
@@ -33,11 +42,29 @@ impl Prepared {
     /// Errors: [`UpstreamError::MalformedQuery`] naming the wire rule that failed (short
     /// header, QR=1, question count, malformed record, too long).
     pub fn new(query: &[u8], pad: bool) -> Result<Self, UpstreamError> {
+        Self::with_keepalive(query, pad, false)
+    }
+
+    /// [`Prepared::new`], and when `keepalive` is true, with an empty edns-tcp-keepalive
+    /// option added before the padding ([`super::keepalive::add_to_query`]).
+    ///
+    /// Errors: as [`Prepared::new`].
+    pub fn with_keepalive(query: &[u8], pad: bool, keepalive: bool) -> Result<Self, UpstreamError> {
         let header = Header::parse(query).map_err(UpstreamError::MalformedQuery)?;
         if header.is_response() {
             return Err(UpstreamError::MalformedQuery(WireError::NotAQuery));
         }
         let question = wire::question(query).map_err(UpstreamError::MalformedQuery)?;
+        let (with_option, outcome) = if keepalive {
+            let (bytes, outcome) =
+                keepalive::add_to_query(query).map_err(UpstreamError::MalformedQuery)?;
+            (Some(bytes), outcome)
+        } else {
+            (None, KeepaliveOutcome::NotAdded)
+        };
+        let keepalive_opt = outcome == KeepaliveOutcome::AddedOpt;
+        let added_keepalive = outcome == KeepaliveOutcome::AddedOption;
+        let query = with_option.as_deref().unwrap_or(query);
         let (bytes, added_opt) = if pad {
             let padded = padding::pad_query(query).map_err(UpstreamError::MalformedQuery)?;
             if !matches!(
@@ -60,7 +87,8 @@ impl Prepared {
             bytes,
             original_id: header.id,
             question,
-            added_opt,
+            added_opt: added_opt || keepalive_opt,
+            added_keepalive,
         })
     }
 
@@ -81,7 +109,7 @@ impl Prepared {
         self.original_id
     }
 
-    /// Whether an OPT record was added to carry the padding.
+    /// Whether an OPT record was added to carry the padding (or the keepalive option).
     pub fn added_opt(&self) -> bool {
         self.added_opt
     }
@@ -93,6 +121,8 @@ impl Prepared {
     pub fn finish(&self, response: &[u8]) -> Result<Vec<u8>, WireError> {
         let mut out = if self.added_opt {
             padding::strip_opt(response)?
+        } else if self.added_keepalive {
+            keepalive::strip_from_response(response)?
         } else {
             wire::layout(response)?;
             response.to_vec()
@@ -158,6 +188,49 @@ mod tests {
         assert!(p.finish(&[0u8; 5]).is_err());
         let unpadded = Prepared::new(&q, false).unwrap();
         assert!(unpadded.finish(&out[..out.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn keepalive_is_asked_for_and_hidden_from_the_client() {
+        use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+        for edns in [false, true] {
+            let q = query(0x99, "example.com.", edns);
+            let p = Prepared::with_keepalive(&q, true, true).unwrap();
+            let sent = Message::from_vec(&p.message(3)).unwrap();
+            let opt = sent.edns.clone().unwrap();
+            assert!(opt.option(EdnsCode::Keepalive).is_some(), "edns {edns}");
+            assert!(opt.option(EdnsCode::Padding).is_some(), "edns {edns}");
+            assert_eq!(p.message(3).len() % padding::QUERY_BLOCK, 0);
+            // The server answers with its timeout (and, for the client's OPT, keeps it).
+            let mut resp = sent.clone();
+            resp.metadata.message_type = MessageType::Response;
+            let mut e = Edns::new();
+            e.options_mut()
+                .insert(EdnsOption::Unknown(11, 20u16.to_be_bytes().to_vec()));
+            resp.set_edns(e);
+            let raw = resp.to_vec().unwrap();
+            assert_eq!(
+                keepalive::server_timeout(&raw),
+                Some(std::time::Duration::from_secs(2))
+            );
+            let back = Message::from_vec(&p.finish(&raw).unwrap()).unwrap();
+            assert_eq!(back.metadata.id, 0x99);
+            match back.edns {
+                None => assert!(!edns, "the client's own OPT record must stay"),
+                Some(opt) => {
+                    assert!(edns, "an OPT record ctdns added must go");
+                    assert!(opt.option(EdnsCode::Keepalive).is_none());
+                }
+            }
+        }
+        // Without the flag nothing changes.
+        let q = query(1, "example.com.", true);
+        assert_eq!(
+            Prepared::with_keepalive(&q, false, false)
+                .unwrap()
+                .message(1),
+            Prepared::new(&q, false).unwrap().message(1)
+        );
     }
 
     #[test]
