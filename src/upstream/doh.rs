@@ -268,12 +268,14 @@ impl DohTransport {
         // Drop our handle on a dead or stale connection: in-flight streams keep it alive
         // until they finish, then it closes.
         slot.conn = None;
-        let dial = async {
+        // Boxed: opening a connection (TLS and HTTP/2 handshakes) is a large future that
+        // would otherwise be inlined into, and copied with, every query's future.
+        let dial = Box::pin(async {
             let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
             self.dialer
                 .dial(id, self.opts.connect_timeout, deadline)
                 .await
-        };
+        });
         let conn = slot
             .last_failure
             .dial(&self.name, &self.dials, waiting_since, dial)
@@ -424,6 +426,28 @@ mod tests {
                 UpstreamError::Doh(DohError::Endpoint(EndpointError::InvalidPath { .. }))
             ),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn query_future_does_not_carry_the_dial() {
+        // Opening a connection is a future of several KiB (TLS and HTTP/2 state); inlined
+        // into every query's future it was copied a few times per query (profiled: 65 % of
+        // the DoH path's instructions were memcpy). The hot path must stay small.
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
+        let t = DohTransport::new(
+            DohEndpoint::ip(addr, "/dns-query"),
+            tls(),
+            DohOptions::default(),
+        );
+        let q = [0u8; 12];
+        let run = std::mem::size_of_val(&t.run(&q));
+        let deadline = Deadline::after(Duration::from_secs(1));
+        let dial = std::mem::size_of_val(&t.dialer.dial(1, Duration::from_secs(1), &deadline));
+        assert!(run < 4096, "query future is {run} bytes");
+        assert!(
+            run < dial,
+            "query future ({run} B) holds the dial ({dial} B)"
         );
     }
 
