@@ -60,8 +60,8 @@ pub enum DohError {
     /// The response body does not parse as a DNS message.
     #[error("response is not a DNS message: {source}")]
     MalformedDns {
-        /// The decoder's error.
-        source: std::sync::Arc<hickory_proto::serialize::binary::DecodeError>,
+        /// The wire rule the header or question broke.
+        source: crate::wire::WireError,
     },
     /// The response breaks a wire rule every transport checks ([`crate::wire`]), or the
     /// OPT record ctdns added to the query for padding could not be removed from it.
