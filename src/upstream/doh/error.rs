@@ -29,8 +29,8 @@ pub enum DohError {
     /// The HTTP/2 connection preface or SETTINGS exchange failed.
     #[error("HTTP/2 handshake: {source}")]
     H2Handshake {
-        /// The hyper error.
-        source: std::sync::Arc<hyper::Error>,
+        /// The HTTP/2 error.
+        source: std::sync::Arc<h2::Error>,
     },
     /// The server reset the request's stream (RST_STREAM) with a code other than
     /// REFUSED_STREAM.
@@ -77,7 +77,7 @@ pub enum DohError {
     /// TLS error on the stream, malformed response head).
     #[error("HTTP/2 exchange: {source}")]
     Exchange {
-        /// The underlying error (normally a `hyper::Error`).
+        /// The underlying error (normally an `h2::Error`).
         source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
     },
 }
