@@ -785,6 +785,19 @@ def targets(results, tcp, layout):
             met = (f"{'yes' if met else 'no'}, but not comparable: other load "
                    f"{la:.0f} % vs {lb:.0f} %")
         out.append((f"ctdns → DoT QPS {label}", f"{r:.2f} ×", met))
+    # Issue 14 item 4: DoH as fast as DoT.
+    doh = row(results, layout, "warm-miss", "ctdns-doh")
+    for peer, label in [("direct-doh", "dnsperf → DoH direct"), ("ctdns-dot", "ctdns → DoT")]:
+        other = row(results, layout, "warm-miss", peer)
+        r = ratio(doh["qps"] if doh else None, other["qps"] if other else None)
+        if r is None:
+            continue
+        met = r >= 0.8
+        la, lb = doh.get("other_load_pct"), other.get("other_load_pct")
+        if la is not None and lb is not None and abs(la - lb) > COMPARABLE_LOAD_PP:
+            met = (f"{'yes' if met else 'no'}, but not comparable: other load "
+                   f"{la:.0f} % vs {lb:.0f} %")
+        out.append((f"ctdns → DoH QPS ≥ 0.8 × {label}", f"{r:.2f} ×", met))
     direct_dot = row(results, layout, "warm-miss", "direct-dot")
     if direct_dot and dot.get("p50_ms") is not None and direct_dot.get("p50_ms") is not None:
         added = (dot["p50_ms"] - direct_dot["p50_ms"]) * 1000

@@ -1,4 +1,4 @@
-//! Sorting hyper failures into "the connection went away, the server did not answer: retry
+//! Sorting HTTP/2 failures into "the connection went away, the server did not answer: retry
 //! on a fresh connection" and "the server answered badly: report it".
 
 use std::error::Error as StdError;
@@ -22,15 +22,20 @@ enum Verdict {
     Reset { code: u32 },
 }
 
-/// Classifies an error from sending a request or reading its response.
-pub(crate) fn classify(err: hyper::Error) -> Failure {
-    if err.is_canceled() || err.is_closed() || is_dispatch_gone(&err) {
+/// Classifies an error from opening a stream (`send_request`): the stream was not opened
+/// and nothing of the request was sent, so a failure of the connection (GOAWAY, transport
+/// error, a connection this client closed) is retried. A local misuse is not.
+pub(crate) fn classify_send(err: h2::Error) -> Failure {
+    if err.is_go_away() || err.is_io() || err.is_remote() || err.is_reset() {
         return Failure::Gone(ConnectionGone::NotSent);
     }
-    // hyper's only timer on a client connection is the keep-alive PING.
-    if err.is_timeout() {
-        return Failure::Gone(ConnectionGone::KeepAliveTimeout);
-    }
+    Failure::Fatal(DohError::Exchange {
+        source: std::sync::Arc::new(err),
+    })
+}
+
+/// Classifies an error from sending a request body, or awaiting or reading its response.
+pub(crate) fn classify(err: h2::Error) -> Failure {
     match verdict(&err) {
         Some(Verdict::Gone(gone)) => Failure::Gone(gone),
         Some(Verdict::Reset { code }) => Failure::Fatal(DohError::StreamReset { code }),
@@ -38,14 +43,6 @@ pub(crate) fn classify(err: hyper::Error) -> Failure {
             source: std::sync::Arc::new(err),
         }),
     }
-}
-
-/// hyper fails a request with "dispatch task is gone" when its connection's dispatcher
-/// shut down (after GOAWAY) while the request waited for a stream slot: it was never
-/// sent. hyper has no predicate for this kind, so it is recognised by its fixed message;
-/// should the message change, such a request is reported instead of retried.
-fn is_dispatch_gone(err: &hyper::Error) -> bool {
-    err.is_user() && err.to_string().starts_with("dispatch task is gone")
 }
 
 /// Walks the source chain for the first HTTP/2 or I/O error that says what happened.
@@ -153,5 +150,22 @@ mod tests {
         let err = h2::Error::from(h2::Reason::REFUSED_STREAM);
         assert!(!err.is_remote());
         assert_eq!(verdict(&err), None);
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    #[test]
+    fn locally_raised_errors_are_fatal_on_send_and_receive() {
+        // h2 raised it itself (not the server, not the transport): neither retried.
+        for f in [classify, classify_send] {
+            let local = h2::Error::from(h2::Reason::PROTOCOL_ERROR);
+            assert!(matches!(
+                f(local),
+                Failure::Fatal(DohError::Exchange { .. })
+            ));
+        }
     }
 }

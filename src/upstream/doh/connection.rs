@@ -1,16 +1,21 @@
 //! One verified HTTP/2 connection: TCP, then the TLS handshake (where the verifier runs),
 //! then an ALPN `h2` check, and only then the HTTP/2 preface. Its driver task closes it
-//! when it has been idle too long.
+//! when it has been idle too long, and PINGs it while requests wait (closing it when a PING
+//! goes unanswered).
+//!
+//! Requests go straight to the `h2` crate: each query opens its stream on a clone of the
+//! connection's [`h2::client::SendRequest`] and awaits the response in its own task. (Going
+//! through hyper's client cost a dispatcher channel, two oneshots and one spawned task per
+//! request: about a fifth of the DoH path's instructions.)
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use h2::client::SendRequest;
+use h2::{Ping, PingPong};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -32,7 +37,12 @@ pub(crate) fn after(now: Instant, d: Duration) -> Instant {
 }
 
 /// The request sender of one HTTP/2 connection.
-pub(crate) type Sender = SendRequest<Full<Bytes>>;
+pub(crate) type Sender = SendRequest<Bytes>;
+
+/// HTTP/2 receive window of the whole connection. Responses are small and read at once, but
+/// hundreds may be in flight: a wide window keeps the server from stalling on, and the client
+/// from sending, connection-level WINDOW_UPDATEs (RFC 9113 §6.9.2).
+const CONNECTION_WINDOW: u32 = 1 << 20;
 
 /// Opens verified HTTP/2 connections to one endpoint.
 #[derive(Clone)]
@@ -57,9 +67,14 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Whether the connection can no longer take requests.
+    /// Whether the connection can no longer take requests (its driver task ended).
     pub(crate) fn is_closed(&self) -> bool {
-        self.sender.is_closed()
+        self.activity.closed.load(Ordering::SeqCst)
+    }
+
+    /// Whether the driver closed the connection because a keep-alive PING went unanswered.
+    pub(crate) fn keepalive_expired(&self) -> bool {
+        self.activity.keepalive_expired.load(Ordering::SeqCst)
     }
 
     /// Marks one request in flight until the guard is dropped, and hands out a sender.
@@ -81,6 +96,10 @@ struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds since `epoch` when the connection last went quiet.
     last_done_ms: AtomicU64,
+    /// Set when the driver task ends: the connection takes no more requests.
+    closed: AtomicBool,
+    /// Set when the driver closed the connection over an unanswered PING.
+    keepalive_expired: AtomicBool,
 }
 
 impl Activity {
@@ -89,6 +108,8 @@ impl Activity {
             epoch: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_done_ms: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            keepalive_expired: AtomicBool::new(false),
         }
     }
 
@@ -162,16 +183,13 @@ impl Dialer {
             .into());
         }
 
-        let mut builder = http2::Builder::new(TokioExecutor::new());
-        // A peer that stops answering PINGs while queries wait is dropped (and those
-        // queries retried) instead of swallowing every query until its deadline.
-        builder
-            .timer(TokioTimer::new())
-            .keep_alive_interval(self.keepalive)
-            .keep_alive_timeout(self.keepalive)
-            .keep_alive_while_idle(false);
-        let (sender, connection) = limit
-            .run(builder.handshake(TokioIo::new(tls)))
+        let (sender, mut connection) = limit
+            .run(
+                h2::client::Builder::new()
+                    .enable_push(false)
+                    .initial_connection_window_size(CONNECTION_WINDOW)
+                    .handshake::<_, Bytes>(tls),
+            )
             .await
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(|source| DohError::H2Handshake {
@@ -179,35 +197,108 @@ impl Dialer {
             })?;
 
         let activity = Arc::new(Activity::new());
-        let watched = Arc::clone(&activity);
-        let idle_timeout = self.idle_timeout;
-        let addr = self.addr;
+        let driver = Driver {
+            id,
+            addr: self.addr,
+            activity: Arc::clone(&activity),
+            idle_timeout: self.idle_timeout,
+            keepalive: self.keepalive,
+            ping_pong: connection.ping_pong(),
+        };
         tokio::spawn(async move {
-            tokio::pin!(connection);
-            loop {
-                let Some(idle_at) = watched.idle_at(Instant::now(), idle_timeout) else {
-                    tracing::debug!(%addr, conn = id, "closing idle DoH connection");
-                    return;
-                };
-                tokio::select! {
-                    result = &mut connection => {
-                        match result {
-                            Ok(()) => tracing::debug!(%addr, conn = id, "DoH connection closed"),
-                            Err(e) => tracing::debug!(%addr, conn = id, error = %e, "DoH connection failed"),
-                        }
-                        return;
-                    }
-                    _ = tokio::time::sleep_until(idle_at) => {}
-                }
-            }
+            let mut driver = driver;
+            driver.drive(&mut connection).await;
+            driver.activity.closed.store(true, Ordering::SeqCst);
+            // Dropping `connection` here fails the streams still open on it.
         });
-        tracing::debug!(%addr, conn = id, "DoH connection established");
+        tracing::debug!(addr = %self.addr, conn = id, "DoH connection established");
         Ok(Conn {
             id,
             sender,
             activity,
             session,
         })
+    }
+}
+
+/// The task that drives one connection's I/O, closes it when idle, and checks it with
+/// PINGs while requests are in flight (a peer that stops answering is dropped, and those
+/// requests retried on a fresh connection, instead of holding them until their deadline).
+struct Driver {
+    id: u64,
+    addr: SocketAddr,
+    activity: Arc<Activity>,
+    idle_timeout: Duration,
+    keepalive: Duration,
+    ping_pong: Option<PingPong>,
+}
+
+impl Driver {
+    /// Runs until the connection closes, goes idle, or a PING goes unanswered. A PING is
+    /// sent every `keepalive` while requests are in flight; its PONG is due `keepalive`
+    /// later.
+    async fn drive<T>(&mut self, connection: &mut h2::client::Connection<T, Bytes>)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let (id, addr) = (self.id, self.addr);
+        let mut next_ping = after(Instant::now(), self.keepalive);
+        let mut pong_due: Option<Instant> = None;
+        loop {
+            let Some(idle_at) = self.activity.idle_at(Instant::now(), self.idle_timeout) else {
+                tracing::debug!(%addr, conn = id, "closing idle DoH connection");
+                return;
+            };
+            let wake = match (pong_due, self.ping_pong.is_some()) {
+                (Some(due), _) => due.min(idle_at),
+                (None, true) => next_ping.min(idle_at),
+                (None, false) => idle_at,
+            };
+            tokio::select! {
+                result = &mut *connection => {
+                    match result {
+                        Ok(()) => tracing::debug!(%addr, conn = id, "DoH connection closed"),
+                        Err(e) => tracing::debug!(%addr, conn = id, error = %e, "DoH connection failed"),
+                    }
+                    return;
+                }
+                pong = poll_pong(&mut self.ping_pong), if pong_due.is_some() => {
+                    pong_due = None;
+                    next_ping = after(Instant::now(), self.keepalive);
+                    if pong.is_err() {
+                        // The connection failed; polling it above reports why.
+                        self.ping_pong = None;
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    if pong_due.is_some_and(|due| now >= due) {
+                        tracing::debug!(%addr, conn = id, "DoH connection stopped answering PINGs");
+                        self.activity.keepalive_expired.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    if pong_due.is_none() && now >= next_ping {
+                        next_ping = after(now, self.keepalive);
+                        let busy = self.activity.in_flight.load(Ordering::SeqCst) > 0;
+                        if let Some(pp) = self.ping_pong.as_mut().filter(|_| busy) {
+                            if pp.send_ping(Ping::opaque()).is_ok() {
+                                pong_due = Some(after(now, self.keepalive));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the PONG to the PING in flight; never completes without a `PingPong`.
+async fn poll_pong(ping_pong: &mut Option<PingPong>) -> Result<(), h2::Error> {
+    match ping_pong {
+        Some(pp) => std::future::poll_fn(|cx| pp.poll_pong(cx))
+            .await
+            .map(|_| ()),
+        None => std::future::pending().await,
     }
 }
 

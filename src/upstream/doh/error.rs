@@ -29,8 +29,8 @@ pub enum DohError {
     /// The HTTP/2 connection preface or SETTINGS exchange failed.
     #[error("HTTP/2 handshake: {source}")]
     H2Handshake {
-        /// The hyper error.
-        source: std::sync::Arc<hyper::Error>,
+        /// The HTTP/2 error.
+        source: std::sync::Arc<h2::Error>,
     },
     /// The server reset the request's stream (RST_STREAM) with a code other than
     /// REFUSED_STREAM.
@@ -60,8 +60,8 @@ pub enum DohError {
     /// The response body does not parse as a DNS message.
     #[error("response is not a DNS message: {source}")]
     MalformedDns {
-        /// The decoder's error.
-        source: std::sync::Arc<hickory_proto::serialize::binary::DecodeError>,
+        /// The wire rule the header or question broke.
+        source: crate::wire::WireError,
     },
     /// The response breaks a wire rule every transport checks ([`crate::wire`]), or the
     /// OPT record ctdns added to the query for padding could not be removed from it.
@@ -77,7 +77,7 @@ pub enum DohError {
     /// TLS error on the stream, malformed response head).
     #[error("HTTP/2 exchange: {source}")]
     Exchange {
-        /// The underlying error (normally a `hyper::Error`).
+        /// The underlying error (normally an `h2::Error`).
         source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
     },
 }

@@ -2,24 +2,26 @@
 //! and padded with EDNS(0) Padding to 128-byte blocks by the same code as DoT, RFC 8467
 //! §4.1, see [`crate::upstream::query`]) and the checks a response body must pass before its
 //! original ID is restored (and the OPT record ctdns added for padding, if any, removed).
+//!
+//! Both directions use the wire checks DoT uses ([`crate::wire`]): header, QR bit, the one
+//! question compared case-insensitively, and the record layout. No message is decoded into
+//! a full record tree on this path (that cost more than the HTTP/2 framing per query).
 
 use bytes::Bytes;
-use hickory_proto::op::{Message, MessageType, Query};
 
 use super::DohError;
 use crate::upstream::query::Prepared;
 use crate::upstream::UpstreamError;
+use crate::wire::{self, Header};
 
 /// A validated query ready to be sent over DoH. Exported only with the feature `fuzzing`,
 /// for the fuzz targets.
 #[derive(Debug, Clone)]
 pub struct PreparedQuery {
-    /// The checked, padded query.
+    /// The checked, padded query; it also holds the question the response must repeat.
     prepared: Prepared,
     /// The query bytes with the message ID set to 0.
     wire: Bytes,
-    /// The question section, which the response must repeat.
-    questions: Vec<Query>,
 }
 
 impl PreparedQuery {
@@ -34,21 +36,8 @@ impl PreparedQuery {
     /// As [`PreparedQuery::new`], padding the query only when `pad` is true.
     pub fn with_padding(query: &[u8], pad: bool) -> Result<Self, UpstreamError> {
         let prepared = Prepared::new(query, pad)?;
-        let wire = prepared.message(0);
-        // The question the response must repeat, as hickory reads it (the response is
-        // decoded by hickory too); `Prepared` has already checked the whole message.
-        let questions = Message::from_vec(&wire)
-            .map_err(|_| {
-                UpstreamError::MalformedQuery(crate::wire::WireError::Truncated {
-                    section: crate::wire::Section::Question,
-                })
-            })?
-            .queries;
-        Ok(PreparedQuery {
-            prepared,
-            wire: Bytes::from(wire),
-            questions,
-        })
+        let wire = Bytes::from(prepared.message(0));
+        Ok(PreparedQuery { prepared, wire })
     }
 
     /// The bytes to send: the query with message ID 0.
@@ -64,15 +53,21 @@ impl PreparedQuery {
 
     /// Checks a response body against this query and returns it with the original
     /// message ID restored, and without the OPT record when ctdns added one for padding.
+    ///
+    /// Errors: [`DohError::MalformedDns`] (no DNS header or question),
+    /// [`DohError::NotAResponse`] (QR=0), [`DohError::QuestionMismatch`], and
+    /// [`DohError::MalformedOpt`] (the records do not parse, or the OPT cannot be removed).
     pub fn accept_response(&self, body: &[u8]) -> Result<Vec<u8>, DohError> {
-        let parsed = Message::from_vec(body).map_err(|source| DohError::MalformedDns {
-            source: std::sync::Arc::new(source),
-        })?;
-        if parsed.metadata.message_type != MessageType::Response {
+        let header = Header::parse(body).map_err(|source| DohError::MalformedDns { source })?;
+        if !header.is_response() {
             return Err(DohError::NotAResponse);
         }
-        if parsed.queries != self.questions {
-            return Err(DohError::QuestionMismatch);
+        match wire::question(body) {
+            Ok(q) if &q == self.prepared.question() => {}
+            Ok(_) | Err(wire::WireError::QuestionCount(_)) => {
+                return Err(DohError::QuestionMismatch)
+            }
+            Err(source) => return Err(DohError::MalformedDns { source }),
         }
         self.prepared.finish(body).map_err(DohError::MalformedOpt)
     }
@@ -82,7 +77,7 @@ impl PreparedQuery {
 mod tests {
     use super::*;
     use crate::upstream::padding;
-    use hickory_proto::op::OpCode;
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{Name, RData, Record, RecordType};
     use std::net::Ipv4Addr;
     use std::str::FromStr;
@@ -202,6 +197,26 @@ mod tests {
         assert!(matches!(
             prepared.accept_response(&resp),
             Err(DohError::QuestionMismatch)
+        ));
+    }
+
+    #[test]
+    fn response_without_the_question_is_a_mismatch() {
+        let prepared = PreparedQuery::new(&query(1, "example.com.")).unwrap();
+        let mut resp = Message::response(0, OpCode::Query).to_vec().unwrap();
+        assert!(matches!(
+            prepared.accept_response(&resp),
+            Err(DohError::QuestionMismatch)
+        ));
+        // A header claiming a question the body does not hold is malformed, not a mismatch.
+        resp[5] = 1;
+        assert!(matches!(
+            prepared.accept_response(&resp),
+            Err(DohError::MalformedDns { .. })
+        ));
+        assert!(matches!(
+            prepared.accept_response(&resp[..11]),
+            Err(DohError::MalformedDns { .. })
         ));
     }
 

@@ -7,18 +7,22 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::Full;
 
 use super::{DohError, DohMethod, EndpointError};
 
 /// The DoH media type (RFC 8484 §6).
 pub(crate) const DNS_MESSAGE: &str = "application/dns-message";
 
+/// [`DNS_MESSAGE`] as a header value (`content-type` and `accept`).
+const DNS_MESSAGE_VALUE: HeaderValue = HeaderValue::from_static(DNS_MESSAGE);
+
 /// An endpoint whose authority and path have been validated once.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestTarget {
     authority: Authority,
     path: String,
+    /// The URI of every POST request, built once.
+    post_uri: Uri,
 }
 
 impl RequestTarget {
@@ -45,46 +49,56 @@ impl RequestTarget {
         if checked.as_str() != path {
             return Err(bad_path());
         }
+        let post_uri = Uri::builder()
+            .scheme(Scheme::HTTPS)
+            .authority(parsed.clone())
+            .path_and_query(checked)
+            .build()
+            .map_err(|_| bad_path())?;
         Ok(RequestTarget {
             authority: parsed,
             path: path.to_owned(),
+            post_uri,
         })
     }
 
-    /// Builds the request carrying `wire` (a DNS message with ID 0).
+    /// Builds the request head carrying `wire` (a DNS message with ID 0), and the body to
+    /// send after it (`None` for GET: the message is in the URI). POST reuses the URI built
+    /// once and the constant header values; only `content-length` is made per request.
     pub(crate) fn request(
         &self,
         method: DohMethod,
         wire: &Bytes,
-    ) -> Result<Request<Full<Bytes>>, DohError> {
-        let path_and_query = match method {
-            DohMethod::Post => self.path.clone(),
+    ) -> Result<(Request<()>, Option<Bytes>), DohError> {
+        let mut request = Request::new(());
+        let body = match method {
+            DohMethod::Post => {
+                *request.method_mut() = Method::POST;
+                *request.uri_mut() = self.post_uri.clone();
+                let headers = request.headers_mut();
+                headers.insert(CONTENT_TYPE, DNS_MESSAGE_VALUE);
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(wire.len()));
+                Some(wire.clone())
+            }
             DohMethod::Get => {
                 let sep = if self.path.contains('?') { '&' } else { '?' };
-                format!("{}{sep}dns={}", self.path, URL_SAFE_NO_PAD.encode(wire))
+                let path_and_query =
+                    format!("{}{sep}dns={}", self.path, URL_SAFE_NO_PAD.encode(wire));
+                *request.uri_mut() = Uri::builder()
+                    .scheme(Scheme::HTTPS)
+                    .authority(self.authority.clone())
+                    .path_and_query(path_and_query)
+                    .build()
+                    .map_err(|_| {
+                        DohError::Endpoint(EndpointError::InvalidPath {
+                            path: self.path.clone(),
+                        })
+                    })?;
+                None
             }
         };
-        let invalid_path = || {
-            DohError::Endpoint(EndpointError::InvalidPath {
-                path: self.path.clone(),
-            })
-        };
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTPS)
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| invalid_path())?;
-        let media = HeaderValue::from_static(DNS_MESSAGE);
-        let builder = Request::builder().uri(uri).header(ACCEPT, media.clone());
-        let request = match method {
-            DohMethod::Post => builder
-                .method(Method::POST)
-                .header(CONTENT_TYPE, media)
-                .body(Full::new(wire.clone())),
-            DohMethod::Get => builder.method(Method::GET).body(Full::new(Bytes::new())),
-        };
-        request.map_err(|_| invalid_path())
+        request.headers_mut().insert(ACCEPT, DNS_MESSAGE_VALUE);
+        Ok((request, body))
     }
 }
 
@@ -137,28 +151,35 @@ mod tests {
     #[test]
     fn post_request_carries_body_and_media_types() {
         let wire = Bytes::from_static(&[0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-        let req = target().request(DohMethod::Post, &wire).unwrap();
+        let (req, body) = target().request(DohMethod::Post, &wire).unwrap();
         assert_eq!(req.method(), Method::POST);
         assert_eq!(req.uri().to_string(), "https://127.0.0.1:8443/dns-query");
         assert_eq!(req.headers()[CONTENT_TYPE], DNS_MESSAGE);
         assert_eq!(req.headers()[ACCEPT], DNS_MESSAGE);
+        assert_eq!(req.headers()[CONTENT_LENGTH], "12");
+        assert_eq!(body, Some(wire));
     }
 
     #[test]
     fn get_request_uses_unpadded_base64url() {
         // 0xfb 0xff encodes to "-_8" in base64url: both URL-specific characters, no '='.
         let wire = Bytes::from_static(&[0xfb, 0xff]);
-        let req = target().request(DohMethod::Get, &wire).unwrap();
+        let (req, body) = target().request(DohMethod::Get, &wire).unwrap();
         assert_eq!(req.method(), Method::GET);
-        assert_eq!(req.uri().path(), "/dns-query");
+        assert_eq!(
+            req.uri().to_string(),
+            "https://127.0.0.1:8443/dns-query?dns=-_8"
+        );
         assert_eq!(req.uri().query(), Some("dns=-_8"));
         assert!(req.headers().get(CONTENT_TYPE).is_none());
+        assert_eq!(req.headers()[ACCEPT], DNS_MESSAGE);
+        assert!(body.is_none());
     }
 
     #[test]
     fn get_appends_to_existing_query_string() {
         let t = RequestTarget::new("dns.example", "/q?ct=1").unwrap();
-        let req = t
+        let (req, _) = t
             .request(DohMethod::Get, &Bytes::from_static(&[1]))
             .unwrap();
         assert_eq!(req.uri().query(), Some("ct=1&dns=AQ"));
