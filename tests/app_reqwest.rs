@@ -139,7 +139,7 @@ struct HttpsServer {
 
 impl HttpsServer {
     async fn start(leaf: &IssuedLeaf) -> HttpsServer {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = ctdns::provider::default_provider();
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
