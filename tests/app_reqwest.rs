@@ -9,6 +9,8 @@
 //!
 //! Needs unbound (`scripts/test.sh` installs it); without it the tests fail, never skip.
 
+#[path = "common/provider.rs"]
+mod provider;
 #[path = "common/unbound.rs"]
 mod unbound;
 
@@ -118,11 +120,11 @@ impl Fixture {
     /// reqwest resolving through `CtResolve` over unbound and verifying HTTPS servers with
     /// the CT verifier in name mode: what `examples/reqwest_ct.rs` builds.
     fn http(&self) -> reqwest::Client {
+        let tls = name_mode_tls_config(self.verifier(), ALPN_HTTPS).expect("TLS config");
+        provider::assert_selected(tls.crypto_provider());
         reqwest::Client::builder()
             .dns_resolver(CtResolve::new(self.honest_client()))
-            .tls_backend_preconfigured(
-                name_mode_tls_config(self.verifier(), ALPN_HTTPS).expect("TLS config"),
-            )
+            .tls_backend_preconfigured(tls)
             .no_proxy()
             .build()
             .expect("reqwest client")
@@ -140,6 +142,7 @@ struct HttpsServer {
 impl HttpsServer {
     async fn start(leaf: &IssuedLeaf) -> HttpsServer {
         let provider = ctdns::provider::default_provider();
+        provider::assert_selected(&provider);
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")

@@ -115,6 +115,20 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
+    fn ids_come_from_the_selected_providers_randomness() {
+        let expected = if cfg!(feature = "ring") {
+            "Ring"
+        } else {
+            "AwsLcRs"
+        };
+        assert_eq!(format!("{:?}", system_random()), expected);
+        assert_eq!(
+            format!("{:?}", IdAllocator::new().rng),
+            format!("{:?}", crate::provider::default_provider().secure_random)
+        );
+    }
+
+    #[test]
     fn reads_and_rewrites_ids() {
         let mut msg = vec![0xAB, 0xCD, 1, 0];
         assert_eq!(message_id(&msg), Some(0xABCD));
