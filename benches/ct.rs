@@ -232,7 +232,7 @@ impl Handshakes {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = ctdns::provider::default_provider();
         let server_cfg = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .expect("TLS 1.3")

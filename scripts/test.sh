@@ -39,10 +39,25 @@ echo "== cargo clippy -D warnings (workspace; the verifier crate also with aws-l
 cargo clippy --workspace --all-targets $APPS -- -D warnings
 cargo clippy -p ctdns-verify --all-targets --no-default-features --features aws-lc-rs -- -D warnings
 cargo clippy -p ctdns --lib --features fuzzing -- -D warnings
+# ctdns on rustls's default provider (aws-lc-rs) instead of ring; testkit (test PKI) stays on.
+AWS="--no-default-features --features aws-lc-rs,testkit,reqwest,hickory-resolver"
+cargo clippy -p ctdns --all-targets $AWS -- -D warnings
 echo "== cargo test (workspace: libraries, binary, integration tests, examples)"
 cargo test --workspace $APPS --lib --bins --tests --examples -- --test-threads=2
-echo "== cargo test -p ctdns-verify with the aws-lc-rs provider"
+echo "== cargo test -p ctdns-verify with the aws-lc-rs provider (incl. the README's rustls snippet)"
 cargo test -p ctdns-verify --no-default-features --features aws-lc-rs -- --test-threads=2
+echo "== ctdns with aws-lc-rs: the app tests (reqwest, hickory; the README's reqwest snippet)"
+cargo test -p ctdns $AWS --test app_reqwest --test app_hickory --test readme_snippets -- --test-threads=2
+echo "== the README's dependency lines build as written, and pull no ring without testkit"
+cargo build -p ctdns --no-default-features --features aws-lc-rs,reqwest --example reqwest_ct
+cargo build -p ctdns-verify --no-default-features --features aws-lc-rs --example rustls_ct
+for features in aws-lc-rs,reqwest aws-lc-rs,reqwest,hickory-resolver; do
+  if cargo tree -q -e normal -p ctdns --no-default-features --features "$features" -i ring 2>/dev/null | grep -q .; then
+    echo "ring in the normal dependencies of ctdns with $features:" >&2
+    cargo tree -e normal -p ctdns --no-default-features --features "$features" -i ring >&2
+    exit 1
+  fi
+done
 echo "== cargo test --benches (each benchmark runs once, as a check that it works)"
 cargo test --workspace $APPS --benches
 echo "== doc tests, and the docs build without warnings"

@@ -314,15 +314,14 @@ impl EvidenceStore {
 
 /// Identity of a refusal for collapsing: the upstream and every certificate of the chain.
 fn refusal_key(upstream: &str, chain: &[Vec<u8>]) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(&(upstream.len() as u64).to_be_bytes());
+    use sha2::Digest;
+    let mut ctx = sha2::Sha256::new();
+    ctx.update((upstream.len() as u64).to_be_bytes());
     ctx.update(upstream.as_bytes());
     for cert in chain {
-        ctx.update(&CertFingerprint::of_cert(cert).0);
+        ctx.update(CertFingerprint::of_cert(cert).0);
     }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(ctx.finish().as_ref());
-    key
+    ctx.finalize().into()
 }
 
 impl RefusalObserver for EvidenceStore {

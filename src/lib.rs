@@ -77,7 +77,14 @@ pub mod metrics;
 pub mod pki;
 pub mod provider {
     //! The crypto provider and hashes (re-exported from the `ctdns-verify` crate).
+    //!
+    //! The feature `ring` (the default) selects rustls's ring provider, `aws-lc-rs` rustls's
+    //! default provider (aws-lc-rs); with both, ring. Every TLS connection, signature check
+    //! and the DNS message-ID randomness use it.
     pub use ctdns_verify::provider::*;
+
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    compile_error!("ctdns needs a crypto provider: enable the feature `ring` or `aws-lc-rs`");
 }
 pub mod privileges;
 pub mod runtime;

@@ -13,6 +13,8 @@
 //!
 //! Needs unbound (`scripts/test.sh` installs it); without it the tests fail, never skip.
 
+#[path = "common/provider.rs"]
+mod provider;
 #[path = "common/unbound.rs"]
 mod unbound;
 
@@ -155,6 +157,8 @@ fn resolver(
     refusals: &Arc<Refusals>,
 ) -> hickory_resolver::TokioResolver {
     let verifier = f.verifier().with_observer(refusals.clone());
+    // The resolver's TLS configuration is built from the verifier's provider.
+    provider::assert_selected(verifier.provider());
     let mut builder = ctdns::client::hickory::builder(vec![server], verifier).expect("builder");
     builder.options_mut().timeout = Duration::from_secs(3);
     builder.options_mut().attempts = 1;

@@ -9,6 +9,13 @@
 //!
 //! Needs unbound (`scripts/test.sh` installs it); without it the tests fail, never skip.
 
+#[path = "common/provider.rs"]
+mod provider;
+/// The README's reqwest snippet (`examples/reqwest_ct.rs`), run here on loopback; its
+/// `main` is never called.
+#[path = "../examples/reqwest_ct.rs"]
+#[allow(dead_code)]
+mod readme;
 #[path = "common/unbound.rs"]
 mod unbound;
 
@@ -65,8 +72,9 @@ impl Fixture {
         }
     }
 
-    /// A ctdns client over unbound's DoT, the upstream pinned to `pin`.
-    fn client(&self, pin: &str) -> Client {
+    /// A ctdns configuration: the PKI's root and log list, unbound's DoT as the one
+    /// upstream, pinned to `pin`.
+    fn config(&self, pin: &str) -> ctdns::config::Config {
         let mut config = ctdns::config::Config::from_toml(&format!(
             "[tls]\nroots = {:?}\n[ct]\nlog_list = {:?}\n",
             self.files.ca.display().to_string(),
@@ -79,7 +87,12 @@ impl Fixture {
             name: None,
             pins: vec![SpkiPin::parse(pin).expect("pin")],
         }];
-        Client::from_config(&config).expect("client")
+        config
+    }
+
+    /// A ctdns client over unbound's DoT, the upstream pinned to `pin`.
+    fn client(&self, pin: &str) -> Client {
+        Client::from_config(&self.config(pin)).expect("client")
     }
 
     fn honest_client(&self) -> Client {
@@ -118,11 +131,11 @@ impl Fixture {
     /// reqwest resolving through `CtResolve` over unbound and verifying HTTPS servers with
     /// the CT verifier in name mode: what `examples/reqwest_ct.rs` builds.
     fn http(&self) -> reqwest::Client {
+        let tls = name_mode_tls_config(self.verifier(), ALPN_HTTPS).expect("TLS config");
+        provider::assert_selected(tls.crypto_provider());
         reqwest::Client::builder()
             .dns_resolver(CtResolve::new(self.honest_client()))
-            .tls_backend_preconfigured(
-                name_mode_tls_config(self.verifier(), ALPN_HTTPS).expect("TLS config"),
-            )
+            .tls_backend_preconfigured(tls)
             .no_proxy()
             .build()
             .expect("reqwest client")
@@ -139,7 +152,8 @@ struct HttpsServer {
 
 impl HttpsServer {
     async fn start(leaf: &IssuedLeaf) -> HttpsServer {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = ctdns::provider::default_provider();
+        provider::assert_selected(&provider);
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
@@ -285,4 +299,39 @@ async fn reqwest_fetches_from_an_honest_server_and_refuses_ct_less_and_misnamed_
         0,
         "no HTTP request"
     );
+}
+
+/// The README snippet as an app writes it: one ctdns `Config` (here the test PKI's root and
+/// log list, unbound's DoT upstream) and `ct_reqwest`. `www.test` resolves through unbound
+/// over CT-verified DoT; the honest server's page is fetched, a CT-less one is refused by
+/// the CT policy before any HTTP request.
+#[tokio::test]
+async fn the_readme_snippet_fetches_through_ct_verified_dot_and_refuses_ct_less_servers() {
+    let f = Fixture::start();
+    let http = readme::ct_reqwest(&f.config(&f.pki.root().spki_sha256_base64())).expect("client");
+
+    let honest =
+        HttpsServer::start(&f.web_leaf("www.test", &[default_logs::ALPHA, default_logs::BETA]))
+            .await;
+    let response = http.get(honest.url()).send().await.expect("honest server");
+    assert_eq!(response.text().await.expect("body"), BODY);
+    assert_eq!(honest.requests.load(Ordering::SeqCst), 1);
+
+    let ct_less = HttpsServer::start(&f.web_leaf("www.test", &[])).await;
+    let err = http
+        .get(ct_less.url())
+        .send()
+        .await
+        .expect_err("a certificate without SCTs must be refused");
+    assert_eq!(
+        Refusal::find_in(&err).map(|r| r.rule()),
+        Some("ct-policy"),
+        "{err:?}"
+    );
+    assert_eq!(ct_less.requests.load(Ordering::SeqCst), 0);
+
+    // A name unbound does not have: resolution fails (NXDOMAIN), nothing is fetched.
+    let missing = format!("https://missing.test:{}/", honest.addr.port());
+    assert!(http.get(missing).send().await.is_err());
+    assert_eq!(honest.requests.load(Ordering::SeqCst), 1);
 }

@@ -95,7 +95,7 @@ fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: &Path,
 ) -> Result<rustls::ServerConfig, Box<dyn std::error::Error>> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let provider = ctdns::provider::default_provider();
     Ok(rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

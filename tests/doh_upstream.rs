@@ -40,13 +40,12 @@ impl TestPki {
     }
 
     fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(self.0.root_store(false).unwrap())
-        .with_no_client_auth();
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(ctdns::provider::default_provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(self.0.root_store(false).unwrap())
+                .with_no_client_auth();
         config.resumption = rustls::client::Resumption::disabled();
         config.alpn_protocols = vec![b"h2".to_vec()];
         Arc::new(config)

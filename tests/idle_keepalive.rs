@@ -244,13 +244,12 @@ async fn testkit_server() -> (TestServer, Arc<rustls::ClientConfig>) {
     .start()
     .await
     .unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(pki.root_store(false).unwrap())
-    .with_no_client_auth();
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(ctdns::provider::default_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(pki.root_store(false).unwrap())
+            .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
     (server, Arc::new(config))
 }

@@ -16,7 +16,7 @@ use rustls::{CertificateError, RootCertStore};
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    ctdns::provider::default_provider()
 }
 
 struct Outcome {

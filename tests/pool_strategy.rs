@@ -56,13 +56,12 @@ async fn server(pki: &ctdns::pki::TestPki, delay: Duration) -> TestServer {
 /// The slow server first in configuration order, then the fast one.
 async fn pair(strategy: Strategy) -> Pair {
     let pki = ctdns::pki::TestPki::generate(&PkiOptions::default()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(pki.root_store(false).unwrap())
-    .with_no_client_auth();
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(ctdns::provider::default_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(pki.root_store(false).unwrap())
+            .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
     let config = Arc::new(config);
     let slow = server(&pki, SLOW).await;

@@ -51,14 +51,12 @@ fn trust(pki: &TestPki) -> Trust {
 }
 
 fn server_config(leaf: &IssuedLeaf, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(leaf.chain.clone(), leaf.key_der())
-    .unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(ctdns::provider::default_provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), leaf.key_der())
+        .unwrap();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(cfg)
 }

@@ -622,7 +622,8 @@ fn connect_failure(
 /// under its own ID and restores this one).
 fn query_wire(name: &Name, rtype: RecordType) -> Result<Vec<u8>, String> {
     let mut b = [0u8; 2];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+    crate::upstream::msgid::system_random()
+        .fill(&mut b)
         .map_err(|_| "no randomness for the message ID".to_string())?;
     let mut msg = Message::new(u16::from_be_bytes(b), MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = true;
@@ -784,18 +785,16 @@ mod tests {
     async fn dot_server(
         leaf: &IssuedLeaf,
     ) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<bool>>) {
-        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert_with_ocsp(
-            leaf.chain.clone(),
-            leaf.key_der(),
-            leaf.ocsp_response.clone().unwrap_or_default(),
-        )
-        .unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(crate::provider::default_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert_with_ocsp(
+                leaf.chain.clone(),
+                leaf.key_der(),
+                leaf.ocsp_response.clone().unwrap_or_default(),
+            )
+            .unwrap();
         let listener = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let acceptor = TlsAcceptor::from(Arc::new(cfg));
@@ -981,14 +980,13 @@ mod tests {
         leaf: &IssuedLeaf,
         alpn: &[&[u8]],
     ) -> (SocketAddr, tokio::task::JoinHandle<usize>) {
-        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(leaf.chain.clone(), leaf.key_der())
-        .unwrap();
+        let mut cfg =
+            rustls::ServerConfig::builder_with_provider(crate::provider::default_provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(leaf.chain.clone(), leaf.key_der())
+                .unwrap();
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let listener = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();

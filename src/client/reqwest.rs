@@ -6,9 +6,10 @@
 //! [`super::name_mode_tls_config`] through `ClientBuilder::tls_backend_preconfigured`
 //! (`use_preconfigured_tls` in older reqwest): see `examples/reqwest_ct.rs`.
 //!
-//! ctdns enables reqwest's `rustls-no-provider` (ring stays the only crypto provider), so a
-//! reqwest client built with neither `tls_backend_preconfigured` nor a process-wide rustls
-//! provider installed panics in `build()` (reqwest's behaviour); an app that enables
+//! ctdns enables reqwest's `rustls-no-provider` (ctdns's provider, ring or aws-lc-rs by
+//! feature, stays the only one; see [`crate::provider`]), so a reqwest client built with
+//! neither `tls_backend_preconfigured` nor a process-wide rustls provider installed panics
+//! in `build()` (reqwest's behaviour); an app that enables
 //! reqwest's own `rustls` feature gets its default provider (aws-lc-rs) instead.
 //!
 //! ```no_run

@@ -194,7 +194,7 @@ mod tests {
     use rustls::client::WebPkiServerVerifier;
 
     fn client(roots: rustls::RootCertStore) -> (Arc<rustls::ClientConfig>, Arc<ObservedVerifier>) {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::provider::default_provider();
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .unwrap();

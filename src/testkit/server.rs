@@ -362,10 +362,11 @@ impl ServerCert {
         self
     }
 
-    /// A rustls server configuration (ring provider, safe default versions) serving this
+    /// A rustls server configuration (the crypto provider selected by the crate features,
+    /// [`crate::provider::default_provider`]; safe default versions) serving this
     /// chain with `alpn` protocols.
     pub fn server_config(&self, alpn: &[&[u8]]) -> Result<rustls::ServerConfig, ServerError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::provider::default_provider();
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
@@ -1361,7 +1362,7 @@ mod tests {
         assert_ne!(addr.port(), 0);
         assert_eq!(server.protocol(), Protocol::Dot);
 
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::provider::default_provider();
         let client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()

@@ -224,13 +224,12 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_listening_is_a_connect_error_and_a_silent_peer_a_connect_timeout() {
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
+        let config =
+            rustls::ClientConfig::builder_with_provider(crate::provider::default_provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
         let tls = connector(&config, None);
         assert!(!tls.config().enable_early_data);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -795,13 +795,12 @@ mod tests {
 
     #[test]
     fn options_are_clamped() {
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
+        let config =
+            rustls::ClientConfig::builder_with_provider(crate::provider::default_provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
         let t = DotTransport::new(
             "127.0.0.1:853".parse().unwrap(),
             Arc::new(config),

@@ -6,9 +6,9 @@
 //! outstanding queries, and the client's own ID is put back on the response.
 
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
-use ring::rand::{SecureRandom, SystemRandom};
+use rustls::crypto::SecureRandom;
 
 /// Random draws tried before scanning for a free ID.
 const RANDOM_TRIES: usize = 16;
@@ -29,12 +29,13 @@ pub fn set_message_id(msg: &mut [u8], id: u16) -> bool {
 
 /// Picks message IDs that are unpredictable and not in use.
 ///
-/// Every ID is two bytes of the system CSPRNG (ring's [`SystemRandom`]), as unpredictable
+/// Every ID is two bytes of the system CSPRNG (the selected crypto provider's
+/// [`SecureRandom`], see [`crate::provider`]), as unpredictable
 /// as drawing them one at a time; they are only fetched `RANDOM_BUFFER` bytes at a time,
 /// and each byte is used once and then cleared.
 #[derive(Debug)]
 pub struct IdAllocator {
-    rng: SystemRandom,
+    rng: &'static dyn SecureRandom,
     pool: Mutex<RandomPool>,
     /// Fallback source if the system RNG fails (it does not in practice).
     counter: AtomicU16,
@@ -57,7 +58,7 @@ impl IdAllocator {
     /// A new allocator.
     pub fn new() -> Self {
         IdAllocator {
-            rng: SystemRandom::new(),
+            rng: system_random(),
             pool: Mutex::new(RandomPool {
                 bytes: [0; RANDOM_BUFFER],
                 next: RANDOM_BUFFER,
@@ -101,10 +102,31 @@ impl IdAllocator {
     }
 }
 
+/// The system CSPRNG of the crypto provider selected by the crate features (ring or
+/// aws-lc-rs): the same randomness rustls uses for the TLS handshakes.
+pub fn system_random() -> &'static dyn SecureRandom {
+    static RNG: OnceLock<&'static dyn SecureRandom> = OnceLock::new();
+    *RNG.get_or_init(|| crate::provider::default_provider().secure_random)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn ids_come_from_the_selected_providers_randomness() {
+        let expected = if cfg!(feature = "ring") {
+            "Ring"
+        } else {
+            "AwsLcRs"
+        };
+        assert_eq!(format!("{:?}", system_random()), expected);
+        assert_eq!(
+            format!("{:?}", IdAllocator::new().rng),
+            format!("{:?}", crate::provider::default_provider().secure_random)
+        );
+    }
 
     #[test]
     fn reads_and_rewrites_ids() {

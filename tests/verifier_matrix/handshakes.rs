@@ -23,7 +23,10 @@ impl ResolvesServerCert for Swappable {
 }
 
 fn certified(leaf: &IssuedLeaf, ocsp: &[u8]) -> Arc<CertifiedKey> {
-    let key = rustls::crypto::ring::sign::any_supported_type(&leaf.key_der()).unwrap();
+    let key = ctdns::provider::default_provider()
+        .key_provider
+        .load_private_key(leaf.key_der())
+        .unwrap();
     let mut ck = CertifiedKey::new(leaf.chain.clone(), key);
     ck.ocsp = (!ocsp.is_empty()).then(|| ocsp.to_vec());
     Arc::new(ck)

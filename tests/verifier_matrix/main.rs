@@ -71,7 +71,7 @@ const MIMIC1: &str = "Mimic1";
 const MIMIC2: &str = "Mimic2";
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    ctdns::provider::default_provider()
 }
 
 fn unix(t: OffsetDateTime) -> UnixTime {

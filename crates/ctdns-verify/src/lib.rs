@@ -48,6 +48,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// The rustls this crate is built against (0.23), so an app needs no second dependency (and
+/// no version match) to build a `ClientConfig` around [`tls::CtVerifier`].
+pub use rustls;
+
 pub mod ct;
 pub mod events;
 #[cfg(feature = "testkit")]
