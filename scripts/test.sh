@@ -63,6 +63,8 @@ cargo test --workspace $APPS --benches
 echo "== doc tests, and the docs build without warnings"
 cargo test --workspace $APPS --doc
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace $APPS
-echo "== the verifier crate packages"
-cargo package -p ctdns-verify --no-verify --allow-dirty --list >/dev/null
-cargo package -p ctdns-verify --no-verify --allow-dirty
+echo "== both crates package"
+# Both crates: `--workspace` packages ctdns against the ctdns-verify package built here (it is
+# not on a registry). --no-verify: the verifier's unit tests read tests/data/ of the repository.
+cargo package --workspace --no-verify --allow-dirty --list >/dev/null
+cargo package --workspace --no-verify --allow-dirty
