@@ -59,7 +59,7 @@ use super::keepalive;
 use super::msgid::IdAllocator;
 use super::query::Prepared;
 use super::{BoxFuture, DialStats, Transport, UpstreamError};
-use crate::wire::{self, Header, Question, WireError};
+use crate::wire::{self, Header, Question};
 
 type Stream = TlsStream<TcpStream>;
 
@@ -234,14 +234,7 @@ impl DotTransport {
             sent_at: Instant::now(),
             stall_timeout: self.opts.stall_timeout,
         };
-        let message = prepared.message(id);
-        // `Prepared` holds at most 65535 bytes.
-        let frame_len = u16::try_from(message.len()).map_err(|_| {
-            UpstreamError::MalformedQuery(WireError::TooLong { len: message.len() })
-        })?;
-        let mut frame = Vec::with_capacity(message.len() + 2);
-        frame.extend_from_slice(&frame_len.to_be_bytes());
-        frame.extend_from_slice(&message);
+        let frame = prepared.frame(id).map_err(UpstreamError::MalformedQuery)?;
         match deadline.run(conn.outgoing.send(frame)).await {
             Err(_) => return Err(UpstreamError::Timeout),
             Ok(Err(_)) => return Err(conn.lost()),

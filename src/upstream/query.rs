@@ -99,6 +99,24 @@ impl Prepared {
         out
     }
 
+    /// The bytes to send under message ID `id`, behind the two-byte length prefix of DNS over
+    /// a stream (RFC 1035 §4.2.2, RFC 7858): one buffer, built once.
+    ///
+    /// Errors: [`WireError::TooLong`] if the message does not fit the prefix (never for a
+    /// message [`Prepared::with_keepalive`] accepted).
+    pub fn frame(&self, id: u16) -> Result<Vec<u8>, WireError> {
+        let len = u16::try_from(self.bytes.len()).map_err(|_| WireError::TooLong {
+            len: self.bytes.len(),
+        })?;
+        let mut frame = Vec::with_capacity(self.bytes.len() + 2);
+        frame.extend_from_slice(&len.to_be_bytes());
+        frame.extend_from_slice(&self.bytes);
+        if let Some(message) = frame.get_mut(2..) {
+            super::msgid::set_message_id(message, id);
+        }
+        Ok(frame)
+    }
+
     /// The query's question, which the response must repeat.
     pub fn question(&self) -> &Question {
         &self.question
@@ -163,6 +181,21 @@ mod tests {
                 assert_eq!(&m[2..], &padding::pad_query(&q).unwrap().bytes[2..]);
             }
             assert_eq!(p.question(), &wire::question(&q).unwrap());
+        }
+    }
+
+    #[test]
+    fn frame_is_the_message_behind_its_length() {
+        for pad in [false, true] {
+            let q = query(0xBEEF, "example.com.", false);
+            let p = Prepared::new(&q, pad).unwrap();
+            let frame = p.frame(0x0102).unwrap();
+            let message = p.message(0x0102);
+            assert_eq!(
+                &frame[..2],
+                &u16::try_from(message.len()).unwrap().to_be_bytes()
+            );
+            assert_eq!(&frame[2..], &message[..]);
         }
     }
 
